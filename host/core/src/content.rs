@@ -194,9 +194,15 @@ mod tests {
     #[test]
     fn content_rules() {
         check(r#"{"type":"text","text":"hi"}"#, Ok(()));
-        check(r#"{"type":"text","text":"  "}"#, Err("text: must not be empty"));
+        check(
+            r#"{"type":"text","text":"  "}"#,
+            Err("text: must not be empty"),
+        );
         check(r#"{"type":"text"}"#, Err("parse: missing field `text`"));
-        check(r#"{"type":"video","url":"x"}"#, Err("parse: unknown variant"));
+        check(
+            r#"{"type":"video","url":"x"}"#,
+            Err("parse: unknown variant"),
+        );
         check(
             r#"{"type":"text","text":"hi","extra":1}"#,
             Err("parse: unknown field"),
@@ -210,7 +216,10 @@ mod tests {
             r#"{"type":"card","blocks":[{"kind":"image","url":"http://x"}]}"#,
             Err("https"),
         );
-        let big = format!(r#"{{"type":"text","text":"{}"}}"#, "a".repeat(16 * 1024 + 1));
+        let big = format!(
+            r#"{{"type":"text","text":"{}"}}"#,
+            "a".repeat(16 * 1024 + 1)
+        );
         check(&big, Err("at most"));
     }
 

@@ -1,9 +1,9 @@
 //! Conversations and messages as the rest of the system sees them.
 
+use crate::UnixMillis;
 use crate::content::Content;
 use crate::ids::{ConversationId, MessageId, UserId};
 use crate::validation::Invalid;
-use crate::UnixMillis;
 use serde::{Deserialize, Serialize};
 use std::str::FromStr;
 

@@ -1,1 +1,24 @@
-//! Placeholder.
+//! The only crate that speaks SQL. [`Store`] opens SQLite (the embedded default, WAL with
+//! `synchronous=FULL`) or PostgreSQL through sqlx's `Any` driver, runs the migrations, and offers
+//! typed queries. Every statement is written once, in the SQL both databases share (`$1`
+//! placeholders, `RETURNING`, partial indexes). Messages are appended through a group-commit
+//! writer ([`writer`]) so that many concurrent sends share one durable commit.
+
+mod conversations;
+mod db;
+mod error;
+mod messages;
+mod migrate;
+mod sessions;
+pub mod testing;
+mod users;
+pub mod writer;
+
+pub use conversations::{Conversation, ConversationSummary, Member};
+pub use db::{Backend, Store, StoreConfig};
+pub use error::StoreError;
+pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef};
+pub use users::{NewUser, User, UserWithHash};
+
+/// Result of a store operation.
+pub type Result<T> = std::result::Result<T, StoreError>;

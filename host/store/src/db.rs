@@ -1,0 +1,144 @@
+//! Opening the database: choosing SQLite or PostgreSQL, connection options, pool and the writer.
+
+use crate::migrate;
+use crate::writer::{CommitHook, Writer};
+use crate::{Result, StoreError};
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+use std::path::PathBuf;
+
+use std::time::Duration;
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file in the data directory.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// How to open the store.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    /// SQLite database `minihost.db` inside this directory (created if missing).
+    Sqlite {
+        /// The data directory.
+        data_dir: PathBuf,
+    },
+    /// Any sqlx URL: `postgres://...` or `sqlite://...`.
+    Url(String),
+}
+
+/// The handle every other crate uses to read and write state. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    pub(crate) backend: Backend,
+    pub(crate) writer: Writer,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, applies the migrations and starts the message
+    /// writer. `hook` is called, in commit order, with every batch of newly stored messages.
+    pub async fn open(config: &StoreConfig, hook: Option<CommitHook>) -> Result<Self> {
+        install_default_drivers();
+        let (url, backend) = match config {
+            StoreConfig::Sqlite { data_dir } => {
+                std::fs::create_dir_all(data_dir).map_err(|e| {
+                    StoreError::Open(format!("data directory {}: {e}", data_dir.display()))
+                })?;
+                let path = data_dir.join("minihost.db");
+                (
+                    format!("sqlite://{}?mode=rwc", path.display()),
+                    Backend::Sqlite,
+                )
+            }
+            StoreConfig::Url(url) if url.starts_with("postgres") => {
+                (url.clone(), Backend::Postgres)
+            }
+            StoreConfig::Url(url) if url.starts_with("sqlite:") => (url.clone(), Backend::Sqlite),
+            StoreConfig::Url(url) => {
+                return Err(StoreError::Open(format!(
+                    "unsupported database URL scheme in {:?} (use postgres:// or sqlite://)",
+                    redact(url)
+                )));
+            }
+        };
+        let options = AnyPoolOptions::new()
+            .max_connections(match backend {
+                Backend::Sqlite => 8,
+                Backend::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(10));
+        let options = if backend == Backend::Sqlite {
+            options.after_connect(|conn, _meta| {
+                Box::pin(async move {
+                    // WAL lets readers run beside the one writer; FULL makes every acknowledged
+                    // commit durable across a power cut; busy_timeout waits out a held write lock.
+                    conn.execute("PRAGMA journal_mode = WAL").await?;
+                    conn.execute("PRAGMA synchronous = FULL").await?;
+                    conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    conn.execute("PRAGMA foreign_keys = ON").await?;
+                    Ok(())
+                })
+            })
+        } else {
+            options
+        };
+        let pool = options
+            .connect(&url)
+            .await
+            .map_err(|e| StoreError::Open(format!("{}: {e}", redact(&url))))?;
+        migrate::run(&pool, backend).await?;
+        let writer = Writer::start(pool.clone(), hook);
+        Ok(Store {
+            pool,
+            backend,
+            writer,
+        })
+    }
+
+    /// Which database this store uses.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Stops accepting appends, lets queued ones commit, and closes the pool.
+    pub async fn close(&self) {
+        self.writer.shutdown().await;
+        self.pool.close().await;
+    }
+
+    /// Checks that the database answers (for `/healthz`).
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+}
+
+/// A URL with its password (if any) hidden, for error messages and logs.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

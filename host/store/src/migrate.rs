@@ -1,0 +1,63 @@
+//! Schema migrations, embedded in the binary and applied in order at start-up, each in its own
+//! transaction. Several PostgreSQL nodes starting at once serialise on an advisory lock.
+
+use crate::Result;
+use crate::db::Backend;
+use sqlx::AnyPool;
+use sqlx::AssertSqlSafe;
+
+/// The migrations, in order. A migration, once released, is never edited: add a new one.
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "messenger",
+    include_str!("../migrations/0001_messenger.sql"),
+)];
+
+/// Applies every migration not yet recorded in `schema_migrations`.
+pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
+    let mut conn = pool.acquire().await?;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_lock(7204911)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let result = apply(&mut conn).await;
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_unlock(7204911)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    result
+}
+
+async fn apply(conn: &mut sqlx::AnyConnection) -> Result<()> {
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    for (version, name, sql) in MIGRATIONS {
+        let done: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *conn)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::raw_sql(AssertSqlSafe(*sql)).execute(&mut *tx).await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+        )
+        .bind(*version)
+        .bind(*name)
+        .bind(minihost_core::now_millis())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        tracing::info!(version, name, "applied migration");
+    }
+    Ok(())
+}

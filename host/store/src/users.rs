@@ -1,0 +1,123 @@
+//! Accounts: create, look up, change role.
+
+use crate::{Result, Store, StoreError};
+use minihost_core::{DisplayName, Role, UserId, Username};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AssertSqlSafe, Row};
+
+/// A user as other users and the API see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// The user's id.
+    pub id: UserId,
+    /// Unique login name.
+    pub username: Username,
+    /// Name shown to others.
+    pub display_name: DisplayName,
+    /// What the account may do.
+    pub role: Role,
+}
+
+/// A user together with the stored password hash, for sign-in only.
+#[derive(Debug, Clone)]
+pub struct UserWithHash {
+    /// The user.
+    pub user: User,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+}
+
+/// What is needed to create an account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Login name.
+    pub username: Username,
+    /// Shown name.
+    pub display_name: DisplayName,
+    /// argon2id PHC string of the password.
+    pub password_hash: String,
+    /// Initial role.
+    pub role: Role,
+}
+
+const USER_COLUMNS: &str = "id, username, display_name, role, password_hash";
+
+pub(crate) fn user_from_row(row: &AnyRow) -> Result<UserWithHash> {
+    let role: String = row.try_get("role")?;
+    Ok(UserWithHash {
+        user: User {
+            id: UserId::from_string(row.try_get::<String, _>("id")?),
+            username: Username::from_trusted(row.try_get("username")?),
+            display_name: DisplayName::from_trusted(row.try_get("display_name")?),
+            role: role
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("role {role:?}")))?,
+        },
+        password_hash: row.try_get("password_hash")?,
+    })
+}
+
+impl Store {
+    /// Creates an account. A taken username is [`StoreError::Conflict`]`("username")`.
+    pub async fn create_user(&self, new: NewUser) -> Result<User> {
+        let id = UserId::generate();
+        sqlx::query(
+            "INSERT INTO users (id, username, display_name, password_hash, role, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id.as_str())
+        .bind(new.username.as_str())
+        .bind(new.display_name.as_str())
+        .bind(&new.password_hash)
+        .bind(new.role.as_str())
+        .bind(minihost_core::now_millis())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::conflict_on_unique(e, "username"))?;
+        Ok(User {
+            id,
+            username: new.username,
+            display_name: new.display_name,
+            role: new.role,
+        })
+    }
+
+    /// The account with this username, with its password hash.
+    pub async fn user_by_username(&self, username: &str) -> Result<Option<UserWithHash>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
+        )))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    /// The account with this id.
+    pub async fn user_by_id(&self, id: &UserId) -> Result<Option<User>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id = $1"
+        )))
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.as_ref().map(user_from_row).transpose()?.map(|u| u.user))
+    }
+
+    /// Changes a user's role; [`StoreError::NotFound`] if there is no such user.
+    pub async fn set_role(&self, username: &str, role: Role) -> Result<User> {
+        let done = sqlx::query("UPDATE users SET role = $1 WHERE username = $2")
+            .bind(role.as_str())
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        self.user_by_username(username)
+            .await?
+            .map(|u| u.user)
+            .ok_or(StoreError::NotFound)
+    }
+}

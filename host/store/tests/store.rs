@@ -1,0 +1,432 @@
+//! Store behaviour on every configured backend: SQLite always, PostgreSQL when
+//! `MINIHOST_TEST_POSTGRES` names a server. Each test gets fresh databases.
+
+use minihost_core::{Content, ConversationId, DisplayName, Role, Sender, UserId, Username};
+use minihost_store::testing::TestDb;
+use minihost_store::{HistoryQuery, NewMessage, NewUser, Store, StoreError, User};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+async fn user(store: &Store, name: &str) -> User {
+    store
+        .create_user(NewUser {
+            username: Username::parse(name).unwrap(),
+            display_name: DisplayName::parse(name).unwrap(),
+            password_hash: "not-a-real-hash".into(),
+            role: Role::User,
+        })
+        .await
+        .unwrap()
+}
+
+fn text(conv: &ConversationId, from: &User, t: &str, key: Option<&str>) -> NewMessage {
+    NewMessage {
+        conversation: conv.clone(),
+        sender: Sender::User {
+            id: from.id.clone(),
+            username: from.username.to_string(),
+        },
+        content: Content::text(t),
+        idempotency_key: key.map(str::to_owned),
+    }
+}
+
+/// Runs `body` once per backend with a fresh store.
+macro_rules! on_every_backend {
+    (|$store:ident, $db:ident| $body:block) => {{
+        for $db in TestDb::all().await.unwrap() {
+            let $store = $db.open(None).await.unwrap();
+            $body
+            $store.close().await;
+            $db.cleanup().await.unwrap();
+        }
+    }};
+}
+
+#[tokio::test]
+async fn accounts_and_sessions() {
+    on_every_backend!(|store, db| {
+        let alice = user(&store, "alice").await;
+        let again = store
+            .create_user(NewUser {
+                username: Username::parse("alice").unwrap(),
+                display_name: DisplayName::parse("Other").unwrap(),
+                password_hash: "x".into(),
+                role: Role::User,
+            })
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::Conflict("username"))),
+            "{}",
+            db.name
+        );
+        let found = store.user_by_username("alice").await.unwrap().unwrap();
+        assert_eq!(found.user, alice);
+        assert_eq!(found.password_hash, "not-a-real-hash");
+
+        let now = minihost_core::now_millis();
+        store
+            .create_session("tok-live", &alice.id, now + 60_000)
+            .await
+            .unwrap();
+        store
+            .create_session("tok-old", &alice.id, now - 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.session_user("tok-live", now).await.unwrap(),
+            Some(alice.clone())
+        );
+        assert_eq!(
+            store.session_user("tok-old", now).await.unwrap(),
+            None,
+            "expired"
+        );
+        assert_eq!(store.session_user("nope", now).await.unwrap(), None);
+        assert!(store.revoke_session("tok-live").await.unwrap());
+        assert!(!store.revoke_session("tok-live").await.unwrap());
+        assert_eq!(
+            store.session_user("tok-live", now).await.unwrap(),
+            None,
+            "revoked"
+        );
+
+        let admin = store.set_role("alice", Role::Admin).await.unwrap();
+        assert_eq!(admin.role, Role::Admin);
+        assert!(matches!(
+            store.set_role("ghost", Role::Admin).await,
+            Err(StoreError::NotFound)
+        ));
+    });
+}
+
+#[tokio::test]
+async fn direct_conversations_are_one_per_pair() {
+    on_every_backend!(|store, db| {
+        let a = user(&store, "alice").await;
+        let b = user(&store, "bob").await;
+        let c = user(&store, "carol").await;
+        let (first, created) = store.open_direct(&a.id, &b.id).await.unwrap();
+        assert!(created);
+        let (second, created_again) = store.open_direct(&b.id, &a.id).await.unwrap();
+        assert!(!created_again, "{}", db.name);
+        assert_eq!(first.id, second.id);
+        let members: BTreeSet<String> = store
+            .members(&first.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.username)
+            .collect();
+        assert_eq!(members, BTreeSet::from(["alice".into(), "bob".into()]));
+        assert!(
+            store
+                .conversation_for_member(&first.id, &c.id)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .conversation_for_member(&first.id, &a.id)
+                .await
+                .unwrap()
+                .is_some()
+        );
+    });
+}
+
+#[tokio::test]
+async fn groups_add_and_remove_members() {
+    on_every_backend!(|store, _db| {
+        let a = user(&store, "alice").await;
+        let b = user(&store, "bob").await;
+        let c = user(&store, "carol").await;
+        let g = store
+            .create_group(&a.id, "Lunch", &[b.id.clone()])
+            .await
+            .unwrap();
+        assert_eq!(store.members(&g.id).await.unwrap().len(), 2);
+        let added = store
+            .add_members(&g.id, &[b.id.clone(), c.id.clone()])
+            .await
+            .unwrap();
+        assert_eq!(added, vec![c.id.clone()]);
+        assert!(store.remove_member(&g.id, &b.id).await.unwrap());
+        assert!(!store.remove_member(&g.id, &b.id).await.unwrap());
+        assert!(!store.is_member(&g.id, &b.id).await.unwrap());
+        assert_eq!(
+            store.conversation_ids_of(&c.id).await.unwrap(),
+            vec![g.id.clone()]
+        );
+    });
+}
+
+#[tokio::test]
+async fn history_pages_in_both_directions() {
+    on_every_backend!(|store, db| {
+        let a = user(&store, "alice").await;
+        let b = user(&store, "bob").await;
+        let (conv, _) = store.open_direct(&a.id, &b.id).await.unwrap();
+        for i in 1..=10 {
+            let m = store
+                .append(text(&conv.id, &a, &format!("m{i}"), None))
+                .await
+                .unwrap();
+            assert_eq!(m.message.seq, i, "{}", db.name);
+            assert!(!m.duplicate);
+        }
+        let seqs = |v: Vec<minihost_core::Message>| v.iter().map(|m| m.seq).collect::<Vec<_>>();
+        let q = |before, after, limit| HistoryQuery {
+            before,
+            after,
+            limit,
+        };
+        assert_eq!(
+            seqs(store.history(&conv.id, q(None, None, 3)).await.unwrap()),
+            vec![8, 9, 10]
+        );
+        assert_eq!(
+            seqs(store.history(&conv.id, q(Some(8), None, 3)).await.unwrap()),
+            vec![5, 6, 7]
+        );
+        assert_eq!(
+            seqs(store.history(&conv.id, q(None, Some(8), 5)).await.unwrap()),
+            vec![9, 10]
+        );
+        assert_eq!(
+            seqs(
+                store
+                    .history(&conv.id, q(Some(6), Some(2), 50))
+                    .await
+                    .unwrap()
+            ),
+            vec![3, 4, 5]
+        );
+        let page = store.history(&conv.id, q(None, Some(0), 1)).await.unwrap();
+        assert_eq!(page[0].content, Content::text("m1"));
+        assert_eq!(
+            page[0].sender,
+            Sender::User {
+                id: a.id.clone(),
+                username: "alice".into()
+            }
+        );
+    });
+}
+
+#[tokio::test]
+async fn concurrent_senders_get_gapless_unique_seqs() {
+    on_every_backend!(|store, db| {
+        let a = user(&store, "alice").await;
+        let b = user(&store, "bob").await;
+        let c = user(&store, "carol").await;
+        let g1 = store
+            .create_group(&a.id, "one", &[b.id.clone(), c.id.clone()])
+            .await
+            .unwrap();
+        let g2 = store
+            .create_group(&b.id, "two", &[a.id.clone()])
+            .await
+            .unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..300 {
+            let store = store.clone();
+            let (conv, from) = match i % 3 {
+                0 => (g1.id.clone(), a.clone()),
+                1 => (g1.id.clone(), b.clone()),
+                _ => (g2.id.clone(), a.clone()),
+            };
+            tasks.push(tokio::spawn(async move {
+                store
+                    .append(text(&conv, &from, &format!("n{i}"), None))
+                    .await
+                    .unwrap()
+                    .message
+            }));
+        }
+        let mut by_conv: std::collections::HashMap<ConversationId, Vec<i64>> = Default::default();
+        for t in tasks {
+            let m = t.await.unwrap();
+            by_conv
+                .entry(m.conversation.clone())
+                .or_default()
+                .push(m.seq);
+        }
+        for (conv, mut seqs) in by_conv {
+            seqs.sort();
+            let n = seqs.len() as i64;
+            assert_eq!(seqs, (1..=n).collect::<Vec<_>>(), "{} {conv}", db.name);
+            let stored = store
+                .history(
+                    &conv,
+                    HistoryQuery {
+                        before: None,
+                        after: Some(0),
+                        limit: 500,
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(stored.len() as i64, n);
+        }
+    });
+}
+
+#[tokio::test]
+async fn idempotency_key_returns_the_first_message() {
+    on_every_backend!(|store, db| {
+        let a = user(&store, "alice").await;
+        let b = user(&store, "bob").await;
+        let (conv, _) = store.open_direct(&a.id, &b.id).await.unwrap();
+        let first = store
+            .append(text(&conv.id, &a, "pay", Some("k1")))
+            .await
+            .unwrap();
+        let retry = store
+            .append(text(&conv.id, &a, "pay (retry)", Some("k1")))
+            .await
+            .unwrap();
+        assert!(retry.duplicate, "{}", db.name);
+        assert_eq!(retry.message.id, first.message.id);
+        assert_eq!(retry.message.content, Content::text("pay"));
+        // The same key from another sender is another message.
+        let other = store
+            .append(text(&conv.id, &b, "pay", Some("k1")))
+            .await
+            .unwrap();
+        assert!(!other.duplicate);
+        // Concurrent retries with one key store exactly one message.
+        let mut tasks = Vec::new();
+        for _ in 0..20 {
+            let store = store.clone();
+            let m = text(&conv.id, &a, "burst", Some("k2"));
+            tasks.push(tokio::spawn(async move { store.append(m).await.unwrap() }));
+        }
+        let mut ids = BTreeSet::new();
+        for t in tasks {
+            ids.insert(t.await.unwrap().message.id);
+        }
+        assert_eq!(ids.len(), 1, "{}", db.name);
+        let all = store
+            .history(
+                &conv.id,
+                HistoryQuery {
+                    before: None,
+                    after: Some(0),
+                    limit: 100,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 3);
+        assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    });
+}
+
+#[tokio::test]
+async fn read_markers_and_unread_counts() {
+    on_every_backend!(|store, db| {
+        let a = user(&store, "alice").await;
+        let b = user(&store, "bob").await;
+        let (conv, _) = store.open_direct(&a.id, &b.id).await.unwrap();
+        for i in 0..4 {
+            store
+                .append(text(&conv.id, &a, &format!("hi {i}"), None))
+                .await
+                .unwrap();
+        }
+        store.append(text(&conv.id, &b, "yo", None)).await.unwrap();
+        let bob_view = store.conversations_of(&b.id).await.unwrap();
+        assert_eq!(bob_view.len(), 1);
+        assert_eq!(
+            bob_view[0].unread, 4,
+            "{}: own messages are not unread",
+            db.name
+        );
+        assert_eq!(
+            bob_view[0].last_message.as_ref().unwrap().content,
+            Content::text("yo")
+        );
+        assert_eq!(store.mark_read(&conv.id, &b.id, 3).await.unwrap(), 3);
+        assert_eq!(
+            store.mark_read(&conv.id, &b.id, 2).await.unwrap(),
+            3,
+            "never backward"
+        );
+        assert_eq!(
+            store.mark_read(&conv.id, &b.id, 99).await.unwrap(),
+            3,
+            "never past the end"
+        );
+        assert_eq!(store.conversations_of(&b.id).await.unwrap()[0].unread, 1);
+        assert_eq!(store.conversations_of(&a.id).await.unwrap()[0].unread, 1);
+    });
+}
+
+#[tokio::test]
+async fn commit_hook_sees_messages_in_order_and_data_survives_reopen() {
+    for db in TestDb::all().await.unwrap() {
+        let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
+        let sink = seen.clone();
+        let hook: minihost_store::writer::CommitHook = Arc::new(move |msgs| {
+            sink.lock().unwrap().extend(msgs.iter().map(|m| m.seq));
+        });
+        let store = db.open(Some(hook)).await.unwrap();
+        let a = user(&store, "alice").await;
+        let b = user(&store, "bob").await;
+        let (conv, _) = store.open_direct(&a.id, &b.id).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..50 {
+            let store = store.clone();
+            let m = text(&conv.id, &a, &format!("{i}"), None);
+            tasks.push(tokio::spawn(async move { store.append(m).await.unwrap() }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(
+            *seen.lock().unwrap(),
+            (1..=50).collect::<Vec<_>>(),
+            "{}",
+            db.name
+        );
+        store.close().await;
+        assert!(matches!(
+            store.append(text(&conv.id, &a, "late", None)).await,
+            Err(StoreError::Closed)
+        ));
+
+        let reopened = db.open(None).await.unwrap();
+        let all = reopened
+            .history(
+                &conv.id,
+                HistoryQuery {
+                    before: None,
+                    after: Some(0),
+                    limit: 100,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 50);
+        let next = reopened
+            .append(text(&conv.id, &b, "after restart", None))
+            .await
+            .unwrap();
+        assert_eq!(next.message.seq, 51);
+        reopened.close().await;
+        db.cleanup().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn appending_to_a_missing_conversation_fails_cleanly() {
+    on_every_backend!(|store, _db| {
+        let a = user(&store, "alice").await;
+        let ghost = ConversationId::from_string("c_nope");
+        let r = store.append(text(&ghost, &a, "hi", None)).await;
+        assert!(matches!(r, Err(StoreError::NotFound)), "{r:?}");
+        let _ = UserId::generate();
+    });
+}
