@@ -1,0 +1,298 @@
+//! Live fan-out. Events are published to [`Topic`]s (a conversation, or a user's private
+//! channel); connected clients hold a [`Subscriber`] on the [`LocalHub`] of their node and
+//! subscribe it to topics. Publishing goes through the [`Fanout`] trait so that a multi-node
+//! deployment can put a broker (NATS) between publishers and every node's local hub.
+//!
+//! Delivery is best-effort by design: the database is the source of truth. A subscriber that
+//! falls too far behind is cut off (its queue closes) and its client resumes from its cursors.
+
+use bytes::Bytes;
+use minihost_core::{ConversationId, Message, UserId};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use tokio::sync::mpsc;
+
+/// Where an event is published.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Everyone connected who is a member of the conversation.
+    Conversation(ConversationId),
+    /// Every connection of one user.
+    User(UserId),
+}
+
+/// Something pushed to connected clients.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A new message; `frame` is its WebSocket frame, serialised once for every recipient.
+    Message {
+        /// The message.
+        message: Arc<Message>,
+        /// `{"type":"message","conversation":..,"seq":..,"message":{..}}`.
+        frame: Bytes,
+    },
+    /// The user was added to a conversation: subscribe to it.
+    Joined(ConversationId),
+    /// The user left or was removed from a conversation: unsubscribe.
+    Left(ConversationId),
+    /// Any other typed event, already serialised as a JSON object with a `type` field.
+    Json(Bytes),
+}
+
+impl Event {
+    /// A message event with its frame.
+    pub fn message(message: Message) -> Self {
+        #[derive(serde::Serialize)]
+        struct Frame<'a> {
+            r#type: &'static str,
+            conversation: &'a ConversationId,
+            seq: i64,
+            message: &'a Message,
+        }
+        let frame = serde_json::to_vec(&Frame {
+            r#type: "message",
+            conversation: &message.conversation,
+            seq: message.seq,
+            message: &message,
+        })
+        .unwrap_or_default();
+        Event::Message {
+            message: Arc::new(message),
+            frame: Bytes::from(frame),
+        }
+    }
+
+    /// A typed JSON event (`value` must be an object with a `type` field).
+    pub fn json(value: &serde_json::Value) -> Self {
+        Event::Json(Bytes::from(serde_json::to_vec(value).unwrap_or_default()))
+    }
+}
+
+/// Publishes events to every node's subscribers.
+pub trait Fanout: Send + Sync + 'static {
+    /// Delivers `event` to the subscribers of `topic`, on this node and any other.
+    fn publish(&self, topic: Topic, event: Event);
+}
+
+/// Events one subscriber may have queued before it is cut off as too slow.
+pub const QUEUE_PER_SUBSCRIBER: usize = 1024;
+
+struct Entry {
+    tx: mpsc::Sender<Event>,
+    topics: Vec<Topic>,
+}
+
+#[derive(Default)]
+struct Inner {
+    topics: HashMap<Topic, Vec<(u64, mpsc::Sender<Event>)>>,
+    subs: HashMap<u64, Entry>,
+}
+
+/// The in-process hub: subscriptions of this node's connections.
+#[derive(Default)]
+pub struct LocalHub {
+    inner: RwLock<Inner>,
+    next: AtomicU64,
+}
+
+impl LocalHub {
+    /// A new, empty hub.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// A new subscriber with no topics yet.
+    pub fn subscriber(self: &Arc<Self>) -> Subscriber {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel(QUEUE_PER_SUBSCRIBER);
+        if let Ok(mut inner) = self.inner.write() {
+            inner.subs.insert(
+                id,
+                Entry {
+                    tx,
+                    topics: Vec::new(),
+                },
+            );
+        }
+        Subscriber {
+            id,
+            rx,
+            hub: self.clone(),
+        }
+    }
+
+    /// Number of live subscribers (for metrics and tests).
+    pub fn subscribers(&self) -> usize {
+        self.inner.read().map(|i| i.subs.len()).unwrap_or(0)
+    }
+
+    /// Delivers to this node's subscribers only (what a broker bridge calls on receipt).
+    pub fn deliver(&self, topic: &Topic, event: Event) {
+        let mut too_slow = Vec::new();
+        if let Ok(inner) = self.inner.read()
+            && let Some(list) = inner.topics.get(topic)
+        {
+            for (id, tx) in list {
+                if let Err(mpsc::error::TrySendError::Full(_)) = tx.try_send(event.clone()) {
+                    too_slow.push(*id);
+                }
+            }
+        }
+        for id in too_slow {
+            tracing::info!(subscriber = id, "subscriber too slow; cutting it off");
+            self.remove(id);
+        }
+    }
+
+    fn subscribe(&self, id: u64, topic: Topic) {
+        if let Ok(mut inner) = self.inner.write() {
+            let Inner { topics, subs } = &mut *inner;
+            let Some(entry) = subs.get_mut(&id) else {
+                return;
+            };
+            if entry.topics.contains(&topic) {
+                return;
+            }
+            entry.topics.push(topic.clone());
+            topics
+                .entry(topic)
+                .or_default()
+                .push((id, entry.tx.clone()));
+        }
+    }
+
+    fn unsubscribe(&self, id: u64, topic: &Topic) {
+        if let Ok(mut inner) = self.inner.write() {
+            if let Some(entry) = inner.subs.get_mut(&id) {
+                entry.topics.retain(|t| t != topic);
+            }
+            remove_from_topic(&mut inner.topics, topic, id);
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        if let Ok(mut inner) = self.inner.write()
+            && let Some(entry) = inner.subs.remove(&id)
+        {
+            for topic in &entry.topics {
+                remove_from_topic(&mut inner.topics, topic, id);
+            }
+        }
+    }
+}
+
+fn remove_from_topic(
+    topics: &mut HashMap<Topic, Vec<(u64, mpsc::Sender<Event>)>>,
+    topic: &Topic,
+    id: u64,
+) {
+    if let Some(list) = topics.get_mut(topic) {
+        list.retain(|(i, _)| *i != id);
+        if list.is_empty() {
+            topics.remove(topic);
+        }
+    }
+}
+
+impl Fanout for LocalHub {
+    fn publish(&self, topic: Topic, event: Event) {
+        self.deliver(&topic, event);
+    }
+}
+
+/// One connection's queue of events. Dropping it unsubscribes from everything.
+pub struct Subscriber {
+    id: u64,
+    rx: mpsc::Receiver<Event>,
+    hub: Arc<LocalHub>,
+}
+
+impl Subscriber {
+    /// Starts receiving events published to `topic`.
+    pub fn subscribe(&self, topic: Topic) {
+        self.hub.subscribe(self.id, topic);
+    }
+
+    /// Stops receiving events published to `topic`.
+    pub fn unsubscribe(&self, topic: &Topic) {
+        self.hub.unsubscribe(self.id, topic);
+    }
+
+    /// The next event; `None` once the hub cut this subscriber off for being too slow.
+    pub async fn recv(&mut self) -> Option<Event> {
+        self.rx.recv().await
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        self.hub.remove(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(seq: i64) -> Event {
+        Event::message(Message {
+            id: minihost_core::MessageId::generate(),
+            conversation: ConversationId::from_string("c_1"),
+            seq,
+            sender: minihost_core::Sender::App {
+                id: "a".into(),
+                name: "A".into(),
+            },
+            content: minihost_core::Content::text("x"),
+            created_at: String::new(),
+            created_at_ms: 0,
+        })
+    }
+
+    #[tokio::test]
+    async fn delivers_to_subscribers_of_the_topic_only() {
+        let hub = LocalHub::new();
+        let conv = Topic::Conversation(ConversationId::from_string("c_1"));
+        let mut a = hub.subscriber();
+        let mut b = hub.subscriber();
+        a.subscribe(conv.clone());
+        hub.publish(conv.clone(), msg(1));
+        match a.recv().await {
+            Some(Event::Message { message, frame }) => {
+                assert_eq!(message.seq, 1);
+                let v: serde_json::Value = serde_json::from_slice(&frame).unwrap();
+                assert_eq!(v["type"], "message");
+                assert_eq!(v["seq"], 1);
+                assert_eq!(v["conversation"], "c_1");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(b.rx.try_recv().is_err());
+        a.unsubscribe(&conv);
+        hub.publish(conv, msg(2));
+        assert!(a.rx.try_recv().is_err());
+        drop(b);
+        assert_eq!(hub.subscribers(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_falls_behind_is_cut_off() {
+        let hub = LocalHub::new();
+        let conv = Topic::Conversation(ConversationId::from_string("c_1"));
+        let mut slow = hub.subscriber();
+        slow.subscribe(conv.clone());
+        for i in 0..=QUEUE_PER_SUBSCRIBER as i64 {
+            hub.publish(conv.clone(), msg(i));
+        }
+        let mut n = 0;
+        while slow.recv().await.is_some() {
+            n += 1;
+        }
+        assert_eq!(
+            n, QUEUE_PER_SUBSCRIBER,
+            "queued events drain, then the queue closes"
+        );
+        assert_eq!(hub.subscribers(), 0);
+    }
+}
