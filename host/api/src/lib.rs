@@ -1,1 +1,39 @@
-//! Placeholder.
+//! The HTTP and WebSocket API of Minihost. Each module owns one resource and exposes
+//! `router()`; [`router`] merges them. Handlers are thin: they authenticate, validate through
+//! `minihost-core`, call the store, and publish live events through the hub. This crate never
+//! touches wasmtime.
+
+mod accounts;
+mod auth;
+mod conversations;
+mod error;
+mod extract;
+mod health;
+mod messages;
+mod openapi;
+mod state;
+mod ws;
+
+pub use auth::hash_password;
+pub use error::ApiError;
+pub use state::{ApiConfig, AppState, publish_hook};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The whole API: client routes under `/api/v1`, health and the OpenAPI document.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(health::router())
+        .merge(accounts::router())
+        .merge(conversations::router())
+        .merge(messages::router())
+        .merge(ws::router())
+        .merge(openapi::router())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}

@@ -17,7 +17,7 @@ pub mod writer;
 pub use conversations::{Conversation, ConversationSummary, Member};
 pub use db::{Backend, Store, StoreConfig};
 pub use error::StoreError;
-pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef};
+pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef, rfc3339};
 pub use users::{NewUser, User, UserWithHash};
 
 /// Result of a store operation.

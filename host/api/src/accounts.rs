@@ -1,0 +1,169 @@
+//! Accounts and sessions: sign up, sign in, sign out, who am I, and role changes by admins.
+
+use crate::auth::{AuthUser, bearer_token, hash_password, new_session_token, verify_password};
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use minihost_core::{DisplayName, Password, Role, Username};
+use minihost_store::{NewUser, User};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/accounts", post(sign_up))
+        .route("/api/v1/sessions", post(sign_in))
+        .route("/api/v1/sessions/current", delete(sign_out))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/users/{username}/role", put(set_role))
+}
+
+/// Body of `POST /api/v1/accounts`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignUp {
+    username: String,
+    display_name: String,
+    password: String,
+}
+
+/// A user as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserView {
+    id: String,
+    username: String,
+    display_name: String,
+    role: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.to_string(),
+            username: u.username.to_string(),
+            display_name: u.display_name.as_str().to_owned(),
+            role: u.role.as_str().to_owned(),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/v1/accounts", request_body = SignUp,
+    responses((status = 201, body = UserView), (status = 409, description = "Username taken"),
+              (status = 422, description = "A field breaks a rule")))]
+pub(crate) async fn sign_up(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SignUp>,
+) -> Result<(StatusCode, Json<UserView>), ApiError> {
+    let username = Username::parse(&body.username)?;
+    let display_name = DisplayName::parse(&body.display_name)?;
+    let password = Password::parse(&body.password)?;
+    let password_hash = hash_password(password.expose().to_owned()).await?;
+    let user = state
+        .store
+        .create_user(NewUser {
+            username,
+            display_name,
+            password_hash,
+            role: Role::User,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(UserView::from(&user))))
+}
+
+/// Body of `POST /api/v1/sessions`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SignIn {
+    username: String,
+    password: String,
+}
+
+/// A new session.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SessionView {
+    token: String,
+    expires_at: String,
+    user: UserView,
+}
+
+#[utoipa::path(post, path = "/api/v1/sessions", request_body = SignIn,
+    responses((status = 200, body = SessionView), (status = 401, description = "Wrong username or password")))]
+pub(crate) async fn sign_in(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<SignIn>,
+) -> Result<Json<SessionView>, ApiError> {
+    let found = state.store.user_by_username(&body.username).await?;
+    let hash = found.as_ref().map(|u| u.password_hash.clone());
+    if !verify_password(body.password, hash).await? {
+        return Err(ApiError::Unauthorized("wrong username or password"));
+    }
+    let user = found
+        .map(|u| u.user)
+        .ok_or(ApiError::Unauthorized("wrong username or password"))?;
+    let token = new_session_token();
+    let ttl = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX);
+    let expires = minihost_core::now_millis().saturating_add(ttl);
+    state
+        .store
+        .create_session(&token, &user.id, expires)
+        .await?;
+    Ok(Json(SessionView {
+        token,
+        expires_at: minihost_store::rfc3339(expires),
+        user: UserView::from(&user),
+    }))
+}
+
+#[utoipa::path(delete, path = "/api/v1/sessions/current",
+    responses((status = 204, description = "Signed out"), (status = 401, description = "Not signed in")))]
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    AuthUser(_user): AuthUser,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    if let Some(token) = bearer_token(&headers) {
+        state.store.revoke_session(token).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = UserView)))]
+pub(crate) async fn me(AuthUser(user): AuthUser) -> Json<UserView> {
+    Json(UserView::from(&user))
+}
+
+/// Body of `PUT /api/v1/users/{username}/role`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetRole {
+    role: String,
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{username}/role", request_body = SetRole,
+    responses((status = 200, body = UserView), (status = 403, description = "Only admins change roles")))]
+pub(crate) async fn set_role(
+    State(state): State<AppState>,
+    AuthUser(admin): AuthUser,
+    Path(username): Path<String>,
+    ApiJson(body): ApiJson<SetRole>,
+) -> Result<Json<UserView>, ApiError> {
+    if admin.role != Role::Admin {
+        return Err(ApiError::Forbidden("only admins can change roles".into()));
+    }
+    let role: Role = body.role.parse()?;
+    let user = state
+        .store
+        .set_role(&username, role)
+        .await
+        .map_err(|e| match e {
+            minihost_store::StoreError::NotFound => ApiError::NotFound("user"),
+            other => other.into(),
+        })?;
+    Ok(Json(UserView::from(&user)))
+}

@@ -1,0 +1,84 @@
+//! Authentication: bearer session tokens (the [`AuthUser`] extractor) and password hashing with
+//! argon2id, run off the async threads.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use minihost_store::User;
+
+/// The signed-in user of a request.
+pub struct AuthUser(pub User);
+
+/// The bearer token of a request, if it has one.
+pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The user a session token belongs to, or 401.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiError> {
+    state
+        .store
+        .session_user(token, minihost_core::now_millis())
+        .await?
+        .ok_or(ApiError::Unauthorized(
+            "the session token is invalid, expired or revoked",
+        ))
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(
+            "missing Authorization: Bearer <session token>",
+        ))?;
+        authenticate(state, token).await.map(AuthUser)
+    }
+}
+
+/// An argon2id PHC string for `password`.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt_bytes = minihost_core::ids::random_bytes(16);
+        let salt = SaltString::encode_b64(&salt_bytes)
+            .map_err(|e| ApiError::Internal(format!("salt: {e}")))?;
+        Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::Internal(format!("hash: {e}")))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("hash task: {e}")))?
+}
+
+/// A hash of a password nobody has, verified when the username is unknown so that sign-in takes
+/// as long for unknown users as for wrong passwords.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Zb5bU2bS3vX8yqL0pYQZ7cU1yR8t8dX2oVpXh3yQ5nE";
+
+/// Whether `password` matches `hash` (or the dummy hash, when `hash` is `None`).
+pub async fn verify_password(password: String, hash: Option<String>) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+        let parsed = PasswordHash::new(&hash)
+            .map_err(|e| ApiError::Internal(format!("stored hash: {e}")))?;
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
+        Ok(known && ok)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("verify task: {e}")))?
+}
+
+/// A new session token: 32 random bytes, hex, with a recognisable prefix.
+pub fn new_session_token() -> String {
+    format!("mhs_{}", minihost_core::ids::random_hex(32))
+}

@@ -1,0 +1,23 @@
+//! `GET /healthz`: the process is up and the database answers.
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz))
+}
+
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Healthy")))]
+pub(crate) async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    state
+        .store
+        .ping()
+        .await
+        .map_err(|_| ApiError::Unavailable("the database does not answer"))?;
+    Ok(Json(json!({ "status": "ok" })))
+}

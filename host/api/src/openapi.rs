@@ -1,0 +1,43 @@
+//! The OpenAPI document, generated from the handlers' annotations and served at
+//! `/api/v1/openapi.json`.
+
+use crate::state::AppState;
+use crate::{accounts, conversations, health, messages};
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Minihost API",
+        description = "Client API of the Minihost messenger. Authenticate with `Authorization: Bearer <session token>`. Errors are `{\"error\": {\"code\", \"message\"}}`. Live delivery: WebSocket `GET /api/v1/ws`."
+    ),
+    paths(
+        health::healthz,
+        accounts::sign_up,
+        accounts::sign_in,
+        accounts::sign_out,
+        accounts::me,
+        accounts::set_role,
+        conversations::create,
+        conversations::list,
+        conversations::show,
+        conversations::add_members,
+        conversations::remove_member,
+        conversations::mark_read,
+        messages::send,
+        messages::history,
+    )
+)]
+struct ApiDoc;
+
+/// The document as JSON.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/openapi.json", get(|| async { Json(document()) }))
+}

@@ -1,0 +1,53 @@
+//! What every handler shares: the store, the hub, the fan-out and the configuration.
+
+use minihost_hub::{Event, Fanout, LocalHub, Topic};
+use minihost_store::Store;
+use minihost_store::writer::CommitHook;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Tunables of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// How long a sign-in session lasts.
+    pub session_ttl: Duration,
+    /// WebSocket read buffer per connection, in bytes (small: most connections are idle).
+    pub ws_read_buffer: usize,
+    /// Largest WebSocket message accepted from a client.
+    pub ws_max_message: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            ws_read_buffer: 4 * 1024,
+            ws_max_message: 64 * 1024,
+        }
+    }
+}
+
+/// State shared by all handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// This node's subscriptions.
+    pub hub: Arc<LocalHub>,
+    /// Where events are published (the local hub, or a broker for several nodes).
+    pub fanout: Arc<dyn Fanout>,
+    /// Tunables.
+    pub config: Arc<ApiConfig>,
+}
+
+/// The store's commit hook that publishes every committed message to its conversation's topic.
+pub fn publish_hook(fanout: Arc<dyn Fanout>) -> CommitHook {
+    Arc::new(move |messages| {
+        for m in messages {
+            fanout.publish(
+                Topic::Conversation(m.conversation.clone()),
+                Event::message(m.clone()),
+            );
+        }
+    })
+}

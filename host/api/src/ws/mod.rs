@@ -1,0 +1,245 @@
+//! Live delivery over WebSocket (`GET /api/v1/ws`). A session subscribes to the user's topics
+//! FIRST, then serves commands from the client (one file per command: [`resume`], [`ack`]) and
+//! events from the hub. Per conversation it remembers the last seq it sent: older or repeated
+//! seqs are skipped and a gap is filled from the database, so a client never misses a message
+//! and never sees one twice, whatever the order in which fan-out and backlog arrive.
+
+mod ack;
+mod resume;
+
+use crate::auth::{authenticate, bearer_token};
+use crate::error::ApiError;
+use crate::extract::ApiQuery;
+use crate::state::AppState;
+use axum::Router;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::get;
+use minihost_core::{ConversationId, Message};
+use minihost_hub::{Event, Subscriber, Topic};
+use minihost_store::{HistoryQuery, User};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/ws", get(upgrade))
+}
+
+#[derive(Deserialize)]
+struct WsParams {
+    token: Option<String>,
+}
+
+/// Close code sent when the client fell too far behind: reconnect and resume.
+const CLOSE_LAGGED: u16 = 4008;
+/// Page size when reading a backlog or filling a gap.
+const PAGE: u32 = 500;
+
+async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiQuery(params): ApiQuery<WsParams>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let token = bearer_token(&headers)
+        .map(str::to_owned)
+        .or(params.token)
+        .ok_or(ApiError::Unauthorized(
+            "missing session token (Authorization header or ?token=)",
+        ))?;
+    let user = authenticate(&state, &token).await?;
+    let cfg = state.config.clone();
+    Ok(ws
+        .read_buffer_size(cfg.ws_read_buffer)
+        .write_buffer_size(cfg.ws_read_buffer)
+        .max_write_buffer_size(cfg.ws_max_message * 4)
+        .max_message_size(cfg.ws_max_message)
+        .max_frame_size(cfg.ws_max_message)
+        .on_upgrade(move |socket| async move {
+            if let Err(e) = Session::start(state, user, socket).await {
+                tracing::debug!(error = %e, "websocket session ended");
+            }
+        }))
+}
+
+/// Why a session ended early.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SessionError {
+    #[error("socket: {0}")]
+    Socket(#[from] axum::Error),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl From<minihost_store::StoreError> for SessionError {
+    fn from(e: minihost_store::StoreError) -> Self {
+        SessionError::Api(e.into())
+    }
+}
+
+/// Commands a client sends, by `type`.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum Command {
+    Resume(resume::Resume),
+    Ack(ack::Ack),
+}
+
+pub(crate) struct Session {
+    state: AppState,
+    user: User,
+    socket: WebSocket,
+    /// Last seq sent, per conversation.
+    sent: HashMap<ConversationId, i64>,
+    /// Last seq the client acknowledged, per conversation.
+    acked: HashMap<ConversationId, i64>,
+}
+
+impl Session {
+    async fn start(state: AppState, user: User, socket: WebSocket) -> Result<(), SessionError> {
+        // Subscribe before reading anything, so nothing committed from now on can be missed.
+        let sub = state.hub.subscriber();
+        sub.subscribe(Topic::User(user.id.clone()));
+        for conv in state.store.conversation_ids_of(&user.id).await? {
+            sub.subscribe(Topic::Conversation(conv));
+        }
+        let mut session = Session {
+            state,
+            user,
+            socket,
+            sent: HashMap::new(),
+            acked: HashMap::new(),
+        };
+        session
+            .send_json(&json!({"type": "ready", "user": session.user.id}))
+            .await?;
+        session.run(sub).await
+    }
+
+    async fn run(&mut self, mut sub: Subscriber) -> Result<(), SessionError> {
+        loop {
+            tokio::select! {
+                incoming = self.socket.recv() => match incoming {
+                    None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return Ok(()),
+                    Some(Ok(WsMessage::Text(text))) => self.command(&text, &sub).await?,
+                    Some(Ok(WsMessage::Binary(_))) => {
+                        self.error("unsupported", "send JSON text frames").await?;
+                    }
+                    Some(Ok(_)) => {} // ping/pong are answered by the socket
+                },
+                event = sub.recv() => match event {
+                    Some(event) => self.event(event, &sub).await?,
+                    None => {
+                        let close = CloseFrame {
+                            code: CLOSE_LAGGED,
+                            reason: Utf8Bytes::from_static("too far behind; reconnect and resume"),
+                        };
+                        let _ = self.socket.send(WsMessage::Close(Some(close))).await;
+                        return Ok(());
+                    }
+                },
+            }
+        }
+    }
+
+    async fn command(&mut self, text: &str, sub: &Subscriber) -> Result<(), SessionError> {
+        match serde_json::from_str::<Command>(text) {
+            Ok(Command::Resume(r)) => r.run(self, sub).await,
+            Ok(Command::Ack(a)) => a.run(self).await,
+            Err(e) => self.error("malformed_command", &e.to_string()).await,
+        }
+    }
+
+    async fn event(&mut self, event: Event, sub: &Subscriber) -> Result<(), SessionError> {
+        match event {
+            Event::Message { message, frame } => {
+                let conv = &message.conversation;
+                match self.sent.get(conv).copied() {
+                    Some(last) if message.seq <= last => return Ok(()),
+                    Some(last) if message.seq > last + 1 => {
+                        self.backlog(conv.clone(), last, Some(message.seq)).await?;
+                    }
+                    _ => {}
+                }
+                let text = Utf8Bytes::try_from(frame)
+                    .map_err(|e| ApiError::Internal(format!("frame: {e}")))?;
+                self.socket.send(WsMessage::Text(text)).await?;
+                self.sent.insert(conv.clone(), message.seq);
+            }
+            Event::Joined(conv) => {
+                sub.subscribe(Topic::Conversation(conv.clone()));
+                self.send_json(&json!({"type": "joined", "conversation": conv}))
+                    .await?;
+            }
+            Event::Left(conv) => {
+                sub.unsubscribe(&Topic::Conversation(conv.clone()));
+                self.sent.remove(&conv);
+                self.acked.remove(&conv);
+                self.send_json(&json!({"type": "left", "conversation": conv}))
+                    .await?;
+            }
+            Event::Json(bytes) => {
+                let text = Utf8Bytes::try_from(bytes)
+                    .map_err(|e| ApiError::Internal(format!("frame: {e}")))?;
+                self.socket.send(WsMessage::Text(text)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends every stored message of `conv` after `after` (and before `before`), in order.
+    pub(crate) async fn backlog(
+        &mut self,
+        conv: ConversationId,
+        after: i64,
+        before: Option<i64>,
+    ) -> Result<(), SessionError> {
+        let mut cursor = after;
+        loop {
+            let page = self
+                .state
+                .store
+                .history(
+                    &conv,
+                    HistoryQuery {
+                        before,
+                        after: Some(cursor),
+                        limit: PAGE,
+                    },
+                )
+                .await?;
+            let full = page.len() == PAGE as usize;
+            for m in page {
+                cursor = m.seq;
+                self.send_message(&m).await?;
+            }
+            self.sent.insert(conv.clone(), cursor);
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn send_message(&mut self, m: &Message) -> Result<(), SessionError> {
+        self.send_json(&json!({
+            "type": "message", "conversation": m.conversation, "seq": m.seq, "message": m
+        }))
+        .await
+    }
+
+    pub(crate) async fn send_json(&mut self, v: &serde_json::Value) -> Result<(), SessionError> {
+        self.socket
+            .send(WsMessage::Text(Utf8Bytes::from(v.to_string())))
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn error(&mut self, code: &str, message: &str) -> Result<(), SessionError> {
+        self.send_json(&json!({"type": "error", "code": code, "message": message}))
+            .await
+    }
+}

@@ -1,0 +1,87 @@
+//! Wiring of a Minihost node: opens the store, connects the hub and the API, and serves them on
+//! a listener. The `minihost` binary and the black-box tests both start nodes through [`start`].
+
+use anyhow::Context;
+use minihost_api::{ApiConfig, AppState, publish_hook};
+use minihost_hub::{Fanout, LocalHub};
+use minihost_store::{Store, StoreConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// What a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    /// Address to listen on (port 0 picks a free port).
+    pub addr: SocketAddr,
+    /// Which database.
+    pub store: StoreConfig,
+    /// API tunables.
+    pub api: ApiConfig,
+}
+
+/// A running node.
+pub struct Node {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its store (for tests that look under the hood).
+    pub store: Store,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the store and starts serving.
+pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
+    let hub = LocalHub::new();
+    let fanout: Arc<dyn Fanout> = hub.clone();
+    let store = Store::open(&options.store, Some(publish_hook(fanout.clone())))
+        .await
+        .context("opening the database")?;
+    tracing::info!(backend = ?store.backend(), "database ready");
+    let state = AppState {
+        store: store.clone(),
+        hub,
+        fanout,
+        config: Arc::new(options.api),
+    };
+    let app = minihost_api::router(state);
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .with_context(|| format!("binding {}", options.addr))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(Node {
+        addr,
+        store,
+        stop: Some(stop),
+        task,
+    })
+}
+
+impl Node {
+    /// The node's base URL, e.g. `http://127.0.0.1:40123`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, commits queued messages.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.task)
+            .await
+            .context("server task")?
+            .context("serving")?;
+        self.store.close().await;
+        Ok(())
+    }
+}
