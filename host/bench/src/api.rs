@@ -1,0 +1,100 @@
+//! The few Minihost API calls the bench makes outside the timed phase: sign up, sign in,
+//! create a group conversation, health check. Written to the contract in issue 2.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::http::{Conn, Response};
+
+/// Setup calls hash passwords (argon2id) on the server: allow them time.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Deserialize)]
+struct Session {
+    token: String,
+}
+
+#[derive(Deserialize)]
+struct Created {
+    id: serde_json::Value,
+}
+
+async fn call(
+    conn: &mut Conn,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &serde_json::Value,
+) -> Result<(u16, Vec<u8>)> {
+    let body = serde_json::to_vec(body)?;
+    let r: Response<'_> =
+        tokio::time::timeout(CALL_TIMEOUT, conn.request(method, path, auth, Some(&body)))
+            .await
+            .with_context(|| format!("{method} {path} timed out"))??;
+    Ok((r.status, r.body.to_vec()))
+}
+
+fn expect(status: u16, want: u16, what: &str, body: &[u8]) -> Result<()> {
+    if status != want {
+        bail!(
+            "{what}: HTTP {status} (wanted {want}): {}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    Ok(())
+}
+
+pub async fn sign_up(conn: &mut Conn, username: &str, password: &str) -> Result<()> {
+    let body = json!({"username": username, "display_name": username, "password": password});
+    let (status, resp) = call(conn, "POST", "/api/v1/accounts", None, &body).await?;
+    expect(status, 201, &format!("sign up {username}"), &resp)
+}
+
+/// Returns the session token.
+pub async fn sign_in(conn: &mut Conn, username: &str, password: &str) -> Result<String> {
+    let body = json!({"username": username, "password": password});
+    let (status, resp) = call(conn, "POST", "/api/v1/sessions", None, &body).await?;
+    expect(status, 200, &format!("sign in {username}"), &resp)?;
+    let s: Session = serde_json::from_slice(&resp).context("session response")?;
+    Ok(s.token)
+}
+
+/// Creates a group of the caller and `members`; returns the conversation id.
+pub async fn create_group(
+    conn: &mut Conn,
+    token: &str,
+    members: &[String],
+    title: &str,
+) -> Result<String> {
+    let body = json!({"kind": "group", "members": members, "title": title});
+    let auth = format!("Bearer {token}");
+    let (status, resp) = call(conn, "POST", "/api/v1/conversations", Some(&auth), &body).await?;
+    expect(status, 201, &format!("create group {title}"), &resp)?;
+    let c: Created = serde_json::from_slice(&resp).context("conversation response")?;
+    Ok(match c.id {
+        serde_json::Value::String(s) => s,
+        other => other.to_string(),
+    })
+}
+
+/// Polls `GET /healthz` until it answers 200, for at most `within`.
+pub async fn wait_healthy(addr: std::net::SocketAddr, within: Duration) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let ok = async {
+            let mut c = Conn::connect(addr).await?;
+            let r = c.request("GET", "/healthz", None, None).await?;
+            anyhow::Ok(r.status == 200)
+        };
+        if let Ok(Ok(true)) = tokio::time::timeout(Duration::from_secs(2), ok).await {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            bail!("{addr}/healthz did not answer 200 within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,372 @@
+//! `minihost-bench messages`: the bare echo baseline, then the messenger: N users with one
+//! WebSocket each in M group conversations, senders posting over HTTP, every push counted,
+//! timed and checked for seq order; the run fails if any client missed or repeated a seq.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use futures_util::StreamExt as _;
+use futures_util::stream;
+use tokio::sync::watch;
+
+use crate::api;
+use crate::clock::Clock;
+use crate::hist::Histogram;
+use crate::load::{self, Outcome};
+use crate::report::{self, Deliveries, Latency, MessagesReport};
+use crate::send::{Accepted, Shared, Slot};
+use crate::setup::{self, Population};
+use crate::sys::{self, Machine};
+use crate::target::{Target, TargetOpts};
+use crate::ws::{self, ReaderStats};
+
+#[derive(Debug, Clone, Args)]
+pub struct MessagesOpts {
+    #[command(flatten)]
+    pub target: TargetOpts,
+    /// Users, each with one WebSocket.
+    #[arg(long, default_value_t = 200)]
+    pub clients: usize,
+    /// Group conversations; user i is in conversation i % M.
+    #[arg(long, default_value_t = 20)]
+    pub conversations: usize,
+    /// Concurrent HTTP senders (each one keep-alive connection, one request in flight).
+    #[arg(long, default_value_t = 32)]
+    pub senders: usize,
+    /// Stop after this many sends (warm-up included).
+    #[arg(long, default_value_t = 5_000_000)]
+    pub messages: u64,
+    /// Measured seconds of sending (after warm-up).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Seconds of sending before measuring starts.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Open-loop target rate in messages/s over all senders (default: as fast as accepted).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Longest wait for deliveries after the last send, in seconds.
+    #[arg(long, default_value_t = 15.0)]
+    pub drain_timeout: f64,
+    /// Concurrent sign-ups during setup.
+    #[arg(long, default_value_t = 4)]
+    pub setup_workers: usize,
+    /// Skip the bare echo baseline.
+    #[arg(long)]
+    pub no_echo: bool,
+    /// Only the bare echo baseline.
+    #[arg(long, conflicts_with = "no_echo")]
+    pub echo_only: bool,
+    /// Print the report as JSON on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A fake token as long as a real one, so the echo request is the same size.
+const ECHO_AUTH: &str = "Bearer xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
+fn secs_us(s: f64) -> u64 {
+    (s.max(0.0) * 1e6) as u64
+}
+
+fn shared(addr: SocketAddr, o: &MessagesOpts, senders: usize, parse_seq: bool) -> Arc<Shared> {
+    let clock = Clock::start();
+    let measure_from_us = secs_us(o.warmup);
+    Arc::new(Shared {
+        addr,
+        clock,
+        expect_status: 201,
+        parse_seq,
+        measure_from_us,
+        deadline_us: measure_from_us + secs_us(o.duration),
+        max_messages: o.messages,
+        claimed: AtomicU64::new(0),
+        rate: o.rate,
+        senders,
+    })
+}
+
+async fn echo_phase(o: &MessagesOpts) -> Result<report::Sends> {
+    let target = Target::echo().await?;
+    api::wait_healthy(target.addr, Duration::from_secs(10)).await?;
+    let slots = (0..o.senders)
+        .map(|_| {
+            vec![Slot {
+                path: "/echo".into(),
+                auth: ECHO_AUTH.into(),
+                conv: 0,
+            }]
+        })
+        .collect();
+    let shared = shared(target.addr, o, o.senders, false);
+    let out = load::drive(target.label.clone(), shared, slots, 1, target.pid).await;
+    target.close().await?;
+    Ok(out?.sends)
+}
+
+/// Users per sender: sender j posts as users j, j+S, j+2S, ...
+fn sender_slots(pop: &Population, senders: usize) -> Vec<Vec<Slot>> {
+    let senders = senders.clamp(1, pop.users.len().max(1));
+    let mut slots: Vec<Vec<Slot>> = (0..senders).map(|_| Vec::new()).collect();
+    for (i, u) in pop.users.iter().enumerate() {
+        let (Some(conv), Some(list)) = (u.conv, slots.get_mut(i % senders)) else {
+            continue;
+        };
+        let Some(id) = pop.conversations.get(conv) else {
+            continue;
+        };
+        list.push(Slot {
+            path: format!("/api/v1/conversations/{id}/messages"),
+            auth: format!("Bearer {}", u.token),
+            conv,
+        });
+    }
+    slots
+}
+
+struct Reader {
+    conv: usize,
+    progress: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<ReaderStats>,
+}
+
+async fn open_readers(
+    addr: SocketAddr,
+    pop: &Population,
+    clock: Clock,
+    measure_from_us: u64,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<Reader>> {
+    let conns: Vec<Result<ws::Ws>> = stream::iter(pop.users.iter())
+        .map(|u| ws::connect(addr, &u.token, None))
+        .buffered(64)
+        .collect()
+        .await;
+    let mut readers = Vec::with_capacity(conns.len());
+    for (u, conn) in pop.users.iter().zip(conns) {
+        let conn = conn.with_context(|| format!("opening the WebSocket of {}", u.name))?;
+        let conv = u.conv.context("user without a conversation")?;
+        let watched: Arc<str> = pop
+            .conversations
+            .get(conv)
+            .map(|s| s.as_str())
+            .unwrap_or_default()
+            .into();
+        let progress = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(ws::read_until_stopped(
+            conn,
+            u.name.as_str().into(),
+            watched,
+            progress.clone(),
+            clock,
+            measure_from_us,
+            stop.clone(),
+        ));
+        readers.push(Reader {
+            conv,
+            progress,
+            task,
+        });
+    }
+    Ok(readers)
+}
+
+/// Waits until every reader has seen its conversation's highest accepted seq.
+async fn drain(readers: &[Reader], per_conv: &[Accepted], timeout: Duration) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        let behind = readers.iter().any(|r| {
+            let want = per_conv.get(r.conv).map_or(0, |a| a.max_seq);
+            r.progress.load(Ordering::Acquire) < want
+        });
+        if !behind {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    start.elapsed()
+}
+
+async fn messenger_phase(o: &MessagesOpts, target: &Target) -> Result<(report::Sends, Deliveries)> {
+    api::wait_healthy(target.addr, Duration::from_secs(30)).await?;
+    eprintln!(
+        "setup: signing up {} users, {} conversations ...",
+        o.clients, o.conversations
+    );
+    let t = Instant::now();
+    let pop = setup::populate(target.addr, o.clients, o.conversations, o.setup_workers).await?;
+    eprintln!(
+        "setup: done in {:.1} s; opening {} WebSockets",
+        t.elapsed().as_secs_f64(),
+        pop.users.len()
+    );
+
+    let slots = sender_slots(&pop, o.senders);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    // The clock starts when sending starts; readers share it.
+    let shared = shared(target.addr, o, slots.len(), true);
+    let readers = open_readers(
+        target.addr,
+        &pop,
+        shared.clock,
+        shared.measure_from_us,
+        &stop_rx,
+    )
+    .await?;
+    if shared.clock.now_us() > shared.measure_from_us / 2 {
+        eprintln!("note: opening the WebSockets ate into the warm-up");
+    }
+    eprintln!(
+        "load: {} senders for {:.1} s (+{:.1} s warm-up)",
+        slots.len(),
+        o.duration,
+        o.warmup
+    );
+    let Outcome { sends, per_conv } = load::drive(
+        target.label.clone(),
+        shared.clone(),
+        slots,
+        pop.conversations.len(),
+        target.pid,
+    )
+    .await?;
+    let drain_time = drain(
+        &readers,
+        &per_conv,
+        Duration::from_secs_f64(o.drain_timeout.max(0.0)),
+    )
+    .await;
+    let _ = stop_tx.send(true);
+
+    let mut latency = Histogram::default();
+    let (mut delivered, mut measured, mut last_us, mut violations) = (0, 0, 0, 0);
+    let mut samples = Vec::new();
+    let mut problems = Vec::new();
+    let mut expected = 0;
+    let mut other_frames = 0;
+    for (r, user) in readers.into_iter().zip(&pop.users) {
+        let s = r.task.await.context("a reader panicked")?;
+        let accepted = per_conv.get(r.conv).copied().unwrap_or_default();
+        expected += accepted.count;
+        delivered += s.delivered;
+        measured += s.measured;
+        last_us = last_us.max(s.last_measured_us);
+        latency.merge(&s.latency);
+        violations += s.violations;
+        samples.extend(s.violation_samples.iter().cloned());
+        let conv_id = pop
+            .conversations
+            .get(r.conv)
+            .map(String::as_str)
+            .unwrap_or_default();
+        let seen = s.seen.iter().find(|x| x.conversation == conv_id);
+        if accepted.count > 0 {
+            match seen {
+                None => {
+                    violations += 1;
+                    samples.push(format!(
+                        "{}: saw nothing of conversation {conv_id} ({} accepted)",
+                        user.name, accepted.count
+                    ));
+                }
+                Some(seen) if seen.first > accepted.min_seq || seen.last < accepted.max_seq => {
+                    violations += 1;
+                    samples.push(format!(
+                        "{}: conversation {conv_id}: saw seq {}..={}, accepted {}..={}",
+                        user.name, seen.first, seen.last, accepted.min_seq, accepted.max_seq
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(why) = s.ended {
+            problems.push(format!("{}: {why}", user.name));
+        }
+        other_frames += s.other_frames;
+    }
+    samples.truncate(10);
+    problems.truncate(10);
+    let window_s = last_us.saturating_sub(shared.measure_from_us) as f64 / 1e6;
+    let deliveries = Deliveries {
+        clients: pop.users.len(),
+        conversations: pop.conversations.len(),
+        delivered,
+        expected,
+        measured,
+        window_s,
+        delivered_per_s: if window_s > 0.0 {
+            measured as f64 / window_s
+        } else {
+            0.0
+        },
+        latency: Latency::from(&latency),
+        drain_s: drain_time.as_secs_f64(),
+        violations,
+        violation_samples: samples,
+        problems,
+        other_frames,
+    };
+    Ok((sends, deliveries))
+}
+
+pub async fn run(o: MessagesOpts, command: String) -> Result<bool> {
+    if o.senders == 0 || o.clients == 0 || o.conversations == 0 {
+        bail!("--senders, --clients and --conversations must be positive");
+    }
+    let want = (o.clients as u64) * 2 + o.senders as u64 * 2 + 1024;
+    let limit = sys::raise_nofile(want);
+    if limit < want {
+        eprintln!("warning: open-file limit {limit} is below the {want} this run may need");
+    }
+    let echo = if o.no_echo {
+        None
+    } else {
+        eprintln!(
+            "echo: bare axum baseline, {} senders for {:.1} s",
+            o.senders, o.duration
+        );
+        Some(echo_phase(&o).await?)
+    };
+    let (server, deliveries) = if o.echo_only {
+        (None, None)
+    } else {
+        let target = Target::open(&o.target).await?;
+        let log = target.log();
+        let result = messenger_phase(&o, &target).await;
+        let closed = target.close().await;
+        let (s, d) = result.with_context(|| match &log {
+            Some(l) => format!("server log: {}", l.display()),
+            None => "messenger phase".into(),
+        })?;
+        closed?;
+        (Some(s), Some(d))
+    };
+    let ratio = match (&echo, &server) {
+        (Some(e), Some(s)) if e.accepted_per_s > 0.0 => Some(s.accepted_per_s / e.accepted_per_s),
+        _ => None,
+    };
+    let ok = deliveries
+        .as_ref()
+        .is_none_or(|d| d.violations == 0 && d.problems.is_empty())
+        && server.as_ref().is_none_or(|s| s.errors.is_empty());
+    let report = MessagesReport {
+        machine: Machine::describe(),
+        command,
+        db: format!("{:?}", o.target.db).to_lowercase(),
+        echo,
+        server,
+        deliveries,
+        ratio_to_echo: ratio,
+        ok,
+    };
+    if o.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        report::print_messages(&report);
+    }
+    Ok(ok)
+}

@@ -1,0 +1,169 @@
+//! What the bench reads from and asks of the operating system: a process's RSS and CPU time
+//! from /proc, the machine's description, the open-file limit, and polite termination.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+/// Resident set size of process `pid` in KiB (`VmRSS` in /proc/PID/status).
+pub fn rss_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    for line in status.lines() {
+        if let Some(rest) = line.strip_prefix("VmRSS:") {
+            let kib = rest.trim().trim_end_matches("kB").trim();
+            return kib
+                .parse()
+                .with_context(|| format!("parsing VmRSS {rest:?}"));
+        }
+    }
+    bail!("no VmRSS in /proc/{pid}/status")
+}
+
+/// User plus system CPU time of process `pid` (all its threads), in seconds.
+pub fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // The command name may hold spaces or parentheses; the fields we want follow the last ')'.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // After ')': state is field 3 of the man page, so utime (14) and stime (15) are at 11 and 12.
+    let (Some(utime), Some(stime)) = (fields.get(11), fields.get(12)) else {
+        bail!("short /proc/{pid}/stat");
+    };
+    let ticks: u64 = utime.parse::<u64>()? + stime.parse::<u64>()?;
+    Ok(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
+}
+
+/// A CPU-time reading of some processes, to turn into cores used over an interval.
+pub struct CpuSample {
+    at: Instant,
+    seconds: Vec<Option<f64>>,
+}
+
+impl CpuSample {
+    pub fn take(pids: &[Option<u32>]) -> Self {
+        let seconds = pids
+            .iter()
+            .map(|p| p.and_then(|p| cpu_seconds(p).ok()))
+            .collect();
+        Self {
+            at: Instant::now(),
+            seconds,
+        }
+    }
+
+    /// Cores used by each process between `self` and `later` (CPU seconds per wall second).
+    pub fn cores_until(&self, later: &CpuSample) -> Vec<Option<f64>> {
+        let wall = later.at.duration_since(self.at).as_secs_f64().max(1e-9);
+        self.seconds
+            .iter()
+            .zip(&later.seconds)
+            .map(|(a, b)| Some((b.as_ref()? - a.as_ref()?) / wall))
+            .collect()
+    }
+}
+
+/// The machine the figures come from.
+#[derive(Debug, Clone, Serialize)]
+pub struct Machine {
+    pub nproc: usize,
+    pub cpu_model: String,
+    pub mem_total_mib: u64,
+    pub kernel: String,
+}
+
+impl Machine {
+    pub fn describe() -> Self {
+        let nproc = std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(1);
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']))
+            })
+            .unwrap_or("unknown")
+            .to_owned();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let mem_total_mib = meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix("MemTotal:"))
+            .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kib| kib / 1024);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default();
+        Self {
+            nproc,
+            cpu_model,
+            mem_total_mib,
+            kernel,
+        }
+    }
+}
+
+/// Raises this process's open-file limit so that it allows at least `want` descriptors,
+/// raising the hard limit too when allowed (root). Child processes inherit the result.
+/// Returns the soft limit now in force.
+pub fn raise_nofile(want: u64) -> u64 {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let old = getrlimit(Resource::Nofile);
+    let hard = old.maximum.unwrap_or(u64::MAX);
+    if hard < want {
+        let both = Rlimit {
+            current: Some(want),
+            maximum: Some(want),
+        };
+        if setrlimit(Resource::Nofile, both).is_ok() {
+            return want;
+        }
+    }
+    let soft = want.min(hard).max(old.current.unwrap_or(0));
+    let _ = setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(soft),
+            maximum: old.maximum,
+        },
+    );
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
+/// The local port range connections to one address draw from.
+pub fn ephemeral_ports() -> Option<(u32, u32)> {
+    let s = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = s.split_whitespace().filter_map(|x| x.parse().ok());
+    Some((it.next()?, it.next()?))
+}
+
+/// Sends SIGTERM to `pid`.
+pub fn terminate(pid: u32) -> Result<()> {
+    let raw = i32::try_from(pid).context("pid out of range")?;
+    let pid = rustix::process::Pid::from_raw(raw).context("pid 0")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).context("kill(SIGTERM)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_own_rss_and_cpu() {
+        let me = std::process::id();
+        assert!(rss_kib(me).unwrap() > 0);
+        assert!(cpu_seconds(me).unwrap() >= 0.0);
+    }
+
+    #[test]
+    fn describes_machine() {
+        let m = Machine::describe();
+        assert!(m.nproc >= 1);
+    }
+}

@@ -1,0 +1,222 @@
+//! The server a command measures: either the real `minihost serve` started here on a fresh
+//! data directory (SQLite) or a fresh PostgreSQL database, or a running server on a loopback
+//! URL. Only loopback addresses are ever targeted.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, ValueEnum};
+
+use crate::child::{Server, Spec};
+use crate::pg::Database;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TargetOpts {
+    /// The `minihost` binary to start (`PATH serve --addr 127.0.0.1:0 --data-dir <temp>`).
+    #[arg(
+        long,
+        value_name = "PATH",
+        conflicts_with = "url",
+        required_unless_present = "url"
+    )]
+    pub server_bin: Option<PathBuf>,
+    /// A running server instead, on a loopback address: http://127.0.0.1:PORT.
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// With --url: the server's pid, to read its CPU time and RSS.
+    #[arg(long, value_name = "PID", requires = "url")]
+    pub server_pid: Option<u32>,
+    /// Database of a started server.
+    #[arg(long, value_enum, default_value_t = Db::Sqlite)]
+    pub db: Db,
+    /// Where to create (and drop) a fresh database for --db postgres.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    pub pg_admin_url: String,
+}
+
+/// A server under test and what must be cleaned up after it.
+pub struct Target {
+    pub addr: SocketAddr,
+    pub pid: Option<u32>,
+    pub label: String,
+    server: Option<Server>,
+    db: Option<Database>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Target {
+    pub async fn open(opts: &TargetOpts) -> Result<Self> {
+        if let Some(url) = &opts.url {
+            let addr = parse_loopback_url(url)?;
+            return Ok(Self {
+                addr,
+                pid: opts.server_pid,
+                label: format!("running server at {addr}"),
+                server: None,
+                db: None,
+                _dir: None,
+            });
+        }
+        let program = opts
+            .server_bin
+            .as_deref()
+            .context("--server-bin or --url is required")?;
+        let dir = tempfile::Builder::new()
+            .prefix("minihost-bench-")
+            .tempdir()
+            .context("temp dir")?;
+        let data = dir.path().join("data");
+        let mut env = Vec::new();
+        let db = match opts.db {
+            Db::Sqlite => None,
+            Db::Postgres => {
+                check_loopback_db_url(&opts.pg_admin_url)?;
+                let db = Database::create(&opts.pg_admin_url).await?;
+                env.push(("DATABASE_URL".to_owned(), db.url.clone()));
+                Some(db)
+            }
+        };
+        let spec = Spec {
+            program,
+            args: vec![
+                "serve".into(),
+                "--addr".into(),
+                "127.0.0.1:0".into(),
+                "--data-dir".into(),
+                data.to_string_lossy().into_owned(),
+            ],
+            env,
+            log: dir.path().join("server.log"),
+        };
+        let server = match Server::start(spec).await {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(db) = db {
+                    let _ = db.drop_now().await;
+                }
+                return Err(e);
+            }
+        };
+        let label = format!(
+            "{} serve on {} ({})",
+            program.display(),
+            server.addr,
+            if db.is_some() { "PostgreSQL" } else { "SQLite" }
+        );
+        Ok(Self {
+            addr: server.addr,
+            pid: Some(server.pid()),
+            label,
+            server: Some(server),
+            db,
+            _dir: Some(dir),
+        })
+    }
+
+    /// Starts this binary's echo server.
+    pub async fn echo() -> Result<Self> {
+        let exe = std::env::current_exe().context("locating this binary")?;
+        let dir = tempfile::Builder::new()
+            .prefix("minihost-bench-echo-")
+            .tempdir()?;
+        let spec = Spec {
+            program: &exe,
+            args: vec!["echo-server".into(), "--addr".into(), "127.0.0.1:0".into()],
+            env: Vec::new(),
+            log: dir.path().join("echo.log"),
+        };
+        let server = Server::start(spec).await?;
+        Ok(Self {
+            addr: server.addr,
+            pid: Some(server.pid()),
+            label: format!("bare axum echo on {}", server.addr),
+            server: Some(server),
+            db: None,
+            _dir: Some(dir),
+        })
+    }
+
+    /// The server's log file, if this bench started it.
+    pub fn log(&self) -> Option<PathBuf> {
+        self.server.as_ref().map(|s| s.log.clone())
+    }
+
+    /// Stops a started server and drops its database; leaves a running one alone.
+    pub async fn close(self) -> Result<()> {
+        let stopped = match self.server {
+            Some(s) => s.stop(Duration::from_secs(20)).await,
+            None => Ok(()),
+        };
+        if let Some(db) = self.db {
+            db.drop_now().await?;
+        }
+        stopped
+    }
+}
+
+/// Accepts `http://HOST:PORT[/]` where HOST is a loopback IP or `localhost`.
+pub fn parse_loopback_url(url: &str) -> Result<SocketAddr> {
+    let rest = url
+        .strip_prefix("http://")
+        .context("only http:// URLs are supported")?;
+    let hostport = rest.trim_end_matches('/');
+    let addr = match hostport.strip_prefix("localhost:") {
+        Some(port) => SocketAddr::new(
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port.parse().context("port")?,
+        ),
+        None => hostport
+            .parse::<SocketAddr>()
+            .with_context(|| format!("{url}: want http://IP:PORT"))?,
+    };
+    if !addr.ip().is_loopback() {
+        bail!("{url}: the bench only targets loopback addresses");
+    }
+    Ok(addr)
+}
+
+fn check_loopback_db_url(url: &str) -> Result<()> {
+    let after_at = url.rsplit_once('@').map_or(url, |(_, h)| h);
+    let host = after_at
+        .trim_start_matches("postgres://")
+        .trim_start_matches("postgresql://");
+    let host = host.split(['/', ':']).next().unwrap_or_default();
+    if host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        Ok(())
+    } else {
+        bail!("{url}: the bench only uses a PostgreSQL server on a loopback address")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback() {
+        assert_eq!(
+            parse_loopback_url("http://127.0.0.1:8080/").unwrap().port(),
+            8080
+        );
+        assert!(parse_loopback_url("http://localhost:1").is_ok());
+        assert!(parse_loopback_url("http://[::1]:80").is_ok());
+        assert!(parse_loopback_url("http://10.0.0.1:80").is_err());
+        assert!(parse_loopback_url("https://127.0.0.1:80").is_err());
+        assert!(check_loopback_db_url("postgres://postgres@127.0.0.1:5432/postgres").is_ok());
+        assert!(check_loopback_db_url("postgres://u:p@localhost/x").is_ok());
+        assert!(check_loopback_db_url("postgres://u@db.example.com:5432/x").is_err());
+    }
+}
