@@ -3,6 +3,10 @@
 //! events from the hub. Per conversation it remembers the last seq it sent: older or repeated
 //! seqs are skipped and a gap is filled from the database, so a client never misses a message
 //! and never sees one twice, whatever the order in which fan-out and backlog arrive.
+//!
+//! Protocol: the server sends `ready`; the client's first frame should be `resume` (with empty
+//! `cursors` for a fresh start). Live events are held until that first frame (or one second),
+//! so a backlog is always sent before anything newer.
 
 mod ack;
 mod resume;
@@ -36,6 +40,8 @@ struct WsParams {
 
 /// Close code sent when the client fell too far behind: reconnect and resume.
 const CLOSE_LAGGED: u16 = 4008;
+/// How long live events are held for a client that sends no first frame.
+const HOLD_LIVE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Page size when reading a backlog or filling a gap.
 const PAGE: u32 = 500;
 
@@ -121,17 +127,26 @@ impl Session {
     }
 
     async fn run(&mut self, mut sub: Subscriber) -> Result<(), SessionError> {
+        // Live events wait in the hub queue until the client's first frame (normally `resume`)
+        // or HOLD_LIVE, so that a resumed backlog is never overtaken by newer live messages.
+        let mut holding = true;
+        let hold = tokio::time::sleep(HOLD_LIVE);
+        tokio::pin!(hold);
         loop {
             tokio::select! {
+                () = &mut hold, if holding => holding = false,
                 incoming = self.socket.recv() => match incoming {
                     None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return Ok(()),
-                    Some(Ok(WsMessage::Text(text))) => self.command(&text, &sub).await?,
+                    Some(Ok(WsMessage::Text(text))) => {
+                        self.command(&text, &sub).await?;
+                        holding = false;
+                    }
                     Some(Ok(WsMessage::Binary(_))) => {
                         self.error("unsupported", "send JSON text frames").await?;
                     }
                     Some(Ok(_)) => {} // ping/pong are answered by the socket
                 },
-                event = sub.recv() => match event {
+                event = sub.recv(), if !holding => match event {
                     Some(event) => self.event(event, &sub).await?,
                     None => {
                         let close = CloseFrame {

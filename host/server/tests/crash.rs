@@ -1,0 +1,198 @@
+//! Durability of the real binary: a message acknowledged (201) before the server is killed with
+//! SIGKILL is there after a restart, on every configured backend. Also: `admin create-user`.
+
+use minihost_store::StoreConfig;
+use minihost_store::testing::TestDb;
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+fn spawn(config: &StoreConfig) -> Server {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minihost"));
+    cmd.args(["serve", "--addr", "127.0.0.1:0"])
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    match config {
+        StoreConfig::Sqlite { data_dir } => {
+            cmd.arg("--data-dir").arg(data_dir);
+        }
+        StoreConfig::Url(url) => {
+            cmd.env("DATABASE_URL", url);
+        }
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("minihost listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    Server { child, url }
+}
+
+async fn call(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut rb = http.request(method, url);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn acknowledged_messages_survive_sigkill() {
+    for db in TestDb::all().await.unwrap() {
+        let http = reqwest::Client::new();
+        let mut server = spawn(&db.config);
+        let u = server.url.clone();
+        use reqwest::Method as M;
+        for name in ["alice", "bob"] {
+            let r = call(
+                &http,
+                M::POST,
+                format!("{u}/api/v1/accounts"),
+                None,
+                Some(json!({"username": name, "display_name": name, "password": "password-123"})),
+            )
+            .await;
+            assert_eq!(r.0, 201);
+        }
+        let r = call(
+            &http,
+            M::POST,
+            format!("{u}/api/v1/sessions"),
+            None,
+            Some(json!({"username": "alice", "password": "password-123"})),
+        )
+        .await;
+        let token = r.1["token"].as_str().unwrap().to_owned();
+        let r = call(
+            &http,
+            M::POST,
+            format!("{u}/api/v1/conversations"),
+            Some(&token),
+            Some(json!({"kind": "direct", "members": ["bob"]})),
+        )
+        .await;
+        let conv = r.1["id"].as_str().unwrap().to_owned();
+        let mut acked = Vec::new();
+        for i in 0..20 {
+            let r = call(
+                &http,
+                M::POST,
+                format!("{u}/api/v1/conversations/{conv}/messages"),
+                Some(&token),
+                Some(json!({"content": {"type": "text", "text": format!("durable {i}")}})),
+            )
+            .await;
+            assert_eq!(r.0, 201);
+            acked.push(r.1["id"].as_str().unwrap().to_owned());
+        }
+        server.child.kill().unwrap(); // SIGKILL: no graceful anything
+        server.child.wait().unwrap();
+
+        let mut server = spawn(&db.config);
+        let u = server.url.clone();
+        let r = call(
+            &http,
+            M::GET,
+            format!("{u}/api/v1/conversations/{conv}/messages?after=0&limit=100"),
+            Some(&token),
+            None,
+        )
+        .await;
+        assert_eq!(r.0, 200, "the session survived too: {r:?}");
+        let ids: Vec<String> = r.1["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["id"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            ids, acked,
+            "{}: every acknowledged message, in order",
+            db.name
+        );
+        server.child.kill().unwrap();
+        server.child.wait().unwrap();
+        db.cleanup().await.unwrap();
+    }
+}
+
+#[test]
+fn admin_create_user_makes_the_first_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_minihost"))
+        .args([
+            "admin",
+            "create-user",
+            "--username",
+            "root1",
+            "--password",
+            "correct-horse",
+            "--role",
+            "admin",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("with role admin"));
+    let out = Command::new(env!("CARGO_BIN_EXE_minihost"))
+        .args([
+            "admin",
+            "create-user",
+            "--username",
+            "root1",
+            "--password",
+            "correct-horse",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("username already exists"));
+    let out = Command::new(env!("CARGO_BIN_EXE_minihost"))
+        .args([
+            "admin",
+            "create-user",
+            "--username",
+            "x",
+            "--password",
+            "correct-horse",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("username"));
+}
