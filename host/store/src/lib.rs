@@ -4,6 +4,7 @@
 //! placeholders, `RETURNING`, partial indexes). Messages are appended through a group-commit
 //! writer ([`writer`]) so that many concurrent sends share one durable commit.
 
+mod apps;
 mod conversations;
 mod db;
 mod error;
@@ -14,6 +15,7 @@ pub mod testing;
 mod users;
 pub mod writer;
 
+pub use apps::{AppRecord, AppVersion, Install, InvocationRecord, VersionStatus};
 pub use conversations::{Conversation, ConversationSummary, Member};
 pub use db::{Backend, Store, StoreConfig};
 pub use error::StoreError;

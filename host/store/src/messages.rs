@@ -104,6 +104,24 @@ impl Store {
         self.writer.append(message).await
     }
 
+    /// One message of a conversation by id.
+    pub async fn message(
+        &self,
+        conversation: &ConversationId,
+        id: &str,
+    ) -> Result<Option<Message>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND id = $2"
+        )))
+        .bind(conversation.as_str())
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref()
+            .map(|r| message_from_row(r, "", conversation))
+            .transpose()
+    }
+
     /// A page of history in ascending seq order. With `after`, the oldest messages after it;
     /// otherwise the newest ones (before `before`, if given).
     pub async fn history(

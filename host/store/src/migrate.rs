@@ -7,11 +7,15 @@ use sqlx::AnyPool;
 use sqlx::AssertSqlSafe;
 
 /// The migrations, in order. A migration, once released, is never edited: add a new one.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "messenger",
-    include_str!("../migrations/0001_messenger.sql"),
-)];
+/// They are written for PostgreSQL; for SQLite, `BYTEA` reads `BLOB`.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "messenger",
+        include_str!("../migrations/0001_messenger.sql"),
+    ),
+    (2, "apps", include_str!("../migrations/0002_apps.sql")),
+];
 
 /// Applies every migration not yet recorded in `schema_migrations`.
 pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
@@ -21,7 +25,7 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
             .execute(&mut *conn)
             .await?;
     }
-    let result = apply(&mut conn).await;
+    let result = apply(&mut conn, backend).await;
     if backend == Backend::Postgres {
         sqlx::query("SELECT pg_advisory_unlock(7204911)")
             .execute(&mut *conn)
@@ -30,7 +34,7 @@ pub(crate) async fn run(pool: &AnyPool, backend: Backend) -> Result<()> {
     result
 }
 
-async fn apply(conn: &mut sqlx::AnyConnection) -> Result<()> {
+async fn apply(conn: &mut sqlx::AnyConnection, backend: Backend) -> Result<()> {
     sqlx::raw_sql(
         "CREATE TABLE IF NOT EXISTS schema_migrations (
             version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
@@ -47,7 +51,11 @@ async fn apply(conn: &mut sqlx::AnyConnection) -> Result<()> {
             continue;
         }
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        sqlx::raw_sql(AssertSqlSafe(*sql)).execute(&mut *tx).await?;
+        let sql = match backend {
+            Backend::Sqlite => sql.replace("BYTEA", "BLOB"),
+            Backend::Postgres => (*sql).to_owned(),
+        };
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await?;
         sqlx::query(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
         )

@@ -430,3 +430,78 @@ async fn appending_to_a_missing_conversation_fails_cleanly() {
         let _ = UserId::generate();
     });
 }
+
+#[tokio::test]
+async fn apps_versions_installs_and_invocation_log() {
+    use minihost_store::{AppVersion, InvocationRecord, VersionStatus};
+    on_every_backend!(|store, db| {
+        let dev = user(&store, "dev").await;
+        let other = user(&store, "other").await;
+        let app = store.register_app("echo", "Echo", &dev.id).await.unwrap();
+        assert_eq!(app.developer, dev.id);
+        assert!(matches!(
+            store.register_app("echo", "Mine", &other.id).await,
+            Err(StoreError::Conflict("app id"))
+        ));
+        let wasm: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+        let mut v = AppVersion {
+            app_id: "echo".into(),
+            version: "0.1.0".into(),
+            manifest: "id = \"echo\"".into(),
+            wasm: wasm.clone(),
+            wasm_sha256: "abc".into(),
+            status: VersionStatus::Sideloaded,
+        };
+        store.put_version(&v).await.unwrap();
+        v.wasm_sha256 = "def".into();
+        store.put_version(&v).await.unwrap();
+        let back = store.version("echo", "0.1.0").await.unwrap().unwrap();
+        assert_eq!(back.wasm, wasm, "{}: bytes round-trip", db.name);
+        assert_eq!(back.wasm_sha256, "def");
+        v.version = "0.2.0".into();
+        v.status = VersionStatus::Submitted;
+        store.put_version(&v).await.unwrap();
+        assert!(matches!(
+            store.put_version(&v).await,
+            Err(StoreError::Conflict(_))
+        ));
+
+        let g = store.create_group(&dev.id, "lab", &[]).await.unwrap();
+        store
+            .install(&g.id, "echo", "0.1.0", &dev.id, true)
+            .await
+            .unwrap();
+        store
+            .install(&g.id, "echo", "0.2.0", &dev.id, false)
+            .await
+            .unwrap();
+        let installs = store.installs(&g.id).await.unwrap();
+        assert_eq!(installs.len(), 1);
+        assert_eq!(
+            (installs[0].version.as_str(), installs[0].sideloaded),
+            ("0.2.0", false)
+        );
+        assert_eq!(installs[0].app_name, "Echo");
+
+        let rec = InvocationRecord {
+            id: "inv_1".into(),
+            app_id: "echo".into(),
+            version: "0.2.0".into(),
+            conversation: g.id.to_string(),
+            app_user_id: "au_1".into(),
+            event_kind: "command".into(),
+            outcome: "error".into(),
+            error_kind: Some("timeout".into()),
+            error_message: Some("deadline".into()),
+            duration_us: 200_000,
+            fuel: 5,
+            calls: serde_json::json!([{"interface": "log"}]),
+            logs: serde_json::json!([]),
+            created_at_ms: 1,
+        };
+        store.record_invocation(&rec).await.unwrap();
+        assert_eq!(store.invocations("echo", 10).await.unwrap(), vec![rec]);
+        assert!(store.uninstall(&g.id, "echo").await.unwrap());
+        assert!(store.installs(&g.id).await.unwrap().is_empty());
+    });
+}

@@ -1,0 +1,371 @@
+//! Mini-apps: registration, uploaded versions (manifest + component bytes), installs into
+//! conversations, and the per-app invocation log that developers read.
+
+use crate::{Result, Store, StoreError};
+use minihost_core::{ConversationId, UnixMillis, UserId};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A registered app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppRecord {
+    /// The app id from its manifest (e.g. `polls`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// The developer who owns it.
+    pub developer: UserId,
+}
+
+/// Where a version stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VersionStatus {
+    /// Installed by its developer for testing; runs only for them, unreviewed.
+    Sideloaded,
+    /// Waiting for review.
+    Submitted,
+    /// Approved: users may see it.
+    Approved,
+    /// Rejected by a reviewer.
+    Rejected,
+}
+
+impl VersionStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            VersionStatus::Sideloaded => "sideloaded",
+            VersionStatus::Submitted => "submitted",
+            VersionStatus::Approved => "approved",
+            VersionStatus::Rejected => "rejected",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        Ok(match s {
+            "sideloaded" => VersionStatus::Sideloaded,
+            "submitted" => VersionStatus::Submitted,
+            "approved" => VersionStatus::Approved,
+            "rejected" => VersionStatus::Rejected,
+            other => return Err(StoreError::Corrupt(format!("version status {other:?}"))),
+        })
+    }
+}
+
+/// One uploaded version of an app.
+#[derive(Debug, Clone)]
+pub struct AppVersion {
+    /// The app.
+    pub app_id: String,
+    /// Its semver version.
+    pub version: String,
+    /// The manifest as uploaded (TOML).
+    pub manifest: String,
+    /// The component.
+    pub wasm: Vec<u8>,
+    /// Hex sha256 of the component.
+    pub wasm_sha256: String,
+    /// Review status.
+    pub status: VersionStatus,
+}
+
+/// An app installed in a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Install {
+    /// The conversation.
+    pub conversation: ConversationId,
+    /// The app.
+    pub app_id: String,
+    /// The app's display name.
+    pub app_name: String,
+    /// Which version runs there.
+    pub version: String,
+    /// Who installed it.
+    pub installed_by: UserId,
+    /// Unreviewed, installed by its developer: it runs only for them.
+    pub sideloaded: bool,
+}
+
+/// One entry of an app's invocation log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InvocationRecord {
+    /// Unique id.
+    pub id: String,
+    /// The app.
+    pub app_id: String,
+    /// The version that ran.
+    pub version: String,
+    /// Where.
+    pub conversation: String,
+    /// For whom (app-scoped id; never the internal user id).
+    pub app_user_id: String,
+    /// `command`, `action`, `opened`, `message` or `payment`.
+    pub event_kind: String,
+    /// `ok` or `error`.
+    pub outcome: String,
+    /// The error kind, when it failed.
+    pub error_kind: Option<String>,
+    /// The error text, when it failed.
+    pub error_message: Option<String>,
+    /// Wall time in microseconds.
+    pub duration_us: i64,
+    /// Fuel consumed.
+    pub fuel: i64,
+    /// Capability calls (JSON array).
+    pub calls: serde_json::Value,
+    /// Log lines and captured output (JSON array).
+    pub logs: serde_json::Value,
+    /// When.
+    pub created_at_ms: UnixMillis,
+}
+
+fn install_from_row(r: &AnyRow) -> Result<Install> {
+    Ok(Install {
+        conversation: ConversationId::from_string(r.try_get::<String, _>("conversation_id")?),
+        app_id: r.try_get("app_id")?,
+        app_name: r.try_get("name")?,
+        version: r.try_get("version")?,
+        installed_by: UserId::from_string(r.try_get::<String, _>("installed_by")?),
+        sideloaded: r.try_get::<i64, _>("sideloaded")? != 0,
+    })
+}
+
+impl Store {
+    /// Registers an app for `developer`, or returns the existing one. An app id taken by another
+    /// developer is [`StoreError::Conflict`]`("app id")`.
+    pub async fn register_app(
+        &self,
+        id: &str,
+        name: &str,
+        developer: &UserId,
+    ) -> Result<AppRecord> {
+        sqlx::query(
+            "INSERT INTO apps (id, name, developer_id, created_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(developer.as_str())
+        .bind(minihost_core::now_millis())
+        .execute(&self.pool)
+        .await?;
+        let app = self.app(id).await?.ok_or(StoreError::NotFound)?;
+        if &app.developer != developer {
+            return Err(StoreError::Conflict("app id"));
+        }
+        if app.name != name {
+            sqlx::query("UPDATE apps SET name = $1 WHERE id = $2")
+                .bind(name)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(AppRecord {
+            name: name.to_owned(),
+            ..app
+        })
+    }
+
+    /// The app with this id.
+    pub async fn app(&self, id: &str) -> Result<Option<AppRecord>> {
+        let row = sqlx::query("SELECT id, name, developer_id FROM apps WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            Ok(AppRecord {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                developer: UserId::from_string(r.try_get::<String, _>("developer_id")?),
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores a version. A sideloaded version may be replaced by a new upload of the same
+    /// version; a submitted or reviewed one never changes ([`StoreError::Conflict`]).
+    pub async fn put_version(&self, v: &AppVersion) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let existing: Option<(String,)> =
+            sqlx::query_as("SELECT status FROM app_versions WHERE app_id = $1 AND version = $2")
+                .bind(&v.app_id)
+                .bind(&v.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        match existing {
+            Some((status,)) if VersionStatus::parse(&status)? != VersionStatus::Sideloaded => {
+                return Err(StoreError::Conflict("a reviewed or submitted version"));
+            }
+            Some(_) => {
+                sqlx::query(
+                    "UPDATE app_versions SET manifest = $1, wasm = $2, wasm_sha256 = $3, status = $4
+                      WHERE app_id = $5 AND version = $6",
+                )
+                .bind(&v.manifest)
+                .bind(v.wasm.clone())
+                .bind(&v.wasm_sha256)
+                .bind(v.status.as_str())
+                .bind(&v.app_id)
+                .bind(&v.version)
+                .execute(&mut *tx)
+                .await?;
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO app_versions
+                        (app_id, version, manifest, wasm, wasm_sha256, status, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&v.app_id)
+                .bind(&v.version)
+                .bind(&v.manifest)
+                .bind(v.wasm.clone())
+                .bind(&v.wasm_sha256)
+                .bind(v.status.as_str())
+                .bind(minihost_core::now_millis())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// One version, with its component bytes.
+    pub async fn version(&self, app_id: &str, version: &str) -> Result<Option<AppVersion>> {
+        let row = sqlx::query(
+            "SELECT app_id, version, manifest, wasm, wasm_sha256, status
+               FROM app_versions WHERE app_id = $1 AND version = $2",
+        )
+        .bind(app_id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(AppVersion {
+                app_id: r.try_get("app_id")?,
+                version: r.try_get("version")?,
+                manifest: r.try_get("manifest")?,
+                wasm: r.try_get("wasm")?,
+                wasm_sha256: r.try_get("wasm_sha256")?,
+                status: VersionStatus::parse(&r.try_get::<String, _>("status")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Installs (or moves to another version) an app in a conversation.
+    pub async fn install(
+        &self,
+        conversation: &ConversationId,
+        app_id: &str,
+        version: &str,
+        by: &UserId,
+        sideloaded: bool,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO installs (conversation_id, app_id, version, installed_by, sideloaded, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (conversation_id, app_id)
+             DO UPDATE SET version = excluded.version, installed_by = excluded.installed_by,
+                           sideloaded = excluded.sideloaded",
+        )
+        .bind(conversation.as_str())
+        .bind(app_id)
+        .bind(version)
+        .bind(by.as_str())
+        .bind(i64::from(sideloaded))
+        .bind(minihost_core::now_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes an app from a conversation; returns whether it was installed.
+    pub async fn uninstall(&self, conversation: &ConversationId, app_id: &str) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM installs WHERE conversation_id = $1 AND app_id = $2")
+            .bind(conversation.as_str())
+            .bind(app_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// The apps installed in a conversation.
+    pub async fn installs(&self, conversation: &ConversationId) -> Result<Vec<Install>> {
+        let rows = sqlx::query(
+            "SELECT i.conversation_id, i.app_id, a.name, i.version, i.installed_by, i.sideloaded
+               FROM installs i JOIN apps a ON a.id = i.app_id
+              WHERE i.conversation_id = $1 ORDER BY i.created_at, i.app_id",
+        )
+        .bind(conversation.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(install_from_row).collect()
+    }
+
+    /// Appends to an app's invocation log.
+    pub async fn record_invocation(&self, r: &InvocationRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO invocations (id, app_id, version, conversation_id, app_user_id, event_kind,
+                 outcome, error_kind, error_message, duration_us, fuel, calls, logs, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&r.id)
+        .bind(&r.app_id)
+        .bind(&r.version)
+        .bind(&r.conversation)
+        .bind(&r.app_user_id)
+        .bind(&r.event_kind)
+        .bind(&r.outcome)
+        .bind(r.error_kind.clone())
+        .bind(r.error_message.clone())
+        .bind(r.duration_us)
+        .bind(r.fuel)
+        .bind(r.calls.to_string())
+        .bind(r.logs.to_string())
+        .bind(r.created_at_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The newest entries of an app's invocation log, newest first.
+    pub async fn invocations(&self, app_id: &str, limit: u32) -> Result<Vec<InvocationRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, app_id, version, conversation_id, app_user_id, event_kind, outcome,
+                    error_kind, error_message, duration_us, fuel, calls, logs, created_at
+               FROM invocations WHERE app_id = $1 ORDER BY created_at DESC, id LIMIT $2",
+        )
+        .bind(app_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let json = |col: &str| -> Result<serde_json::Value> {
+                    let s: String = r.try_get(col)?;
+                    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
+                };
+                Ok(InvocationRecord {
+                    id: r.try_get("id")?,
+                    app_id: r.try_get("app_id")?,
+                    version: r.try_get("version")?,
+                    conversation: r.try_get("conversation_id")?,
+                    app_user_id: r.try_get("app_user_id")?,
+                    event_kind: r.try_get("event_kind")?,
+                    outcome: r.try_get("outcome")?,
+                    error_kind: r.try_get("error_kind")?,
+                    error_message: r.try_get("error_message")?,
+                    duration_us: r.try_get("duration_us")?,
+                    fuel: r.try_get("fuel")?,
+                    calls: json("calls")?,
+                    logs: json("logs")?,
+                    created_at_ms: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+}
