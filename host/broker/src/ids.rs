@@ -27,7 +27,7 @@ fn is_url_safe(c: char) -> bool {
 }
 
 macro_rules! string_newtype {
-    ($name:ident, $kind:literal) => {
+    ($name:ident) => {
         impl $name {
             /// The id as text.
             pub fn as_str(&self) -> &str {
@@ -62,7 +62,7 @@ macro_rules! string_newtype {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct AppId(String);
-string_newtype!(AppId, "app id");
+string_newtype!(AppId);
 
 impl AppId {
     /// Checks the format and wraps the id.
@@ -93,7 +93,7 @@ impl AppId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct AppUserId(String);
-string_newtype!(AppUserId, "app user id");
+string_newtype!(AppUserId);
 
 impl AppUserId {
     /// The prefix of every app-scoped user id.
@@ -126,7 +126,7 @@ impl AppUserId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ClientId(String);
-string_newtype!(ClientId, "client id");
+string_newtype!(ClientId);
 
 impl ClientId {
     /// The prefix of every client id.
@@ -163,7 +163,7 @@ impl ClientId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct TokenId(String);
-string_newtype!(TokenId, "jti");
+string_newtype!(TokenId);
 
 impl TokenId {
     /// A new random token id (128 bits).
@@ -186,7 +186,7 @@ impl TokenId {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Kid(String);
-string_newtype!(Kid, "kid");
+string_newtype!(Kid);
 
 impl Kid {
     /// A new random key id: `k-` and 16 hex digits.
