@@ -4,6 +4,7 @@
 //! touches wasmtime.
 
 mod accounts;
+mod apps;
 mod auth;
 mod conversations;
 mod error;
@@ -11,11 +12,13 @@ mod extract;
 mod health;
 mod messages;
 mod openapi;
+pub mod platform;
 mod state;
 mod ws;
 
 pub use auth::hash_password;
 pub use error::ApiError;
+pub use platform::{ActionInput, AppPlatform, BoxFuture, Sideloaded};
 pub use state::{ApiConfig, AppState, publish_hook};
 
 use axum::Router;
@@ -31,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(accounts::router())
         .merge(conversations::router())
         .merge(messages::router())
+        .merge(apps::router())
         .merge(ws::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })

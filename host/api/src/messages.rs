@@ -91,6 +91,9 @@ pub(crate) async fn send(
     let status = if appended.duplicate {
         StatusCode::OK
     } else {
+        if let Some(platform) = &state.platform {
+            platform.message_posted(&me, &appended.message);
+        }
         StatusCode::CREATED
     };
     Ok((status, Json(appended.message)))

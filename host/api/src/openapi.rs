@@ -2,7 +2,7 @@
 //! `/api/v1/openapi.json`.
 
 use crate::state::AppState;
-use crate::{accounts, conversations, health, messages};
+use crate::{accounts, apps, conversations, health, messages};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
@@ -28,6 +28,12 @@ use utoipa::OpenApi;
         conversations::mark_read,
         messages::send,
         messages::history,
+        apps::sideload,
+        apps::list,
+        apps::uninstall,
+        apps::open,
+        apps::action,
+        apps::invocations,
     )
 )]
 struct ApiDoc;

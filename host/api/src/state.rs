@@ -1,5 +1,6 @@
 //! What every handler shares: the store, the hub, the fan-out and the configuration.
 
+use crate::platform::AppPlatform;
 use minihost_hub::{Event, Fanout, LocalHub, Topic};
 use minihost_store::Store;
 use minihost_store::writer::CommitHook;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub fanout: Arc<dyn Fanout>,
     /// Tunables.
     pub config: Arc<ApiConfig>,
+    /// The mini-app platform, when this node runs apps.
+    pub platform: Option<Arc<dyn AppPlatform>>,
 }
 
 /// The store's commit hook that publishes every committed message to its conversation's topic.

@@ -44,6 +44,7 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         hub,
         fanout,
         config: Arc::new(options.api),
+        platform: None,
     };
     let app = minihost_api::router(state);
     let listener = tokio::net::TcpListener::bind(options.addr)

@@ -1,0 +1,255 @@
+//! Mini-apps in conversations: sideload a component (developers), list and remove installed
+//! apps, open an app, press a button on an app's card, and read an app's invocation log (its
+//! developer only). The work itself is done by the [`AppPlatform`](crate::platform::AppPlatform).
+
+use crate::auth::AuthUser;
+use crate::conversations::member_conversation;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::platform::{ActionInput, AppPlatform, Sideloaded};
+use crate::state::AppState;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use minihost_core::{ConversationKind, Sender};
+use minihost_store::{Install, InvocationRecord};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use utoipa::{IntoParams, ToSchema};
+
+/// Largest sideload body (a base64 component plus its manifest).
+pub const MAX_SIDELOAD_BYTES: usize = 16 * 1024 * 1024;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/conversations/{id}/apps",
+            post(sideload)
+                .get(list)
+                .layer(DefaultBodyLimit::max(MAX_SIDELOAD_BYTES)),
+        )
+        .route("/api/v1/conversations/{id}/apps/{app}", delete(uninstall))
+        .route("/api/v1/conversations/{id}/apps/{app}/open", post(open))
+        .route(
+            "/api/v1/conversations/{id}/messages/{message}/actions",
+            post(action),
+        )
+        .route("/api/v1/apps/{app}/invocations", get(invocations))
+}
+
+fn platform(state: &AppState) -> Result<&Arc<dyn AppPlatform>, ApiError> {
+    state
+        .platform
+        .as_ref()
+        .ok_or(ApiError::Unavailable("mini-apps are not enabled on this node"))
+}
+
+/// Body of a sideload.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Sideload {
+    /// The app's `miniapp.toml`, as text.
+    manifest: String,
+    /// The component (`.wasm`), base64-encoded.
+    component: String,
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/apps", request_body = Sideload,
+    responses((status = 201, description = "Installed, unreviewed, for its developer only", body = Object),
+              (status = 403, description = "Not a developer, or not the group's owner"),
+              (status = 422, description = "Manifest or component rejected, with findings")))]
+pub(crate) async fn sideload(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<Sideload>,
+) -> Result<(StatusCode, Json<Sideloaded>), ApiError> {
+    let platform = platform(&state)?;
+    if !me.role.can_develop() {
+        return Err(ApiError::Forbidden(
+            "only developers sideload apps; ask an admin for the developer role".into(),
+        ));
+    }
+    let conv = member_conversation(&state, &id, &me).await?;
+    if conv.kind != ConversationKind::Group || conv.owner.as_ref() != Some(&me.id) {
+        return Err(ApiError::Forbidden(
+            "apps are sideloaded into groups you own".into(),
+        ));
+    }
+    let component = base64::engine::general_purpose::STANDARD
+        .decode(body.component.as_bytes())
+        .map_err(|e| ApiError::invalid("component", format!("not base64: {e}")))?;
+    let done = platform
+        .sideload(&me, &conv, body.manifest, component)
+        .await?;
+    Ok((StatusCode::CREATED, Json(done)))
+}
+
+/// An installed app as the API shows it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct InstallView {
+    app: String,
+    name: String,
+    version: String,
+    sideloaded: bool,
+}
+
+impl From<Install> for InstallView {
+    fn from(i: Install) -> Self {
+        InstallView {
+            app: i.app_id,
+            name: i.app_name,
+            version: i.version,
+            sideloaded: i.sideloaded,
+        }
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/apps",
+    responses((status = 200, body = Vec<InstallView>)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<InstallView>>, ApiError> {
+    let conv = member_conversation(&state, &id, &me).await?;
+    let installs = state.store.installs(&conv.id).await?;
+    Ok(Json(
+        installs
+            .into_iter()
+            // A sideloaded app is visible only to the developer who installed it.
+            .filter(|i| !i.sideloaded || i.installed_by == me.id)
+            .map(InstallView::from)
+            .collect(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}/apps/{app}",
+    responses((status = 204, description = "Removed"), (status = 403, description = "Only the group's owner removes apps")))]
+pub(crate) async fn uninstall(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((id, app)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let conv = member_conversation(&state, &id, &me).await?;
+    if conv.owner.as_ref() != Some(&me.id) {
+        return Err(ApiError::Forbidden(
+            "only the group's owner removes apps".into(),
+        ));
+    }
+    if !state.store.uninstall(&conv.id, &app).await? {
+        return Err(ApiError::NotFound("app"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/apps/{app}/open",
+    responses((status = 202, description = "The app is running; its reply arrives as a message"),
+              (status = 404, description = "Not installed here")))]
+pub(crate) async fn open(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((id, app)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let platform = platform(&state)?;
+    let conv = member_conversation(&state, &id, &me).await?;
+    platform.open(&me, &conv, &app).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Body of a button press.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Action {
+    /// The button's id.
+    button: String,
+    /// Values of the card's input blocks, by input id.
+    #[serde(default)]
+    inputs: BTreeMap<String, String>,
+}
+
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages/{message}/actions", request_body = Action,
+    responses((status = 202, description = "Delivered to the app"),
+              (status = 404, description = "No such card, or not a member"),
+              (status = 422, description = "No such button on the card")))]
+pub(crate) async fn action(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((id, message)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Action>,
+) -> Result<StatusCode, ApiError> {
+    let platform = platform(&state)?;
+    let conv = member_conversation(&state, &id, &me).await?;
+    let card = state
+        .store
+        .message(&conv.id, &message)
+        .await?
+        .ok_or(ApiError::NotFound("message"))?;
+    if !matches!(card.sender, Sender::App { .. }) {
+        return Err(ApiError::invalid("message", "only cards sent by apps have buttons"));
+    }
+    let minihost_core::Content::Card(c) = &card.content else {
+        return Err(ApiError::invalid("message", "the message is not a card"));
+    };
+    let value = c
+        .blocks
+        .iter()
+        .find_map(|b| match b {
+            minihost_core::Block::Button(btn) if btn.id == body.button => Some(btn.value.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| ApiError::invalid("button", "the card has no such button"))?;
+    let inputs = body
+        .inputs
+        .into_iter()
+        .filter(|(k, _)| {
+            c.blocks
+                .iter()
+                .any(|b| matches!(b, minihost_core::Block::Input(i) if &i.id == k))
+        })
+        .collect();
+    platform
+        .action(
+            &me,
+            &card,
+            ActionInput {
+                button: body.button,
+                value,
+                inputs,
+            },
+        )
+        .await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// Query of the invocation log.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogParams {
+    /// How many entries, newest first (1 to 500, default 50).
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/invocations", params(LogParams),
+    responses((status = 200, body = Vec<Object>), (status = 404, description = "No such app of yours")))]
+pub(crate) async fn invocations(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(app): Path<String>,
+    ApiQuery(q): ApiQuery<LogParams>,
+) -> Result<Json<Vec<InvocationRecord>>, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if limit == 0 || limit > 500 {
+        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
+    }
+    let record = state.store.app(&app).await?;
+    match record {
+        Some(a) if a.developer == me.id => {}
+        _ => return Err(ApiError::NotFound("app")),
+    }
+    Ok(Json(state.store.invocations(&app, limit).await?))
+}

@@ -1,0 +1,68 @@
+//! The seam between the API and the mini-app platform. The API knows nothing of wasmtime: the
+//! server wires in an [`AppPlatform`] that validates and runs components. Without one (a
+//! messenger-only node), app routes answer 503.
+
+use crate::error::ApiError;
+use minihost_core::Message;
+use minihost_store::{Conversation, User};
+use serde::Serialize;
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed future, for the object-safe async methods below.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a sideload produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sideloaded {
+    /// The app id (from the manifest).
+    pub app: String,
+    /// The version installed.
+    pub version: String,
+    /// Static-check findings that did not block the install (warnings).
+    pub findings: Vec<String>,
+}
+
+/// A button press on a card.
+#[derive(Debug, Clone)]
+pub struct ActionInput {
+    /// The button's id.
+    pub button: String,
+    /// The button's value.
+    pub value: String,
+    /// Values of the card's inputs.
+    pub inputs: Vec<(String, String)>,
+}
+
+/// The mini-app platform as the API sees it.
+pub trait AppPlatform: Send + Sync + 'static {
+    /// A user's message was stored: run the apps its `/command` names. Must return quickly;
+    /// the work happens in the background and replies arrive as messages.
+    fn message_posted(&self, author: &User, message: &Message);
+
+    /// Validates a component against its manifest and installs it, unreviewed, in a
+    /// conversation the developer owns.
+    fn sideload<'a>(
+        &'a self,
+        developer: &'a User,
+        conversation: &'a Conversation,
+        manifest: String,
+        component: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Sideloaded, ApiError>>;
+
+    /// A button press on a card that an app sent (the message is one of the app's).
+    fn action<'a>(
+        &'a self,
+        user: &'a User,
+        card: &'a Message,
+        action: ActionInput,
+    ) -> BoxFuture<'a, Result<(), ApiError>>;
+
+    /// The user opened an installed app's panel.
+    fn open<'a>(
+        &'a self,
+        user: &'a User,
+        conversation: &'a Conversation,
+        app: &'a str,
+    ) -> BoxFuture<'a, Result<(), ApiError>>;
+}
