@@ -186,7 +186,7 @@ impl Store {
     /// Stores a version. A sideloaded version may be replaced by a new upload of the same
     /// version; a submitted or reviewed one never changes ([`StoreError::Conflict`]).
     pub async fn put_version(&self, v: &AppVersion) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing: Option<(String,)> =
             sqlx::query_as("SELECT status FROM app_versions WHERE app_id = $1 AND version = $2")
                 .bind(&v.app_id)

@@ -91,12 +91,34 @@ impl Store {
             .await
             .map_err(|e| StoreError::Open(format!("{}: {e}", redact(&url))))?;
         migrate::run(&pool, backend).await?;
-        let writer = Writer::start(pool.clone(), hook);
+        let writer = Writer::start(pool.clone(), backend, hook);
         Ok(Store {
             pool,
             backend,
             writer,
         })
+    }
+
+    /// Starts a transaction that will write: on SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a read-then-write transaction cannot fail on a stale snapshot.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        begin_write(&self.pool, self.backend).await
+    }
+
+    /// Serialises the transaction with others naming the same `key` (PostgreSQL advisory lock;
+    /// SQLite's write lock already serialises every writer).
+    pub(crate) async fn lock_key(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        key: &str,
+    ) -> Result<()> {
+        if self.backend == Backend::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Which database this store uses.
@@ -115,6 +137,16 @@ impl Store {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+}
+
+pub(crate) async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    Ok(match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => pool.begin().await?,
+    })
 }
 
 /// A URL with its password (if any) hidden, for error messages and logs.

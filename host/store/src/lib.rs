@@ -8,6 +8,7 @@ mod apps;
 mod conversations;
 mod db;
 mod error;
+mod grants;
 mod messages;
 mod migrate;
 mod sessions;
@@ -19,6 +20,7 @@ pub use apps::{AppRecord, AppVersion, Install, InvocationRecord, VersionStatus};
 pub use conversations::{Conversation, ConversationSummary, Member};
 pub use db::{Backend, Store, StoreConfig};
 pub use error::StoreError;
+pub use grants::{GrantRecord, KvQuota, KvRefusal, PrivacyEntry};
 pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef, rfc3339};
 pub use users::{NewUser, User, UserWithHash};
 

@@ -15,6 +15,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0001_messenger.sql"),
     ),
     (2, "apps", include_str!("../migrations/0002_apps.sql")),
+    (3, "grants", include_str!("../migrations/0003_grants.sql")),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

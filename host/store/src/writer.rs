@@ -5,6 +5,7 @@
 //! messages, in seq order, to the commit hook (live fan-out). A request is acknowledged only after
 //! its commit, so an acknowledged message survives a crash.
 
+use crate::db::Backend;
 use crate::messages::{
     Appended, MESSAGE_COLUMNS, NewMessage, message_from_row, rfc3339, sender_columns,
 };
@@ -46,9 +47,9 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    pub(crate) fn start(pool: AnyPool, hook: Option<CommitHook>) -> Self {
+    pub(crate) fn start(pool: AnyPool, backend: Backend, hook: Option<CommitHook>) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(pool, hook, rx));
+        let task = tokio::spawn(run(pool, backend, hook, rx));
         Writer {
             tx,
             task: Arc::new(Mutex::new(Some(task))),
@@ -76,7 +77,12 @@ impl Writer {
     }
 }
 
-async fn run(pool: AnyPool, hook: Option<CommitHook>, mut rx: mpsc::Receiver<Command>) {
+async fn run(
+    pool: AnyPool,
+    backend: Backend,
+    hook: Option<CommitHook>,
+    mut rx: mpsc::Receiver<Command>,
+) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     let mut stop: Option<oneshot::Sender<()>> = None;
     while stop.is_none() {
@@ -96,7 +102,7 @@ async fn run(pool: AnyPool, hook: Option<CommitHook>, mut rx: mpsc::Receiver<Com
             next = rx.try_recv().ok();
         }
         if !batch.is_empty() {
-            process(&pool, hook.as_ref(), &mut batch).await;
+            process(&pool, backend, hook.as_ref(), &mut batch).await;
         }
     }
     rx.close();
@@ -107,7 +113,7 @@ async fn run(pool: AnyPool, hook: Option<CommitHook>, mut rx: mpsc::Receiver<Com
         }
     }
     if !batch.is_empty() {
-        process(&pool, hook.as_ref(), &mut batch).await;
+        process(&pool, backend, hook.as_ref(), &mut batch).await;
     }
     if let Some(done) = stop {
         let _ = done.send(());
@@ -116,9 +122,14 @@ async fn run(pool: AnyPool, hook: Option<CommitHook>, mut rx: mpsc::Receiver<Com
 
 /// Commits a batch, or, if the batch as a whole fails, each request on its own so that one bad
 /// request cannot fail its neighbours.
-async fn process(pool: &AnyPool, hook: Option<&CommitHook>, batch: &mut Vec<Request>) {
+async fn process(
+    pool: &AnyPool,
+    backend: Backend,
+    hook: Option<&CommitHook>,
+    batch: &mut Vec<Request>,
+) {
     let messages: Vec<&NewMessage> = batch.iter().map(|r| &r.message).collect();
-    match commit(pool, &messages).await {
+    match commit(pool, backend, &messages).await {
         Ok(outcomes) => finish(hook, std::mem::take(batch), outcomes),
         Err(e) if batch.len() == 1 => {
             if let Some(r) = batch.pop() {
@@ -128,7 +139,7 @@ async fn process(pool: &AnyPool, hook: Option<&CommitHook>, batch: &mut Vec<Requ
         Err(e) => {
             tracing::warn!(error = %e, size = batch.len(), "batch commit failed; retrying one by one");
             for r in std::mem::take(batch) {
-                let result = commit(pool, &[&r.message]).await;
+                let result = commit(pool, backend, &[&r.message]).await;
                 match result {
                     Ok(outcomes) => finish(hook, vec![r], outcomes),
                     Err(e) => {
@@ -159,8 +170,12 @@ fn finish(hook: Option<&CommitHook>, requests: Vec<Request>, outcomes: Vec<Resul
 }
 
 /// Writes the messages in one transaction. Returns one outcome per message, in order.
-async fn commit(pool: &AnyPool, batch: &[&NewMessage]) -> Result<Vec<Result<Appended>>> {
-    let mut tx = pool.begin().await?;
+async fn commit(
+    pool: &AnyPool,
+    backend: Backend,
+    batch: &[&NewMessage],
+) -> Result<Vec<Result<Appended>>> {
+    let mut tx = crate::db::begin_write(pool, backend).await?;
     let mut outcomes: Vec<Option<Result<Appended>>> = (0..batch.len()).map(|_| None).collect();
 
     // 1. Idempotency: earlier messages with the same key, stored or earlier in this batch.

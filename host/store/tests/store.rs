@@ -505,3 +505,157 @@ async fn apps_versions_installs_and_invocation_log() {
         assert!(store.installs(&g.id).await.unwrap().is_empty());
     });
 }
+
+#[tokio::test]
+async fn grants_privacy_storage_quotas_and_budgets() {
+    use minihost_store::{KvQuota, KvRefusal};
+    on_every_backend!(|store, db| {
+        let dev = user(&store, "dev").await;
+        let bob = user(&store, "bob").await;
+        store.register_app("polls", "Polls", &dev.id).await.unwrap();
+        store.register_app("shop", "Shop", &dev.id).await.unwrap();
+        let s1 = store
+            .platform_secret("app-ids", || "first".into())
+            .await
+            .unwrap();
+        let s2 = store
+            .platform_secret("app-ids", || "second".into())
+            .await
+            .unwrap();
+        assert_eq!(
+            (s1.as_str(), s2.as_str()),
+            ("first", "first"),
+            "{}",
+            db.name
+        );
+
+        store
+            .remember_app_user("polls", "au_1", &bob.id)
+            .await
+            .unwrap();
+        store
+            .remember_app_user("polls", "au_1", &bob.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.user_for_app_user("polls", "au_1").await.unwrap(),
+            Some(bob.id.clone())
+        );
+        assert_eq!(store.user_for_app_user("shop", "au_1").await.unwrap(), None);
+
+        assert_eq!(store.grant(&bob.id, "polls").await.unwrap(), None);
+        let g = store
+            .set_grant(
+                &bob.id,
+                "polls",
+                &["storage".into(), "messages.send".into()],
+                "1.0.0",
+            )
+            .await
+            .unwrap();
+        assert_eq!(g.scopes, vec!["messages.send", "storage"]);
+        let g = store
+            .set_grant(&bob.id, "polls", &["storage".into()], "1.1.0")
+            .await
+            .unwrap();
+        assert_eq!(
+            (g.scopes.clone(), g.version.as_str()),
+            (vec!["storage".to_owned()], "1.1.0")
+        );
+        store
+            .set_grant(&bob.id, "shop", &[], "0.1.0")
+            .await
+            .unwrap();
+        assert_eq!(store.grants_of(&bob.id).await.unwrap().len(), 2);
+        assert!(store.delete_grant(&bob.id, "shop").await.unwrap());
+        assert!(!store.delete_grant(&bob.id, "shop").await.unwrap());
+
+        store
+            .record_privacy(&bob.id, "polls", "profile.get", "ok")
+            .await
+            .unwrap();
+        store
+            .record_privacy(&bob.id, "polls", "messaging.send", "denied")
+            .await
+            .unwrap();
+        let log = store.privacy_log(&bob.id, 10).await.unwrap();
+        assert_eq!(log.len(), 2);
+        assert!(
+            log.iter()
+                .any(|e| e.capability == "profile.get" && e.outcome == "ok")
+        );
+
+        let q = KvQuota {
+            max_keys: 2,
+            max_bytes: 20,
+        };
+        assert_eq!(
+            store.kv_set("polls", "", "a", b"12345", q).await.unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            store.kv_set("polls", "", "a", b"123456", q).await.unwrap(),
+            Ok(()),
+            "overwrite"
+        );
+        assert_eq!(
+            store.kv_set("polls", "", "b", b"1", q).await.unwrap(),
+            Ok(())
+        );
+        assert_eq!(
+            store.kv_set("polls", "", "c", b"1", q).await.unwrap(),
+            Err(KvRefusal::Keys)
+        );
+        assert_eq!(
+            store.kv_set("polls", "", "b", &[0u8; 30], q).await.unwrap(),
+            Err(KvRefusal::Bytes)
+        );
+        assert_eq!(
+            store.kv_get("polls", "", "b").await.unwrap(),
+            Some(b"1".to_vec()),
+            "refused write changed nothing"
+        );
+        assert_eq!(
+            store.kv_get("shop", "", "a").await.unwrap(),
+            None,
+            "apps never see each other's keys"
+        );
+        assert_eq!(
+            store.kv_get("polls", "au_1", "a").await.unwrap(),
+            None,
+            "per-user space is separate"
+        );
+        assert_eq!(
+            store.kv_list("polls", "", "", 10).await.unwrap(),
+            vec!["a", "b"]
+        );
+        assert_eq!(
+            store.kv_list("polls", "", "b", 10).await.unwrap(),
+            vec!["b"]
+        );
+        assert!(store.kv_delete("polls", "", "a").await.unwrap());
+        assert_eq!(store.kv_get("polls", "", "a").await.unwrap(), None);
+
+        for left in (0..3).rev() {
+            assert_eq!(
+                store.take_send_token("polls", "c_1", 3, 0).await.unwrap(),
+                Some(left)
+            );
+        }
+        assert_eq!(
+            store.take_send_token("polls", "c_1", 3, 0).await.unwrap(),
+            None,
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.send_tokens_left("polls", "c_1", 3, 0).await.unwrap(),
+            0
+        );
+        assert_eq!(
+            store.take_send_token("shop", "c_1", 3, 0).await.unwrap(),
+            Some(2),
+            "other apps unaffected"
+        );
+    });
+}
