@@ -46,7 +46,7 @@ pub async fn drive(
     let last_sample = CpuSample::take(&pids);
     let cpu = match tokio::time::timeout(Duration::from_secs(1), first_sample).await {
         Ok(Ok(first)) => first.cores_until(&last_sample),
-        _ => vec![None, None],
+        _ => vec![None, None, None],
     };
 
     let mut round_trip = Histogram::default();
@@ -91,6 +91,7 @@ pub async fn drive(
         error_sample,
         server_cpu_cores: cpu.first().copied().flatten(),
         bench_cpu_cores: cpu.get(1).copied().flatten(),
+        machine_cpu_cores: cpu.get(2).copied().flatten(),
     };
     Ok(Outcome { sends, per_conv })
 }

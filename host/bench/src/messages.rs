@@ -22,7 +22,7 @@ use crate::send::{Accepted, Shared, Slot};
 use crate::setup::{self, Population};
 use crate::sys::{self, Machine};
 use crate::target::{Target, TargetOpts};
-use crate::ws::{self, ReaderStats};
+use crate::ws::{self, ReaderSetup, ReaderStats};
 
 #[derive(Debug, Clone, Args)]
 pub struct MessagesOpts {
@@ -52,6 +52,10 @@ pub struct MessagesOpts {
     /// Longest wait for deliveries after the last send, in seconds.
     #[arg(long, default_value_t = 15.0)]
     pub drain_timeout: f64,
+    /// Each client acknowledges every this many pushes (0: never; acks are cheap in-memory
+    /// bookkeeping on the server).
+    #[arg(long, default_value_t = 0)]
+    pub ack_every: u64,
     /// Concurrent sign-ups during setup.
     #[arg(long, default_value_t = 4)]
     pub setup_workers: usize,
@@ -134,18 +138,23 @@ struct Reader {
     task: tokio::task::JoinHandle<ReaderStats>,
 }
 
-async fn open_readers(
-    addr: SocketAddr,
-    pop: &Population,
-    clock: Clock,
-    measure_from_us: u64,
-    stop: &watch::Receiver<bool>,
-) -> Result<Vec<Reader>> {
-    let conns: Vec<Result<ws::Ws>> = stream::iter(pop.users.iter())
+/// One WebSocket per user, in user order.
+async fn connect_all(addr: SocketAddr, pop: &Population) -> Vec<Result<ws::Ws>> {
+    stream::iter(pop.users.iter())
         .map(|u| ws::connect(addr, &u.token, None))
         .buffered(64)
         .collect()
-        .await;
+        .await
+}
+
+fn spawn_readers(
+    conns: Vec<Result<ws::Ws>>,
+    pop: &Population,
+    clock: Clock,
+    measure_from_us: u64,
+    ack_every: u64,
+    stop: &watch::Receiver<bool>,
+) -> Result<Vec<Reader>> {
     let mut readers = Vec::with_capacity(conns.len());
     for (u, conn) in pop.users.iter().zip(conns) {
         let conn = conn.with_context(|| format!("opening the WebSocket of {}", u.name))?;
@@ -157,15 +166,15 @@ async fn open_readers(
             .unwrap_or_default()
             .into();
         let progress = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(ws::read_until_stopped(
-            conn,
-            u.name.as_str().into(),
+        let setup = ReaderSetup {
+            user: u.name.as_str().into(),
             watched,
-            progress.clone(),
+            progress: progress.clone(),
             clock,
             measure_from_us,
-            stop.clone(),
-        ));
+            ack_every,
+        };
+        let task = tokio::spawn(ws::read_until_stopped(conn, setup, stop.clone()));
         readers.push(Reader {
             conv,
             progress,
@@ -207,19 +216,17 @@ async fn messenger_phase(o: &MessagesOpts, target: &Target) -> Result<(report::S
 
     let slots = sender_slots(&pop, o.senders);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let conns = connect_all(target.addr, &pop).await;
     // The clock starts when sending starts; readers share it.
     let shared = shared(target.addr, o, slots.len(), true);
-    let readers = open_readers(
-        target.addr,
+    let readers = spawn_readers(
+        conns,
         &pop,
         shared.clock,
         shared.measure_from_us,
+        o.ack_every,
         &stop_rx,
-    )
-    .await?;
-    if shared.clock.now_us() > shared.measure_from_us / 2 {
-        eprintln!("note: opening the WebSockets ate into the warm-up");
-    }
+    )?;
     eprintln!(
         "load: {} senders for {:.1} s (+{:.1} s warm-up)",
         slots.len(),

@@ -58,6 +58,8 @@ pub struct Sends {
     /// Cores used during the measured window (CPU seconds per second).
     pub server_cpu_cores: Option<f64>,
     pub bench_cpu_cores: Option<f64>,
+    /// The whole machine, so `machine - server - bench` is what other processes took.
+    pub machine_cpu_cores: Option<f64>,
 }
 
 /// The WebSocket side of a messenger run.
@@ -127,10 +129,15 @@ fn print_sends(title: &str, s: &Sends) {
         s.accepted_per_s, s.measured, s.window_s, s.senders, s.attempted
     );
     println!("  round trip   {}", s.round_trip);
+    let others = match (s.machine_cpu_cores, s.server_cpu_cores, s.bench_cpu_cores) {
+        (Some(m), Some(a), Some(b)) => Some((m - a - b).max(0.0)),
+        _ => None,
+    };
     println!(
-        "  cpu          server {} cores, bench {} cores",
+        "  cpu          server {} cores, bench {} cores, rest of the machine {} cores",
         cores(s.server_cpu_cores),
-        cores(s.bench_cpu_cores)
+        cores(s.bench_cpu_cores),
+        cores(others)
     );
     for (what, n) in &s.errors {
         println!("  error        {n} x {what}");

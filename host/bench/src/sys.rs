@@ -39,7 +39,28 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
 }
 
-/// A CPU-time reading of some processes, to turn into cores used over an interval.
+/// CPU time the whole machine spent busy (everything but idle and iowait), in seconds.
+pub fn machine_busy_seconds() -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").context("reading /proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is already in user).
+    let busy: u64 = ticks
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, t)| t)
+        .sum();
+    Ok(busy as f64 / rustix::param::clock_ticks_per_second() as f64)
+}
+
+/// A CPU-time reading of some processes and, last, of the whole machine, to turn into cores
+/// used over an interval.
 pub struct CpuSample {
     at: Instant,
     seconds: Vec<Option<f64>>,
@@ -47,17 +68,19 @@ pub struct CpuSample {
 
 impl CpuSample {
     pub fn take(pids: &[Option<u32>]) -> Self {
-        let seconds = pids
+        let mut seconds: Vec<Option<f64>> = pids
             .iter()
             .map(|p| p.and_then(|p| cpu_seconds(p).ok()))
             .collect();
+        seconds.push(machine_busy_seconds().ok());
         Self {
             at: Instant::now(),
             seconds,
         }
     }
 
-    /// Cores used by each process between `self` and `later` (CPU seconds per wall second).
+    /// Cores used by each process, then by the whole machine, between `self` and `later`
+    /// (CPU seconds per wall second).
     pub fn cores_until(&self, later: &CpuSample) -> Vec<Option<f64>> {
         let wall = later.at.duration_since(self.at).as_secs_f64().max(1e-9);
         self.seconds
@@ -159,6 +182,7 @@ mod tests {
         let me = std::process::id();
         assert!(rss_kib(me).unwrap() > 0);
         assert!(cpu_seconds(me).unwrap() >= 0.0);
+        assert!(machine_busy_seconds().unwrap() > 0.0);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result};
-use futures_util::StreamExt as _;
+use futures_util::{SinkExt as _, StreamExt as _};
 use serde::Deserialize;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
@@ -46,9 +46,13 @@ pub async fn connect(addr: SocketAddr, token: &str, from: Option<IpAddr>) -> Res
     .with_context(|| format!("connecting to {addr}"))?;
     stream.set_nodelay(true)?;
     let url = format!("ws://{addr}/api/v1/ws?token={}", percent_encode(token));
-    let (ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config()))
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(config()))
         .await
         .context("WebSocket handshake on /api/v1/ws")?;
+    // A fresh client resumes from nothing: the server holds live events until the first frame.
+    ws.send(Message::text(r#"{"type":"resume","cursors":{}}"#))
+        .await
+        .context("sending resume")?;
     Ok(ws)
 }
 
@@ -185,15 +189,23 @@ impl ReaderStats {
     }
 }
 
-/// Reads pushes until `stop` turns true or the stream ends. `progress` is set to the last
-/// seq seen in `watched` (the conversation the run waits on).
+/// Who a reader is and what it reports to.
+pub struct ReaderSetup {
+    pub user: Arc<str>,
+    /// The conversation the run waits on; `progress` holds the last seq seen in it.
+    pub watched: Arc<str>,
+    pub progress: Arc<AtomicU64>,
+    pub clock: Clock,
+    /// Messages sent at or after this (µs on `clock`) are measured.
+    pub measure_from_us: u64,
+    /// Acknowledge every this many pushes of a conversation (0: never).
+    pub ack_every: u64,
+}
+
+/// Reads pushes until `stop` turns true or the stream ends.
 pub async fn read_until_stopped(
     mut ws: Ws,
-    user: Arc<str>,
-    watched: Arc<str>,
-    progress: Arc<AtomicU64>,
-    clock: Clock,
-    measure_from_us: u64,
+    r: ReaderSetup,
     mut stop: watch::Receiver<bool>,
 ) -> ReaderStats {
     let mut stats = ReaderStats::default();
@@ -223,9 +235,23 @@ pub async fn read_until_stopped(
                 message,
             }) if kind == "message" => {
                 let text = message.and_then(|m| m.content).and_then(|c| c.text);
-                stats.on_push(&user, &conv, seq, text.as_deref(), &clock, measure_from_us);
-                if *conv == *watched {
-                    progress.store(seq, Ordering::Release);
+                stats.on_push(
+                    &r.user,
+                    &conv,
+                    seq,
+                    text.as_deref(),
+                    &r.clock,
+                    r.measure_from_us,
+                );
+                if *conv == *r.watched {
+                    r.progress.store(seq, Ordering::Release);
+                }
+                if r.ack_every > 0 && stats.delivered % r.ack_every == 0 {
+                    let ack = format!(r#"{{"type":"ack","conversation":"{conv}","seq":{seq}}}"#);
+                    if let Err(e) = ws.send(Message::text(ack)).await {
+                        stats.ended = Some(format!("sending ack: {e}"));
+                        break;
+                    }
                 }
             }
             _ => stats.other_frames += 1,
