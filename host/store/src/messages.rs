@@ -122,6 +122,34 @@ impl Store {
             .transpose()
     }
 
+    /// Replaces the content of a message that app `app` sent; `None` if there is no such message
+    /// of that app in the conversation.
+    pub async fn update_app_message(
+        &self,
+        conversation: &ConversationId,
+        id: &str,
+        app: &str,
+        content: &Content,
+    ) -> Result<Option<Message>> {
+        let json = serde_json::to_string(content)
+            .map_err(|e| StoreError::Corrupt(format!("content: {e}")))?;
+        let n = sqlx::query(
+            "UPDATE messages SET content = $1
+              WHERE conversation_id = $2 AND id = $3 AND sender_kind = 'app' AND sender_id = $4",
+        )
+        .bind(json)
+        .bind(conversation.as_str())
+        .bind(id)
+        .bind(app)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            return Ok(None);
+        }
+        self.message(conversation, id).await
+    }
+
     /// A page of history in ascending seq order. With `after`, the oldest messages after it;
     /// otherwise the newest ones (before `before`, if given).
     pub async fn history(

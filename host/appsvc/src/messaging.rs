@@ -1,0 +1,125 @@
+//! Sending and updating messages as an app: only where the app is installed and the user is a
+//! member, only with `messages.send` granted, within the conversation's send budget.
+
+use crate::{Actor, AppError, AppServices};
+use minihost_core::{Content, ConversationId, Message, Sender};
+use minihost_hub::{Event, Topic};
+use minihost_store::NewMessage;
+use serde_json::json;
+
+/// The scope every messaging operation needs.
+pub const SCOPE: &str = "messages.send";
+
+impl AppServices {
+    /// Checks that the app may post in `conversation` on the actor's behalf: the invocation's
+    /// own conversation, or one where the app is installed and the user is a member.
+    async fn may_post(&self, actor: &Actor, conversation: &ConversationId) -> Result<(), AppError> {
+        if actor.conversation.as_ref() == Some(conversation) {
+            return Ok(());
+        }
+        let installed = self
+            .store
+            .installs(conversation)
+            .await?
+            .iter()
+            .any(|i| i.app_id == actor.app);
+        if installed && self.store.is_member(conversation, &actor.user).await? {
+            Ok(())
+        } else {
+            Err(AppError::NotFound("conversation"))
+        }
+    }
+
+    /// Sends `content` as the app; returns the stored message.
+    pub async fn send_message(
+        &self,
+        actor: &Actor,
+        conversation: &ConversationId,
+        content: Content,
+    ) -> Result<Message, AppError> {
+        self.require(actor, SCOPE).await?;
+        self.may_post(actor, conversation).await?;
+        content
+            .validate()
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let taken = self
+            .store
+            .take_send_token(
+                &actor.app,
+                conversation.as_str(),
+                self.limits.send_burst,
+                self.limits.sends_per_minute,
+            )
+            .await?;
+        if taken.is_none() {
+            return Err(AppError::QuotaExceeded(format!(
+                "at most {} messages per conversation in a burst, {} per minute",
+                self.limits.send_burst, self.limits.sends_per_minute
+            )));
+        }
+        let appended = self
+            .store
+            .append(NewMessage {
+                conversation: conversation.clone(),
+                sender: Sender::App {
+                    id: actor.app.clone(),
+                    name: actor.app_name.clone(),
+                },
+                content,
+                idempotency_key: None,
+            })
+            .await?;
+        Ok(appended.message)
+    }
+
+    /// Replaces the content of a message this app sent (e.g. a live tally) and tells every
+    /// connected member.
+    pub async fn update_message(
+        &self,
+        actor: &Actor,
+        conversation: &ConversationId,
+        message: &str,
+        content: Content,
+    ) -> Result<Message, AppError> {
+        self.require(actor, SCOPE).await?;
+        self.may_post(actor, conversation).await?;
+        content
+            .validate()
+            .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let updated = self
+            .store
+            .update_app_message(conversation, message, &actor.app, &content)
+            .await?
+            .ok_or(AppError::NotFound("message of this app"))?;
+        self.fanout.publish(
+            Topic::Conversation(conversation.clone()),
+            Event::json(&json!({
+                "type": "message_updated",
+                "conversation": conversation,
+                "seq": updated.seq,
+                "message": updated,
+            })),
+        );
+        Ok(updated)
+    }
+
+    /// How many more messages the app may send to `conversation` right now.
+    pub async fn send_budget(
+        &self,
+        actor: &Actor,
+        conversation: &ConversationId,
+    ) -> Result<u32, AppError> {
+        self.require(actor, SCOPE).await?;
+        self.may_post(actor, conversation).await?;
+        let left = self
+            .store
+            .send_tokens_left(
+                &actor.app,
+                conversation.as_str(),
+                self.limits.send_burst,
+                self.limits.sends_per_minute,
+            )
+            .await?;
+        Ok(u32::try_from(left.max(0)).unwrap_or(u32::MAX))
+    }
+}

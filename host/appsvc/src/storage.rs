@@ -1,0 +1,120 @@
+//! Per-app key-value storage: a shared bucket per app and a private bucket per (app, user),
+//! bounded by key and byte quotas. Apps never see each other's keys.
+
+use crate::{Actor, AppError, AppServices};
+use minihost_store::{KvQuota, KvRefusal};
+
+/// The scope storage needs.
+pub const SCOPE: &str = "storage";
+
+/// Which half of the app's storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bucket {
+    /// Shared by every user of the app.
+    Shared,
+    /// Private to the acting user.
+    User,
+}
+
+impl AppServices {
+    fn owner<'a>(&self, actor: &'a Actor, bucket: Bucket) -> &'a str {
+        match bucket {
+            Bucket::Shared => "",
+            Bucket::User => &actor.app_user_id,
+        }
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), AppError> {
+        if key.is_empty() || key.len() > self.limits.max_key_bytes {
+            return Err(AppError::Invalid(format!(
+                "a key has 1 to {} bytes",
+                self.limits.max_key_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// The value under `key`.
+    pub async fn storage_get(
+        &self,
+        actor: &Actor,
+        bucket: Bucket,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, AppError> {
+        self.require(actor, SCOPE).await?;
+        self.check_key(key)?;
+        Ok(self
+            .store
+            .kv_get(&actor.app, self.owner(actor, bucket), key)
+            .await?)
+    }
+
+    /// Stores `value` under `key`, within quota.
+    pub async fn storage_set(
+        &self,
+        actor: &Actor,
+        bucket: Bucket,
+        key: &str,
+        value: &[u8],
+    ) -> Result<(), AppError> {
+        self.require(actor, SCOPE).await?;
+        self.check_key(key)?;
+        if value.len() > self.limits.max_value_bytes {
+            return Err(AppError::Invalid(format!(
+                "a value has at most {} bytes",
+                self.limits.max_value_bytes
+            )));
+        }
+        let quota = KvQuota {
+            max_keys: self.limits.storage_keys,
+            max_bytes: self.limits.storage_bytes,
+        };
+        match self
+            .store
+            .kv_set(&actor.app, self.owner(actor, bucket), key, value, quota)
+            .await?
+        {
+            Ok(()) => Ok(()),
+            Err(KvRefusal::Keys) => Err(AppError::QuotaExceeded(format!(
+                "at most {} keys",
+                quota.max_keys
+            ))),
+            Err(KvRefusal::Bytes) => Err(AppError::QuotaExceeded(format!(
+                "at most {} bytes",
+                quota.max_bytes
+            ))),
+        }
+    }
+
+    /// Removes `key`; returns whether it existed.
+    pub async fn storage_delete(
+        &self,
+        actor: &Actor,
+        bucket: Bucket,
+        key: &str,
+    ) -> Result<bool, AppError> {
+        self.require(actor, SCOPE).await?;
+        self.check_key(key)?;
+        Ok(self
+            .store
+            .kv_delete(&actor.app, self.owner(actor, bucket), key)
+            .await?)
+    }
+
+    /// Keys starting with `prefix`, sorted (at most 1000).
+    pub async fn storage_keys(
+        &self,
+        actor: &Actor,
+        bucket: Bucket,
+        prefix: &str,
+    ) -> Result<Vec<String>, AppError> {
+        self.require(actor, SCOPE).await?;
+        if prefix.len() > self.limits.max_key_bytes {
+            return Err(AppError::Invalid("prefix too long".into()));
+        }
+        Ok(self
+            .store
+            .kv_list(&actor.app, self.owner(actor, bucket), prefix, 1000)
+            .await?)
+    }
+}

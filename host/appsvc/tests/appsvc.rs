@@ -1,0 +1,316 @@
+//! What apps may do, on every backend: grant checks at every call (revocation applies at once),
+//! conversation rules, send budgets, profile visibility, storage isolation and quotas.
+
+use minihost_appsvc::{Actor, AppError, AppLimits, AppServices, Bucket};
+use minihost_core::{Content, DisplayName, Role, Sender, Username};
+use minihost_hub::LocalHub;
+use minihost_store::testing::TestDb;
+use minihost_store::{NewUser, Store, User};
+use std::sync::Arc;
+
+async fn user(store: &Store, name: &str) -> User {
+    store
+        .create_user(NewUser {
+            username: Username::parse(name).unwrap(),
+            display_name: DisplayName::parse(&name.to_uppercase()).unwrap(),
+            password_hash: "x".into(),
+            role: Role::User,
+        })
+        .await
+        .unwrap()
+}
+
+async fn actor(
+    svc: &AppServices,
+    app: &str,
+    u: &User,
+    conv: Option<&minihost_core::ConversationId>,
+) -> Actor {
+    Actor {
+        app: app.into(),
+        app_name: app.to_uppercase(),
+        user: u.id.clone(),
+        app_user_id: svc.app_user_id(app, &u.id).await.unwrap(),
+        conversation: conv.cloned(),
+    }
+}
+
+fn limits() -> AppLimits {
+    AppLimits {
+        send_burst: 3,
+        sends_per_minute: 0,
+        storage_keys: 3,
+        storage_bytes: 100,
+        ..AppLimits::default()
+    }
+}
+
+#[tokio::test]
+async fn apps_act_only_within_the_current_grant() {
+    for db in TestDb::all().await.unwrap() {
+        let store = db.open(None).await.unwrap();
+        let svc = AppServices::new(store.clone(), LocalHub::new(), limits())
+            .await
+            .unwrap();
+        let dev = user(&store, "dev").await;
+        let bob = user(&store, "bob").await;
+        let carol = user(&store, "carol").await;
+        let eve = user(&store, "eve").await;
+        store.register_app("polls", "Polls", &dev.id).await.unwrap();
+        store.register_app("shop", "Shop", &dev.id).await.unwrap();
+        let g = store
+            .create_group(&bob.id, "g", &[carol.id.clone()])
+            .await
+            .unwrap();
+        let other = store.create_group(&eve.id, "eve's", &[]).await.unwrap();
+        store
+            .install(&g.id, "polls", "1.0.0", &bob.id, false)
+            .await
+            .unwrap();
+
+        // App-scoped ids: stable per app, different across apps.
+        let a1 = svc.app_user_id("polls", &bob.id).await.unwrap();
+        assert_eq!(a1, svc.app_user_id("polls", &bob.id).await.unwrap());
+        assert_ne!(
+            a1,
+            svc.app_user_id("shop", &bob.id).await.unwrap(),
+            "{}",
+            db.name
+        );
+        assert!(!a1.contains(bob.id.as_str()));
+
+        let bob_polls = actor(&svc, "polls", &bob, Some(&g.id)).await;
+        let hi = || Content::text("hi");
+        assert_eq!(
+            svc.send_message(&bob_polls, &g.id, hi()).await.unwrap_err(),
+            AppError::PermissionDenied("messages.send".into())
+        );
+        store
+            .set_grant(&bob.id, "polls", &["messages.send".into()], "1.0.0")
+            .await
+            .unwrap();
+        let m = svc.send_message(&bob_polls, &g.id, hi()).await.unwrap();
+        assert_eq!(
+            m.sender,
+            Sender::App {
+                id: "polls".into(),
+                name: "POLLS".into()
+            }
+        );
+        // Elsewhere: only where installed and the user is a member.
+        assert_eq!(
+            svc.send_message(&bob_polls, &other.id, hi())
+                .await
+                .unwrap_err(),
+            AppError::NotFound("conversation")
+        );
+        // Invalid content is a typed error.
+        assert!(matches!(
+            svc.send_message(&bob_polls, &g.id, Content::text(" "))
+                .await,
+            Err(AppError::Invalid(_))
+        ));
+        // Budget: 3 per burst (one used): 2 left, then refused; other apps unaffected.
+        assert_eq!(svc.send_budget(&bob_polls, &g.id).await.unwrap(), 2);
+        svc.send_message(&bob_polls, &g.id, hi()).await.unwrap();
+        svc.send_message(&bob_polls, &g.id, hi()).await.unwrap();
+        assert!(matches!(
+            svc.send_message(&bob_polls, &g.id, hi()).await,
+            Err(AppError::QuotaExceeded(_))
+        ));
+        store
+            .install(&g.id, "shop", "1.0.0", &bob.id, false)
+            .await
+            .unwrap();
+        store
+            .set_grant(&bob.id, "shop", &["messages.send".into()], "1.0.0")
+            .await
+            .unwrap();
+        let bob_shop = actor(&svc, "shop", &bob, Some(&g.id)).await;
+        svc.send_message(&bob_shop, &g.id, hi()).await.unwrap();
+
+        // Updating: only this app's own messages.
+        let card = Content::text("tally: 1");
+        let updated = svc
+            .update_message(&bob_polls, &g.id, m.id.as_str(), card.clone())
+            .await
+            .unwrap();
+        assert_eq!(updated.content, card);
+        assert_eq!(
+            svc.update_message(&bob_shop, &g.id, m.id.as_str(), hi())
+                .await
+                .unwrap_err(),
+            AppError::NotFound("message of this app")
+        );
+
+        // Revocation applies to the very next call.
+        store
+            .set_grant(&bob.id, "polls", &[], "1.0.0")
+            .await
+            .unwrap();
+        assert_eq!(
+            svc.send_budget(&bob_polls, &g.id).await.unwrap_err(),
+            AppError::PermissionDenied("messages.send".into())
+        );
+        store.close().await;
+        db.cleanup().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn profiles_need_both_users_consent_and_are_recorded() {
+    for db in TestDb::all().await.unwrap() {
+        let store = db.open(None).await.unwrap();
+        let svc = AppServices::new(store.clone(), LocalHub::new(), limits())
+            .await
+            .unwrap();
+        let dev = user(&store, "dev").await;
+        let bob = user(&store, "bob").await;
+        let carol = user(&store, "carol").await;
+        let dan = user(&store, "dan").await;
+        store.register_app("polls", "Polls", &dev.id).await.unwrap();
+        let g = store
+            .create_group(&bob.id, "g", &[carol.id.clone()])
+            .await
+            .unwrap();
+        let bob_a = actor(&svc, "polls", &bob, Some(&g.id)).await;
+        let carol_id = svc.app_user_id("polls", &carol.id).await.unwrap();
+        let dan_id = svc.app_user_id("polls", &dan.id).await.unwrap();
+
+        assert_eq!(
+            svc.profile(&bob_a, &bob_a.app_user_id).await.unwrap_err(),
+            AppError::PermissionDenied("profile.read".into())
+        );
+        store
+            .set_grant(&bob.id, "polls", &["profile.read".into()], "1")
+            .await
+            .unwrap();
+        let me = svc.profile(&bob_a, &bob_a.app_user_id).await.unwrap();
+        assert_eq!(
+            (me.display_name.as_str(), me.user.as_str()),
+            ("BOB", bob_a.app_user_id.as_str())
+        );
+        assert!(
+            matches!(
+                svc.profile(&bob_a, &carol_id).await,
+                Err(AppError::PermissionDenied(_))
+            ),
+            "carol did not grant"
+        );
+        store
+            .set_grant(&carol.id, "polls", &["profile.read".into()], "1")
+            .await
+            .unwrap();
+        assert_eq!(
+            svc.profile(&bob_a, &carol_id).await.unwrap().display_name,
+            "CAROL"
+        );
+        store
+            .set_grant(&dan.id, "polls", &["profile.read".into()], "1")
+            .await
+            .unwrap();
+        assert_eq!(
+            svc.profile(&bob_a, &dan_id).await.unwrap_err(),
+            AppError::NotFound("user"),
+            "{}: not a member",
+            db.name
+        );
+        assert_eq!(
+            svc.profile(&bob_a, "au_unknown").await.unwrap_err(),
+            AppError::NotFound("user")
+        );
+        let record = store.privacy_log(&carol.id, 10).await.unwrap();
+        assert_eq!(record.len(), 1);
+        assert_eq!(
+            (record[0].app_id.as_str(), record[0].capability.as_str()),
+            ("polls", "profile.read")
+        );
+        store.close().await;
+        db.cleanup().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn storage_is_isolated_and_bounded() {
+    for db in TestDb::all().await.unwrap() {
+        let store = db.open(None).await.unwrap();
+        let svc = AppServices::new(store.clone(), Arc::new(LocalHub::default()), limits())
+            .await
+            .unwrap();
+        let dev = user(&store, "dev").await;
+        let bob = user(&store, "bob").await;
+        let carol = user(&store, "carol").await;
+        for app in ["polls", "shop"] {
+            store.register_app(app, app, &dev.id).await.unwrap();
+            for u in [&bob, &carol] {
+                store
+                    .set_grant(&u.id, app, &["storage".into()], "1")
+                    .await
+                    .unwrap();
+            }
+        }
+        let bob_p = actor(&svc, "polls", &bob, None).await;
+        let carol_p = actor(&svc, "polls", &carol, None).await;
+        let bob_s = actor(&svc, "shop", &bob, None).await;
+        svc.storage_set(&bob_p, Bucket::Shared, "k", b"polls-data")
+            .await
+            .unwrap();
+        svc.storage_set(&bob_p, Bucket::User, "k", b"bob-private")
+            .await
+            .unwrap();
+        assert_eq!(
+            svc.storage_get(&carol_p, Bucket::Shared, "k")
+                .await
+                .unwrap(),
+            Some(b"polls-data".to_vec())
+        );
+        assert_eq!(
+            svc.storage_get(&carol_p, Bucket::User, "k").await.unwrap(),
+            None,
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            svc.storage_get(&bob_s, Bucket::Shared, "k").await.unwrap(),
+            None,
+            "another app's key"
+        );
+        svc.storage_set(&bob_p, Bucket::Shared, "k2", b"x")
+            .await
+            .unwrap();
+        svc.storage_set(&bob_p, Bucket::Shared, "k3", b"x")
+            .await
+            .unwrap();
+        assert!(matches!(
+            svc.storage_set(&bob_p, Bucket::Shared, "k4", b"x").await,
+            Err(AppError::QuotaExceeded(_))
+        ));
+        assert!(matches!(
+            svc.storage_set(&bob_p, Bucket::Shared, "k", &[7u8; 200])
+                .await,
+            Err(AppError::Invalid(_)) | Err(AppError::QuotaExceeded(_))
+        ));
+        assert!(matches!(
+            svc.storage_set(&bob_p, Bucket::Shared, "", b"x").await,
+            Err(AppError::Invalid(_))
+        ));
+        assert_eq!(
+            svc.storage_keys(&bob_p, Bucket::Shared, "k").await.unwrap(),
+            vec!["k", "k2", "k3"]
+        );
+        assert!(
+            svc.storage_delete(&bob_p, Bucket::Shared, "k2")
+                .await
+                .unwrap()
+        );
+        store.set_grant(&bob.id, "polls", &[], "1").await.unwrap();
+        assert_eq!(
+            svc.storage_get(&bob_p, Bucket::Shared, "k")
+                .await
+                .unwrap_err(),
+            AppError::PermissionDenied("storage".into())
+        );
+        store.close().await;
+        db.cleanup().await.unwrap();
+    }
+}
