@@ -1,1 +1,47 @@
-//! Placeholder: filled in by its issue.
+//! Minihost's sandbox runtime: runs mini-app components (the `minihost:app/miniapp` WIT world)
+//! in a fresh, bounded wasmtime instance per event. It knows nothing of users, messages or
+//! conversations: those reach an app only through [`Capability`] implementations, one crate
+//! per WIT interface.
+//!
+//! # Use
+//!
+//! 1. Build one [`Runtime`] per process with [`RuntimeBuilder`], wiring each capability with
+//!    one line: `RuntimeBuilder::new(config).with(LogCapability::default()).build()?`.
+//!    Interfaces without a capability answer every call with `error::unavailable`.
+//! 2. [`Runtime::load`] an app version's component once: it is compiled (or read from the disk
+//!    cache, keyed by the component's sha256 and the engine) and pre-linked. The result,
+//!    [`LoadedApp`], lists its [`imports`](LoadedApp::imports) for static checks.
+//! 3. For each event, build an [`Invocation`] (app, app-scoped user, conversation, locale, the
+//!    user's [`Grant`], optional [`Limits`], typed [`Extensions`] for capabilities) and call
+//!    [`Runtime::invoke`]. It returns an [`InvocationReport`]: the reply or a typed
+//!    [`InvokeError`], duration, fuel, capability calls, log lines, captured stdout/stderr.
+//!
+//! # Guarantees
+//!
+//! Every store is bounded ([`Limits`]): memory (default 32 MiB, growth past it traps), wall
+//! time (default 200 ms, epoch interruption driven by a ticker thread, plus an outer timeout
+//! covering host calls), fuel, wasm stack, tables and instances, capability calls per
+//! invocation, bytes per capability call, reply size, and concurrency per app. Guests get an
+//! empty WASI context: no files, sockets, environment or inherited stdio. A misbehaving guest
+//! yields an [`ErrorKind`], never a host panic or stall, and the next event runs in a fresh
+//! instance.
+
+pub mod bindings;
+mod cache;
+mod capability;
+mod config;
+mod invocation;
+mod report;
+mod runtime;
+mod state;
+
+pub use bindings::{ByteSize, Content, Error, Event, Interface};
+pub use capability::{Capability, CapabilityCx};
+pub use config::{Limits, RuntimeConfig};
+pub use invocation::{Extensions, Grant, Invocation, Scopes};
+pub use report::{CallOutcome, CapabilityCall, ErrorKind, InvocationReport, InvokeError, LogLine};
+pub use runtime::{BuildError, LoadError, LoadOrigin, LoadedApp, Runtime, RuntimeBuilder};
+pub use state::{InvocationData, StoreState};
+/// The wasmtime crate the runtime is built on (for `Linker`, `HasData`, `Result` in capability
+/// crates), so capabilities never depend on a different version.
+pub use wasmtime;

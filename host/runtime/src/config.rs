@@ -1,0 +1,100 @@
+//! Runtime configuration: engine-wide settings ([`RuntimeConfig`]) and the per-invocation
+//! bounds every sandbox gets ([`Limits`]).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Bounds applied to one invocation's store. The defaults suit a chat reply: 32 MiB of memory,
+/// 200 ms of wall time, a generous fuel budget, 1 000 capability calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest linear memory, in bytes. Growing past it traps (reported as
+    /// [`ErrorKind::MemoryLimit`](crate::ErrorKind::MemoryLimit)). Clamped to
+    /// [`RuntimeConfig::max_memory_bytes`].
+    pub memory_bytes: usize,
+    /// Wall-clock budget for instantiation plus `handle`, including host calls.
+    pub deadline: Duration,
+    /// Fuel budget (roughly one unit per wasm instruction); the fuel used is reported. The
+    /// default is far above what the deadline allows, so time is the usual bound and fuel a
+    /// deterministic cap for hosts that want one.
+    pub fuel: u64,
+    /// Most elements in any one table.
+    pub table_elements: usize,
+    /// Most core instances the component may create.
+    pub instances: usize,
+    /// Most tables the component may create.
+    pub tables: usize,
+    /// Most linear memories the component may create.
+    pub memories: usize,
+    /// Most capability calls in one invocation; one more traps with
+    /// [`ErrorKind::TooManyCalls`](crate::ErrorKind::TooManyCalls).
+    pub max_calls: u32,
+    /// Most bytes passed into or returned from one capability call; larger calls get
+    /// `error::invalid`.
+    pub max_call_bytes: usize,
+    /// Largest reply `handle` may return, in bytes of text; larger is
+    /// [`ErrorKind::OutputTooLarge`](crate::ErrorKind::OutputTooLarge).
+    pub max_output_bytes: usize,
+    /// Bytes of stdout and of stderr kept in the report (the rest is dropped).
+    pub max_stdio_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 32 << 20,
+            deadline: Duration::from_millis(200),
+            fuel: 100_000_000_000,
+            table_elements: 20_000,
+            instances: 32,
+            tables: 32,
+            memories: 4,
+            max_calls: 1_000,
+            max_call_bytes: 1 << 20,
+            max_output_bytes: 64 << 10,
+            max_stdio_bytes: 16 << 10,
+        }
+    }
+}
+
+/// Engine-wide settings, fixed when the [`Runtime`](crate::Runtime) is built.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached (`None`: compile on every fresh runtime).
+    pub cache_dir: Option<PathBuf>,
+    /// Default bounds of each invocation (an [`Invocation`](crate::Invocation) may override).
+    pub limits: Limits,
+    /// Most instances alive at once, over all apps (the pooling allocator's slot count).
+    /// Invocations beyond it wait for a slot until their deadline.
+    pub max_instances: u32,
+    /// The largest memory any invocation may be allowed (each pool slot reserves it).
+    pub max_memory_bytes: usize,
+    /// Most concurrent invocations of one app; more wait until their deadline.
+    pub max_concurrency_per_app: usize,
+    /// Period of the epoch ticker thread: the granularity of deadlines.
+    pub epoch_tick: Duration,
+    /// Native stack a guest may use; deeper recursion traps with
+    /// [`ErrorKind::StackOverflow`](crate::ErrorKind::StackOverflow).
+    pub max_wasm_stack: usize,
+    /// Wasm frames captured in a trap's message. 0 (the default) captures none, which keeps
+    /// traps cheap; a developer tool may ask for a few.
+    pub wasm_backtrace_frames: usize,
+    /// Largest component accepted by [`Runtime::load`](crate::Runtime::load), in bytes.
+    pub max_component_bytes: usize,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            limits: Limits::default(),
+            max_instances: 128,
+            max_memory_bytes: 64 << 20,
+            max_concurrency_per_app: 16,
+            epoch_tick: Duration::from_millis(10),
+            max_wasm_stack: 512 << 10,
+            wasm_backtrace_frames: 0,
+            max_component_bytes: 32 << 20,
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! Test guest for the runtime's fault tests: each `/command` misbehaves in one way (loop,
+//! memory bomb, deep recursion, panic, huge reply, call flood, sleep) or probes the host
+//! (fresh memory, typed capability errors, stdout capture).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use minihost_sdk::{App, Command, Content, Context, Error, Reply, Result, log, messaging, profile};
+
+/// State that must not survive between events.
+static REMEMBERED: Mutex<Option<String>> = Mutex::new(None);
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+struct Faults;
+
+fn describe(result: Result<String>) -> String {
+    match result {
+        Ok(v) => format!("ok:{v}"),
+        Err(Error::PermissionDenied(scope)) => format!("permission-denied:{scope}"),
+        Err(Error::QuotaExceeded) => "quota-exceeded".to_string(),
+        Err(Error::Invalid(why)) => format!("invalid:{why}"),
+        Err(Error::Unavailable(what)) => format!("unavailable:{what}"),
+    }
+}
+
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    if depth == 0 {
+        return 0;
+    }
+    // Not a tail call: the addition after the call keeps every frame alive.
+    1 + recurse(std::hint::black_box(depth - 1)) + std::hint::black_box(0)
+}
+
+impl App for Faults {
+    fn on_command(ctx: &Context, command: Command) -> Result<Reply> {
+        let reply = match command.name.as_str() {
+            "ok" => "fine".to_string(),
+            "loop" => {
+                let mut i: u64 = 0;
+                loop {
+                    i = std::hint::black_box(i.wrapping_add(1));
+                }
+            }
+            "bomb" => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    hoard.push(vec![1u8; 1 << 20]);
+                    std::hint::black_box(&hoard);
+                }
+            }
+            "recurse" => format!("{}", recurse(u64::MAX)),
+            #[allow(clippy::panic)] // the point of this command
+            "panic" => panic!("the guest panicked on purpose"),
+            "huge" => {
+                let mib: usize = command.args.parse().unwrap_or(4);
+                "x".repeat(mib << 20)
+            }
+            "flood" => {
+                let mut denied = 0u64;
+                loop {
+                    if messaging::budget(&ctx.conversation).is_err() {
+                        denied += 1;
+                    }
+                    std::hint::black_box(denied);
+                }
+            }
+            "sleep" => {
+                std::thread::sleep(std::time::Duration::from_secs(30));
+                "woke up".to_string()
+            }
+            "remember" => {
+                let mut slot = REMEMBERED.lock().unwrap_or_else(|e| e.into_inner());
+                let before = slot.replace(command.args.clone());
+                let n = COUNTER.fetch_add(1, Ordering::SeqCst) + 1;
+                format!("before={before:?} count={n}")
+            }
+            "send" => describe(messaging::reply(ctx, &Content::text("hello"))),
+            "profile" => describe(profile::me(ctx).map(|p| p.display_name)),
+            "log" => {
+                for i in 0..command.args.parse::<u32>().unwrap_or(3) {
+                    log::info(&format!("line {i}"));
+                }
+                "logged".to_string()
+            }
+            "print" => {
+                println!("to stdout");
+                eprintln!("to stderr");
+                "printed".to_string()
+            }
+            "fail" => return Err(Error::invalid("failing on purpose")),
+            _ => return Ok(None),
+        };
+        Ok(Some(Content::text(reply)))
+    }
+}
+
+minihost_sdk::export_app!(Faults);
