@@ -22,10 +22,11 @@ pub struct PlatformCaps {
 impl Default for PlatformCaps {
     fn default() -> Self {
         PlatformCaps {
-            max_memory_mib: 256,
-            max_timeout_ms: 10_000,
-            default_memory_mib: 64,
-            default_timeout_ms: 1_000,
+            // The runtime's pool reserves 64 MiB per slot; its default bounds are 32 MiB, 200 ms.
+            max_memory_mib: 64,
+            max_timeout_ms: 2_000,
+            default_memory_mib: 32,
+            default_timeout_ms: 200,
         }
     }
 }
