@@ -163,6 +163,17 @@ impl Store {
         sorted.sort();
         sorted.dedup();
         let now = minihost_core::now_millis();
+        // One transaction with the record of the scopes it takes away (tokens issued before
+        // then are refused: see `tokens::record_grant_revocation`).
+        let mut tx = self.begin_write().await?;
+        self.lock_key(&mut tx, &format!("grant:{}:{app}", user.as_str()))
+            .await?;
+        let before: Option<(String,)> =
+            sqlx::query_as("SELECT scopes FROM grants WHERE user_id = $1 AND app_id = $2")
+                .bind(user.as_str())
+                .bind(app)
+                .fetch_optional(&mut *tx)
+                .await?;
         sqlx::query(
             "INSERT INTO grants (user_id, app_id, scopes, version, granted_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, $5)
@@ -175,19 +186,33 @@ impl Store {
         .bind(sorted.join(" "))
         .bind(version)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        if let Some((before,)) = &before {
+            let removed: Vec<&str> = before
+                .split_whitespace()
+                .filter(|s| !sorted.iter().any(|n| n == s))
+                .collect();
+            crate::tokens::record_grant_revocation(&mut tx, user, app, &removed, now).await?;
+        }
+        tx.commit().await?;
         self.grant(user, app).await?.ok_or(StoreError::NotFound)
     }
 
     /// Deletes the user's whole grant to `app`; returns whether there was one.
     pub async fn delete_grant(&self, user: &UserId, app: &str) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query("DELETE FROM grants WHERE user_id = $1 AND app_id = $2")
             .bind(user.as_str())
             .bind(app)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        if n == 1 {
+            let now = minihost_core::now_millis();
+            crate::tokens::record_grant_revocation(&mut tx, user, app, &["*"], now).await?;
+        }
+        tx.commit().await?;
         Ok(n == 1)
     }
 

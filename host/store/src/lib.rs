@@ -13,6 +13,7 @@ mod messages;
 mod migrate;
 mod sessions;
 pub mod testing;
+mod tokens;
 mod users;
 pub mod writer;
 
@@ -22,6 +23,10 @@ pub use db::{Backend, Store, StoreConfig};
 pub use error::StoreError;
 pub use grants::{GrantRecord, KvQuota, KvRefusal, PrivacyEntry};
 pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef, rfc3339};
+pub use tokens::{
+    AccessTokenCheck, ClientRow, LoginCodeRow, Purged, RefreshFamilyRow, RefreshTokenRow,
+    SigningKeyRow,
+};
 pub use users::{NewUser, User, UserWithHash};
 
 /// Result of a store operation.

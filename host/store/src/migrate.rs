@@ -16,6 +16,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (2, "apps", include_str!("../migrations/0002_apps.sql")),
     (3, "grants", include_str!("../migrations/0003_grants.sql")),
+    (4, "tokens", include_str!("../migrations/0004_tokens.sql")),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.
