@@ -356,6 +356,10 @@ pub async fn run(o: MessagesOpts, command: String) -> Result<bool> {
         (Some(e), Some(s)) if e.accepted_per_s > 0.0 => Some(s.accepted_per_s / e.accepted_per_s),
         _ => None,
     };
+    let delivered_ratio = match (&echo, &deliveries) {
+        (Some(e), Some(d)) if e.accepted_per_s > 0.0 => Some(d.delivered_per_s / e.accepted_per_s),
+        _ => None,
+    };
     let ok = deliveries
         .as_ref()
         .is_none_or(|d| d.violations == 0 && d.problems.is_empty())
@@ -368,6 +372,7 @@ pub async fn run(o: MessagesOpts, command: String) -> Result<bool> {
         server,
         deliveries,
         ratio_to_echo: ratio,
+        delivered_ratio_to_echo: delivered_ratio,
         ok,
     };
     if o.json {

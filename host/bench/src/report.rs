@@ -95,8 +95,10 @@ pub struct MessagesReport {
     pub echo: Option<Sends>,
     pub server: Option<Sends>,
     pub deliveries: Option<Deliveries>,
-    /// Messenger accepted/s over echo requests/s.
+    /// Messenger accepted/s over echo requests/s (both are HTTP requests answered 201).
     pub ratio_to_echo: Option<f64>,
+    /// Messenger delivered/s (pushes, one per recipient) over echo requests/s.
+    pub delivered_ratio_to_echo: Option<f64>,
     pub ok: bool,
 }
 
@@ -190,6 +192,12 @@ pub fn print_messages(r: &MessagesReport) {
     if let Some(ratio) = r.ratio_to_echo {
         println!(
             "ratio: messenger accepted/s = {:.1}% of the bare echo's requests/s",
+            ratio * 100.0
+        );
+    }
+    if let Some(ratio) = r.delivered_ratio_to_echo {
+        println!(
+            "       messenger delivered/s = {:.1}% of the bare echo's requests/s",
             ratio * 100.0
         );
     }
