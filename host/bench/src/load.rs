@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use crate::hist::Histogram;
 use crate::report::{Latency, Sends};
 use crate::send::{self, Accepted, Shared, Slot};
-use crate::sys::CpuSample;
+use crate::sys::{Cores, CpuSample};
 
 /// The outcome of a load phase: the report and the accepted seqs per conversation.
 pub struct Outcome {
@@ -26,13 +26,12 @@ pub async fn drive(
     server_pid: Option<u32>,
 ) -> Result<Outcome> {
     let senders = slots.len();
-    let pids = [server_pid, Some(std::process::id())];
     // Sample CPU at the start of the measured window, from a separate task.
     let clock = shared.clock;
     let from_us = shared.measure_from_us;
     let first_sample = tokio::spawn(async move {
         tokio::time::sleep_until(clock.at(from_us).into()).await;
-        CpuSample::take(&pids)
+        CpuSample::take(server_pid)
     });
     let tasks: Vec<_> = slots
         .into_iter()
@@ -43,10 +42,10 @@ pub async fn drive(
     for t in tasks {
         all.push(t.await.context("a sender panicked")?);
     }
-    let last_sample = CpuSample::take(&pids);
+    let last_sample = CpuSample::take(server_pid);
     let cpu = match tokio::time::timeout(Duration::from_secs(1), first_sample).await {
         Ok(Ok(first)) => first.cores_until(&last_sample),
-        _ => vec![None, None, None],
+        _ => Cores::default(),
     };
 
     let mut round_trip = Histogram::default();
@@ -89,9 +88,10 @@ pub async fn drive(
         round_trip: Latency::from(&round_trip),
         errors,
         error_sample,
-        server_cpu_cores: cpu.first().copied().flatten(),
-        bench_cpu_cores: cpu.get(1).copied().flatten(),
-        machine_cpu_cores: cpu.get(2).copied().flatten(),
+        server_cpu_cores: cpu.server,
+        bench_cpu_cores: cpu.bench,
+        postgres_cpu_cores: cpu.postgres,
+        machine_cpu_cores: cpu.machine,
     };
     Ok(Outcome { sends, per_conv })
 }

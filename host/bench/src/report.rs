@@ -58,7 +58,9 @@ pub struct Sends {
     /// Cores used during the measured window (CPU seconds per second).
     pub server_cpu_cores: Option<f64>,
     pub bench_cpu_cores: Option<f64>,
-    /// The whole machine, so `machine - server - bench` is what other processes took.
+    /// PostgreSQL's processes (whatever else they served meanwhile).
+    pub postgres_cpu_cores: f64,
+    /// The whole machine, so `machine - server - bench - postgres` is what others took.
     pub machine_cpu_cores: Option<f64>,
 }
 
@@ -132,13 +134,14 @@ fn print_sends(title: &str, s: &Sends) {
     );
     println!("  round trip   {}", s.round_trip);
     let others = match (s.machine_cpu_cores, s.server_cpu_cores, s.bench_cpu_cores) {
-        (Some(m), Some(a), Some(b)) => Some((m - a - b).max(0.0)),
+        (Some(m), Some(a), Some(b)) => Some((m - a - b - s.postgres_cpu_cores).max(0.0)),
         _ => None,
     };
     println!(
-        "  cpu          server {} cores, bench {} cores, rest of the machine {} cores",
+        "  cpu          server {} cores, bench {}, postgres {:.2}, everything else {}",
         cores(s.server_cpu_cores),
         cores(s.bench_cpu_cores),
+        s.postgres_cpu_cores,
         cores(others)
     );
     for (what, n) in &s.errors {

@@ -1,6 +1,7 @@
 //! What the bench reads from and asks of the operating system: a process's RSS and CPU time
 //! from /proc, the machine's description, the open-file limit, and polite termination.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -59,35 +60,74 @@ pub fn machine_busy_seconds() -> Result<f64> {
     Ok(busy as f64 / rustix::param::clock_ticks_per_second() as f64)
 }
 
-/// A CPU-time reading of some processes and, last, of the whole machine, to turn into cores
-/// used over an interval.
+/// CPU seconds of every process whose command name is `comm` (e.g. PostgreSQL's backends).
+pub fn cpu_by_name(comm: &str) -> HashMap<u32, f64> {
+    let mut out = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let matches =
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm);
+        if let (true, Ok(secs)) = (matches, cpu_seconds(pid)) {
+            out.insert(pid, secs);
+        }
+    }
+    out
+}
+
+/// A reading of CPU time: the server, this process, PostgreSQL's processes and the whole
+/// machine, to turn into cores used over an interval.
 pub struct CpuSample {
     at: Instant,
-    seconds: Vec<Option<f64>>,
+    server: Option<f64>,
+    bench: Option<f64>,
+    postgres: HashMap<u32, f64>,
+    machine: Option<f64>,
+}
+
+/// Cores used over an interval (CPU seconds per wall second).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Cores {
+    pub server: Option<f64>,
+    pub bench: Option<f64>,
+    /// PostgreSQL's processes (0 when it is idle or not running).
+    pub postgres: f64,
+    pub machine: Option<f64>,
 }
 
 impl CpuSample {
-    pub fn take(pids: &[Option<u32>]) -> Self {
-        let mut seconds: Vec<Option<f64>> = pids
-            .iter()
-            .map(|p| p.and_then(|p| cpu_seconds(p).ok()))
-            .collect();
-        seconds.push(machine_busy_seconds().ok());
+    pub fn take(server: Option<u32>) -> Self {
         Self {
             at: Instant::now(),
-            seconds,
+            server: server.and_then(|p| cpu_seconds(p).ok()),
+            bench: cpu_seconds(std::process::id()).ok(),
+            postgres: cpu_by_name("postgres"),
+            machine: machine_busy_seconds().ok(),
         }
     }
 
-    /// Cores used by each process, then by the whole machine, between `self` and `later`
-    /// (CPU seconds per wall second).
-    pub fn cores_until(&self, later: &CpuSample) -> Vec<Option<f64>> {
+    pub fn cores_until(&self, later: &CpuSample) -> Cores {
         let wall = later.at.duration_since(self.at).as_secs_f64().max(1e-9);
-        self.seconds
+        let rate = |a: Option<f64>, b: Option<f64>| Some((b? - a?) / wall);
+        let postgres: f64 = later
+            .postgres
             .iter()
-            .zip(&later.seconds)
-            .map(|(a, b)| Some((b.as_ref()? - a.as_ref()?) / wall))
-            .collect()
+            .filter_map(|(pid, b)| self.postgres.get(pid).map(|a| b - a))
+            .sum();
+        Cores {
+            server: rate(self.server, later.server),
+            bench: rate(self.bench, later.bench),
+            postgres: postgres / wall,
+            machine: rate(self.machine, later.machine),
+        }
     }
 }
 
