@@ -30,6 +30,7 @@ impl TestNode {
             addr: "127.0.0.1:0".parse().unwrap(),
             store: db.config.clone(),
             api,
+            cache_dir: None,
         })
         .await
         .unwrap();
@@ -56,6 +57,17 @@ impl TestNode {
             .await;
         assert_eq!(r.0, 201, "sign up {username}: {}", r.1);
         c.signed_in(username).await
+    }
+
+    /// Signs up `username` as a developer and signs in.
+    pub async fn developer(&self, username: &str) -> Client {
+        let c = self.user(username).await;
+        self.node
+            .store
+            .set_role(username, minihost_core::Role::Developer)
+            .await
+            .unwrap();
+        c
     }
 
     /// Stops the node and drops its database.
@@ -146,6 +158,17 @@ impl Client {
     /// A raw request builder (for odd bodies and headers).
     pub fn raw(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.req(method, path)
+    }
+
+    /// Sideloads a component with its manifest into a group; returns status and body.
+    pub async fn sideload(&self, conversation: &str, manifest: &str, wasm: &[u8]) -> (u16, Value) {
+        use base64::Engine;
+        let component = base64::engine::general_purpose::STANDARD.encode(wasm);
+        self.post(
+            &format!("/api/v1/conversations/{conversation}/apps"),
+            &json!({"manifest": manifest, "component": component}),
+        )
+        .await
     }
 
     /// Opens a direct conversation with `other`; returns its id.

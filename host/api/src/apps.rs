@@ -42,10 +42,9 @@ pub fn router() -> Router<AppState> {
 }
 
 fn platform(state: &AppState) -> Result<&Arc<dyn AppPlatform>, ApiError> {
-    state
-        .platform
-        .as_ref()
-        .ok_or(ApiError::Unavailable("mini-apps are not enabled on this node"))
+    state.platform.as_ref().ok_or(ApiError::Unavailable(
+        "mini-apps are not enabled on this node",
+    ))
 }
 
 /// Body of a sideload.
@@ -190,7 +189,10 @@ pub(crate) async fn action(
         .await?
         .ok_or(ApiError::NotFound("message"))?;
     if !matches!(card.sender, Sender::App { .. }) {
-        return Err(ApiError::invalid("message", "only cards sent by apps have buttons"));
+        return Err(ApiError::invalid(
+            "message",
+            "only cards sent by apps have buttons",
+        ));
     }
     let minihost_core::Content::Card(c) = &card.content else {
         return Err(ApiError::invalid("message", "the message is not a card"));

@@ -9,6 +9,7 @@ mod auth;
 mod conversations;
 mod error;
 mod extract;
+mod grants;
 mod health;
 mod messages;
 mod openapi;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(conversations::router())
         .merge(messages::router())
         .merge(apps::router())
+        .merge(grants::router())
         .merge(ws::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })

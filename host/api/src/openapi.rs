@@ -2,7 +2,7 @@
 //! `/api/v1/openapi.json`.
 
 use crate::state::AppState;
-use crate::{accounts, apps, conversations, health, messages};
+use crate::{accounts, apps, conversations, grants, health, messages};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
@@ -34,6 +34,12 @@ use utoipa::OpenApi;
         apps::open,
         apps::action,
         apps::invocations,
+        grants::consent_requests,
+        grants::list,
+        grants::answer,
+        grants::revoke_app,
+        grants::revoke_scope,
+        grants::privacy,
     )
 )]
 struct ApiDoc;

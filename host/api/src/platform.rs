@@ -4,7 +4,7 @@
 
 use crate::error::ApiError;
 use minihost_core::Message;
-use minihost_store::{Conversation, User};
+use minihost_store::{Conversation, GrantRecord, User};
 use serde::Serialize;
 use std::future::Future;
 use std::pin::Pin;
@@ -57,6 +57,18 @@ pub trait AppPlatform: Send + Sync + 'static {
         card: &'a Message,
         action: ActionInput,
     ) -> BoxFuture<'a, Result<(), ApiError>>;
+
+    /// The user's answer to a consent request (or a change of an existing grant): exactly
+    /// `scopes` are granted; events waiting for the answer then run.
+    fn answer_consent<'a>(
+        &'a self,
+        user: &'a User,
+        app: &'a str,
+        scopes: Vec<String>,
+    ) -> BoxFuture<'a, Result<GrantRecord, ApiError>>;
+
+    /// The consent requests waiting for the user (a JSON array).
+    fn consent_requests(&self, user: &User) -> serde_json::Value;
 
     /// The user opened an installed app's panel.
     fn open<'a>(

@@ -30,15 +30,23 @@ impl AppServices {
         }
     }
 
-    /// Sends `content` as the app; returns the stored message.
-    pub async fn send_message(
+    /// Posts the app's reply to the event that invoked it, in the invocation's conversation.
+    /// A reply answers the user, so it needs no scope; it is still validated and budgeted.
+    pub async fn reply(&self, actor: &Actor, content: Content) -> Result<Message, AppError> {
+        let conversation = actor
+            .conversation
+            .clone()
+            .ok_or_else(|| AppError::Invalid("a reply needs a conversation".into()))?;
+        self.post(actor, &conversation, content).await
+    }
+
+    /// Validates, budgets and appends a message from the app.
+    async fn post(
         &self,
         actor: &Actor,
         conversation: &ConversationId,
         content: Content,
     ) -> Result<Message, AppError> {
-        self.require(actor, SCOPE).await?;
-        self.may_post(actor, conversation).await?;
         content
             .validate()
             .map_err(|e| AppError::Invalid(e.to_string()))?;
@@ -70,6 +78,18 @@ impl AppServices {
             })
             .await?;
         Ok(appended.message)
+    }
+
+    /// Sends `content` as the app; returns the stored message.
+    pub async fn send_message(
+        &self,
+        actor: &Actor,
+        conversation: &ConversationId,
+        content: Content,
+    ) -> Result<Message, AppError> {
+        self.require(actor, SCOPE).await?;
+        self.may_post(actor, conversation).await?;
+        self.post(actor, conversation, content).await
     }
 
     /// Replaces the content of a message this app sent (e.g. a live tally) and tells every

@@ -1,9 +1,18 @@
-//! Wiring of a Minihost node: opens the store, connects the hub and the API, and serves them on
-//! a listener. The `minihost` binary and the black-box tests both start nodes through [`start`].
+//! Wiring of a Minihost node: opens the store, connects the hub, the mini-app platform (runtime
+//! plus one line per capability) and the API, and serves them on a listener. The `minihost`
+//! binary and the black-box tests both start nodes through [`start`].
+
+pub mod platform;
 
 use anyhow::Context;
 use minihost_api::{ApiConfig, AppState, publish_hook};
+use minihost_appsvc::{AppLimits, AppServices};
+use minihost_cap_log::LogCapability;
+use minihost_cap_messaging::MessagingCapability;
+use minihost_cap_profile::ProfileCapability;
+use minihost_cap_storage::StorageCapability;
 use minihost_hub::{Fanout, LocalHub};
+use minihost_runtime::{RuntimeBuilder, RuntimeConfig};
 use minihost_store::{Store, StoreConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,6 +28,8 @@ pub struct NodeOptions {
     pub store: StoreConfig,
     /// API tunables.
     pub api: ApiConfig,
+    /// Where compiled components are cached (`None`: no disk cache).
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// A running node.
@@ -39,12 +50,26 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         .await
         .context("opening the database")?;
     tracing::info!(backend = ?store.backend(), "database ready");
+    let svc = AppServices::new(store.clone(), fanout.clone(), AppLimits::default())
+        .await
+        .map_err(|e| anyhow::anyhow!("starting app services: {e}"))?;
+    let runtime = RuntimeBuilder::new(RuntimeConfig {
+        cache_dir: options.cache_dir.clone(),
+        ..RuntimeConfig::default()
+    })
+    .with(LogCapability::default())
+    .with(MessagingCapability::new(svc.clone()))
+    .with(ProfileCapability::new(svc.clone()))
+    .with(StorageCapability::new(svc.clone()))
+    .build()
+    .map_err(|e| anyhow::anyhow!("starting the sandbox runtime: {e}"))?;
+    let platform = platform::Platform::new(store.clone(), svc, fanout.clone(), runtime);
     let state = AppState {
         store: store.clone(),
         hub,
         fanout,
         config: Arc::new(options.api),
-        platform: None,
+        platform: Some(Arc::new(platform)),
     };
     let app = minihost_api::router(state);
     let listener = tokio::net::TcpListener::bind(options.addr)

@@ -22,6 +22,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         addr: args.addr,
         store: args.db.store_config(),
         api: ApiConfig::default(),
+        cache_dir: Some(args.db.data_dir.join("component-cache")),
     })
     .await?;
     // Scripts and tests read this line to find the port.

@@ -255,6 +255,23 @@ impl Store {
         .transpose()
     }
 
+    /// A version's manifest, component hash and status, without the component bytes.
+    pub async fn version_meta(
+        &self,
+        app_id: &str,
+        version: &str,
+    ) -> Result<Option<(String, String, VersionStatus)>> {
+        let row: Option<(String, String, String)> = sqlx::query_as(
+            "SELECT manifest, wasm_sha256, status FROM app_versions WHERE app_id = $1 AND version = $2",
+        )
+        .bind(app_id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|(m, h, s)| Ok((m, h, VersionStatus::parse(&s)?)))
+            .transpose()
+    }
+
     /// Installs (or moves to another version) an app in a conversation.
     pub async fn install(
         &self,

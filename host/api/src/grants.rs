@@ -1,0 +1,141 @@
+//! A user's control over mini-apps: the consent requests waiting for an answer, the grants they
+//! gave (list, answer/change, revoke one scope or the whole app), and their privacy record (which
+//! app read what of theirs, when). Revocation applies to the app's very next call.
+
+use crate::auth::AuthUser;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use minihost_store::{GrantRecord, PrivacyEntry};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/me/consent-requests", get(consent_requests))
+        .route("/api/v1/me/grants", get(list))
+        .route(
+            "/api/v1/me/grants/{app}",
+            axum::routing::put(answer).delete(revoke_app),
+        )
+        .route(
+            "/api/v1/me/grants/{app}/scopes/{scope}",
+            delete(revoke_scope),
+        )
+        .route("/api/v1/me/privacy", get(privacy))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/consent-requests",
+    responses((status = 200, description = "Requests waiting for an answer: app, version, conversation, and each scope with its reason", body = Vec<Object>)))]
+pub(crate) async fn consent_requests(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> Json<serde_json::Value> {
+    Json(
+        state
+            .platform
+            .as_ref()
+            .map(|p| p.consent_requests(&me))
+            .unwrap_or_else(|| serde_json::json!([])),
+    )
+}
+
+#[utoipa::path(get, path = "/api/v1/me/grants", responses((status = 200, body = Vec<Object>)))]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+) -> Result<Json<Vec<GrantRecord>>, ApiError> {
+    Ok(Json(state.store.grants_of(&me.id).await?))
+}
+
+/// Body of `PUT /api/v1/me/grants/{app}`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Answer {
+    /// The scopes granted (any subset of what the app declares; empty refuses all).
+    scopes: Vec<String>,
+}
+
+#[utoipa::path(put, path = "/api/v1/me/grants/{app}", request_body = Answer,
+    responses((status = 200, body = Object), (status = 404, description = "Nothing to answer for this app"),
+              (status = 422, description = "A scope the app does not declare")))]
+pub(crate) async fn answer(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(app): Path<String>,
+    ApiJson(body): ApiJson<Answer>,
+) -> Result<Json<GrantRecord>, ApiError> {
+    let platform = state.platform.as_ref().ok_or(ApiError::Unavailable(
+        "mini-apps are not enabled on this node",
+    ))?;
+    Ok(Json(platform.answer_consent(&me, &app, body.scopes).await?))
+}
+
+#[utoipa::path(delete, path = "/api/v1/me/grants/{app}",
+    responses((status = 204, description = "Everything revoked"), (status = 404, description = "No grant")))]
+pub(crate) async fn revoke_app(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(app): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    // An empty grant (rather than none) records that the user was asked and said no.
+    let grant = state
+        .store
+        .grant(&me.id, &app)
+        .await?
+        .ok_or(ApiError::NotFound("grant"))?;
+    state
+        .store
+        .set_grant(&me.id, &app, &[], &grant.version)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/me/grants/{app}/scopes/{scope}",
+    responses((status = 200, body = Object), (status = 404, description = "Not granted")))]
+pub(crate) async fn revoke_scope(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((app, scope)): Path<(String, String)>,
+) -> Result<Json<GrantRecord>, ApiError> {
+    let grant = state
+        .store
+        .grant(&me.id, &app)
+        .await?
+        .filter(|g| g.scopes.contains(&scope))
+        .ok_or(ApiError::NotFound("grant of that scope"))?;
+    let rest: Vec<String> = grant.scopes.into_iter().filter(|s| *s != scope).collect();
+    Ok(Json(
+        state
+            .store
+            .set_grant(&me.id, &app, &rest, &grant.version)
+            .await?,
+    ))
+}
+
+/// Query of the privacy record.
+#[derive(Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PrivacyParams {
+    /// How many entries, newest first (1 to 500, default 100).
+    limit: Option<u32>,
+}
+
+#[utoipa::path(get, path = "/api/v1/me/privacy", params(PrivacyParams),
+    responses((status = 200, body = Vec<Object>)))]
+pub(crate) async fn privacy(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiQuery(q): ApiQuery<PrivacyParams>,
+) -> Result<Json<Vec<PrivacyEntry>>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > 500 {
+        return Err(ApiError::invalid("limit", "must be between 1 and 500"));
+    }
+    Ok(Json(state.store.privacy_log(&me.id, limit).await?))
+}

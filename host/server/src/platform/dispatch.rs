@@ -1,0 +1,329 @@
+//! Running one event for one user: find the install, ask for consent when needed, build the
+//! invocation (app-scoped user, current grant, manifest limits, the actor for capabilities),
+//! run it, post the reply, tell the user when the app failed, and log the invocation.
+
+use super::Platform;
+use super::consent::{PendingConsent, ScopeAsk};
+use super::loader::Loaded;
+use minihost_api::ApiError;
+use minihost_appsvc::Actor;
+use minihost_core::ConversationId;
+use minihost_hub::{Event as HubEvent, Topic};
+use minihost_runtime::{Event, Invocation, InvocationReport, Scopes};
+use minihost_store::{GrantRecord, Install, InvocationRecord, User};
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+impl Platform {
+    /// The install of `app` in `conversation` that `user` may use (a sideloaded app only for the
+    /// developer who installed it).
+    pub(super) async fn installed(
+        &self,
+        user: &User,
+        conversation: &ConversationId,
+        app: &str,
+    ) -> Result<Option<Install>, ApiError> {
+        Ok(self
+            .inner
+            .store
+            .installs(conversation)
+            .await?
+            .into_iter()
+            .find(|i| i.app_id == app && (!i.sideloaded || i.installed_by == user.id)))
+    }
+
+    /// Runs every app installed in the conversation that declares command `name`.
+    pub(super) async fn command(
+        &self,
+        author: &User,
+        conversation: &ConversationId,
+        name: &str,
+        args: &str,
+    ) -> Result<(), ApiError> {
+        for install in self.inner.store.installs(conversation).await? {
+            if install.sideloaded && install.installed_by != author.id {
+                continue;
+            }
+            let loaded = self
+                .inner
+                .loader
+                .get(&install.app_id, &install.version)
+                .await?;
+            if loaded.manifest.commands.iter().any(|c| c.name == name) {
+                self.run(author.clone(), install, Event::command(name, args))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `event` in the background.
+    pub(super) fn spawn_event(&self, user: User, install: Install, event: Event) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.run(user, install, event).await {
+                tracing::warn!(error = %e, "app event failed");
+            }
+        });
+    }
+
+    /// Runs `event` now, or parks it behind a consent request.
+    async fn run(&self, user: User, install: Install, event: Event) -> Result<(), ApiError> {
+        let loaded = self
+            .inner
+            .loader
+            .get(&install.app_id, &install.version)
+            .await?;
+        if let Some(request) = self.consent_needed(&user, &install, &loaded).await? {
+            if let Some(fresh) = self.inner.consent.park(&user.id, request, install, event) {
+                let mut frame = serde_json::to_value(&fresh).unwrap_or_default();
+                frame["type"] = json!("consent_request");
+                self.inner
+                    .fanout
+                    .publish(Topic::User(user.id.clone()), HubEvent::json(&frame));
+            }
+            return Ok(());
+        }
+        self.invoke(&user, &install, &loaded, event).await
+    }
+
+    /// The consent request to send before running, if the user has not answered for every
+    /// scope this version declares.
+    async fn consent_needed(
+        &self,
+        user: &User,
+        install: &Install,
+        loaded: &Loaded,
+    ) -> Result<Option<PendingConsent>, ApiError> {
+        let declared = &loaded.manifest.scopes;
+        if declared.is_empty() {
+            return Ok(None);
+        }
+        let grant = self.inner.store.grant(&user.id, &install.app_id).await?;
+        let asked: BTreeSet<String> = match &grant {
+            None => BTreeSet::new(),
+            Some(g) if g.version == install.version => declared
+                .iter()
+                .map(|s| s.scope.as_str().to_owned())
+                .collect(),
+            Some(g) => self.declared_scopes(&install.app_id, &g.version).await?,
+        };
+        if declared.iter().all(|s| asked.contains(s.scope.as_str())) {
+            return Ok(None);
+        }
+        let granted: BTreeSet<String> = grant
+            .map(|g| g.scopes.into_iter().collect())
+            .unwrap_or_default();
+        Ok(Some(PendingConsent {
+            request: format!("cr_{}", minihost_core::ids::random_hex(8)),
+            app: install.app_id.clone(),
+            app_name: install.app_name.clone(),
+            version: install.version.clone(),
+            conversation: install.conversation.to_string(),
+            scopes: declared
+                .iter()
+                .map(|s| ScopeAsk {
+                    name: s.scope.as_str().to_owned(),
+                    reason: s.reason.clone(),
+                    new: !asked.contains(s.scope.as_str()),
+                    granted: granted.contains(s.scope.as_str()),
+                })
+                .collect(),
+        }))
+    }
+
+    async fn declared_scopes(
+        &self,
+        app: &str,
+        version: &str,
+    ) -> Result<BTreeSet<String>, ApiError> {
+        let Some((manifest, _, _)) = self.inner.store.version_meta(app, version).await? else {
+            return Ok(BTreeSet::new());
+        };
+        Ok(minihost_manifest::parse(&manifest)
+            .map(|m| {
+                m.scopes
+                    .iter()
+                    .map(|s| s.scope.as_str().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Stores the user's answer for `app` and runs the events that waited for it.
+    pub(super) async fn answer(
+        &self,
+        user: &User,
+        app: &str,
+        scopes: Vec<String>,
+    ) -> Result<GrantRecord, ApiError> {
+        let waiting = self.inner.consent.take(&user.id, app);
+        let version = match (&waiting, self.inner.store.grant(&user.id, app).await?) {
+            (Some(w), _) => w.request.version.clone(),
+            (None, Some(g)) => g.version,
+            (None, None) => return Err(ApiError::NotFound("consent request for this app")),
+        };
+        let declared = self.declared_scopes(app, &version).await?;
+        if let Some(unknown) = scopes.iter().find(|s| !declared.contains(*s)) {
+            // Put the request back: the user can answer again.
+            if let Some(w) = waiting {
+                for e in w.events {
+                    self.inner
+                        .consent
+                        .park(&user.id, w.request.clone(), w.install.clone(), e);
+                }
+            }
+            return Err(ApiError::invalid(
+                "scopes",
+                format!("{unknown:?} is not a scope this app declares"),
+            ));
+        }
+        let record = self
+            .inner
+            .store
+            .set_grant(&user.id, app, &scopes, &version)
+            .await?;
+        if let Some(w) = waiting {
+            for event in w.events {
+                self.spawn_event(user.clone(), w.install.clone(), event);
+            }
+        }
+        Ok(record)
+    }
+
+    /// Runs the event in a fresh sandbox and deals with its outcome.
+    async fn invoke(
+        &self,
+        user: &User,
+        install: &Install,
+        loaded: &Arc<Loaded>,
+        event: Event,
+    ) -> Result<(), ApiError> {
+        let svc = &self.inner.svc;
+        let app = &install.app_id;
+        let app_user_id = svc.app_user_id(app, &user.id).await.map_err(app_err)?;
+        let declared: BTreeSet<&str> = loaded
+            .manifest
+            .scopes
+            .iter()
+            .map(|s| s.scope.as_str())
+            .collect();
+        let granted: Vec<String> = svc
+            .granted(&user.id, app)
+            .await
+            .map_err(app_err)?
+            .into_iter()
+            .filter(|s| declared.contains(s.as_str()))
+            .collect();
+        let name = if install.sideloaded {
+            format!("{} (unreviewed)", install.app_name)
+        } else {
+            install.app_name.clone()
+        };
+        let actor = Actor {
+            app: app.clone(),
+            app_name: name.clone(),
+            user: user.id.clone(),
+            app_user_id: app_user_id.clone(),
+            conversation: Some(install.conversation.clone()),
+        };
+        let mut limits = self.runtime_limits();
+        let ml = loaded.manifest.limits;
+        limits.memory_bytes = (ml.memory_mib as usize) << 20;
+        limits.deadline = Duration::from_millis(u64::from(ml.timeout_ms));
+        let invocation = Invocation::new(
+            app.clone(),
+            app_user_id.clone(),
+            install.conversation.to_string(),
+        )
+        .grant(Scopes::new(granted))
+        .limits(limits)
+        .with(actor.clone());
+        let report = self
+            .inner
+            .loader_runtime()
+            .invoke(&loaded.app, invocation, event)
+            .await;
+        let mut failure = report
+            .outcome
+            .as_ref()
+            .err()
+            .map(|e| (e.kind.as_str().to_owned(), e.message.clone()));
+        if let Ok(Some(reply)) = &report.outcome {
+            let content = minihost_cap_common::to_core(reply.clone());
+            if let Err(e) = svc.reply(&actor, content).await {
+                failure = Some(("reply_rejected".into(), e.to_string()));
+            }
+        }
+        if let Some((kind, _)) = &failure {
+            let frame = json!({
+                "type": "app_error",
+                "app": app,
+                "conversation": install.conversation,
+                "message": format!("{name} failed ({kind}); the developer has been told."),
+            });
+            self.inner
+                .fanout
+                .publish(Topic::User(user.id.clone()), HubEvent::json(&frame));
+        }
+        let record = invocation_record(install, &app_user_id, &report, failure);
+        self.inner.store.record_invocation(&record).await?;
+        Ok(())
+    }
+
+    fn runtime_limits(&self) -> minihost_runtime::Limits {
+        self.inner.loader_runtime().config().limits
+    }
+}
+
+fn app_err(e: minihost_appsvc::AppError) -> ApiError {
+    ApiError::Internal(e.to_string())
+}
+
+fn invocation_record(
+    install: &Install,
+    app_user_id: &str,
+    report: &InvocationReport,
+    failure: Option<(String, String)>,
+) -> InvocationRecord {
+    let calls: Vec<_> = report
+        .calls
+        .iter()
+        .map(|c| {
+            json!({
+                "interface": c.interface.name(),
+                "function": c.function,
+                "outcome": c.outcome.as_str(),
+                "duration_us": u64::try_from(c.duration.as_micros()).unwrap_or(u64::MAX),
+            })
+        })
+        .collect();
+    let mut logs: Vec<_> = report
+        .logs
+        .iter()
+        .map(|l| json!({"level": format!("{:?}", l.level).to_lowercase(), "message": l.message}))
+        .collect();
+    for (stream, text) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
+        if !text.is_empty() {
+            logs.push(json!({"level": stream, "message": text}));
+        }
+    }
+    InvocationRecord {
+        id: format!("inv_{}", minihost_core::ids::random_hex(10)),
+        app_id: install.app_id.clone(),
+        version: install.version.clone(),
+        conversation: install.conversation.to_string(),
+        app_user_id: app_user_id.to_owned(),
+        event_kind: report.event.to_owned(),
+        outcome: if failure.is_some() { "error" } else { "ok" }.to_owned(),
+        error_kind: failure.as_ref().map(|f| f.0.clone()),
+        error_message: failure.map(|f| f.1),
+        duration_us: i64::try_from(report.duration.as_micros()).unwrap_or(i64::MAX),
+        fuel: i64::try_from(report.fuel_consumed).unwrap_or(i64::MAX),
+        calls: serde_json::Value::Array(calls),
+        logs: serde_json::Value::Array(logs),
+        created_at_ms: minihost_core::now_millis(),
+    }
+}

@@ -1,0 +1,188 @@
+//! The mini-app platform of a node: the [`AppPlatform`] the API calls. It turns messenger
+//! happenings (a `/command`, a button press, an app opened) into events, asks for consent when
+//! the user has not answered for this app version yet, runs the app's released (or, for its
+//! developer, sideloaded) version in a fresh sandbox, posts the reply, and logs the invocation.
+
+mod consent;
+mod dispatch;
+mod loader;
+
+pub use consent::PendingConsent;
+
+use consent::ConsentBook;
+use loader::Loader;
+use minihost_api::{ActionInput, ApiError, AppPlatform, BoxFuture, Sideloaded};
+use minihost_appsvc::AppServices;
+use minihost_core::{Message, Sender};
+use minihost_hub::Fanout;
+use minihost_runtime::bindings::{Action, InputValue};
+use minihost_runtime::{Event, Runtime};
+use minihost_store::{Conversation, Store, User};
+use std::sync::Arc;
+
+/// The platform. Cheap to clone.
+#[derive(Clone)]
+pub struct Platform {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    svc: AppServices,
+    fanout: Arc<dyn Fanout>,
+    loader: Loader,
+    consent: ConsentBook,
+}
+
+impl Inner {
+    fn loader_runtime(&self) -> &Runtime {
+        self.loader.runtime()
+    }
+}
+
+impl Platform {
+    /// A platform running apps on `runtime`, with app operations through `svc`.
+    pub fn new(store: Store, svc: AppServices, fanout: Arc<dyn Fanout>, runtime: Runtime) -> Self {
+        Platform {
+            inner: Arc::new(Inner {
+                loader: Loader::new(store.clone(), runtime),
+                store,
+                svc,
+                fanout,
+                consent: ConsentBook::default(),
+            }),
+        }
+    }
+
+    /// The consent requests waiting for `user`'s answer.
+    pub fn pending_for(&self, user: &minihost_core::UserId) -> Vec<PendingConsent> {
+        self.inner.consent.pending_for(user)
+    }
+}
+
+/// Splits `/name args` into its name and argument text.
+fn parse_command(text: &str) -> Option<(String, String)> {
+    let rest = text.strip_prefix('/')?;
+    let (name, args) = match rest.split_once(char::is_whitespace) {
+        Some((n, a)) => (n, a.trim()),
+        None => (rest, ""),
+    };
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    ok.then(|| (name.to_owned(), args.to_owned()))
+}
+
+impl AppPlatform for Platform {
+    fn message_posted(&self, author: &User, message: &Message) {
+        let Some((name, args)) = message.content.as_text().and_then(parse_command) else {
+            return;
+        };
+        let this = self.clone();
+        let author = author.clone();
+        let conversation = message.conversation.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.command(&author, &conversation, &name, &args).await {
+                tracing::warn!(error = %e, command = %name, "command dispatch failed");
+            }
+        });
+    }
+
+    fn sideload<'a>(
+        &'a self,
+        developer: &'a User,
+        conversation: &'a Conversation,
+        manifest: String,
+        component: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Sideloaded, ApiError>> {
+        Box::pin(async move {
+            self.inner
+                .loader
+                .sideload(developer, conversation, manifest, component)
+                .await
+        })
+    }
+
+    fn action<'a>(
+        &'a self,
+        user: &'a User,
+        card: &'a Message,
+        action: ActionInput,
+    ) -> BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            let Sender::App { id: app, .. } = &card.sender else {
+                return Err(ApiError::invalid("message", "not a card from an app"));
+            };
+            let install = self
+                .installed(user, &card.conversation, app)
+                .await?
+                .ok_or(ApiError::NotFound("app"))?;
+            let event = Event::Action(Action {
+                message: card.id.to_string(),
+                id: action.button,
+                value: action.value,
+                inputs: action
+                    .inputs
+                    .into_iter()
+                    .map(|(id, value)| InputValue { id, value })
+                    .collect(),
+            });
+            self.spawn_event(user.clone(), install, event);
+            Ok(())
+        })
+    }
+
+    fn open<'a>(
+        &'a self,
+        user: &'a User,
+        conversation: &'a Conversation,
+        app: &'a str,
+    ) -> BoxFuture<'a, Result<(), ApiError>> {
+        Box::pin(async move {
+            let install = self
+                .installed(user, &conversation.id, app)
+                .await?
+                .ok_or(ApiError::NotFound("app"))?;
+            self.spawn_event(user.clone(), install, Event::Opened);
+            Ok(())
+        })
+    }
+
+    fn answer_consent<'a>(
+        &'a self,
+        user: &'a User,
+        app: &'a str,
+        scopes: Vec<String>,
+    ) -> BoxFuture<'a, Result<minihost_store::GrantRecord, ApiError>> {
+        Box::pin(async move { self.answer(user, app, scopes).await })
+    }
+
+    fn consent_requests(&self, user: &User) -> serde_json::Value {
+        serde_json::to_value(self.pending_for(&user.id)).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_command;
+
+    #[test]
+    fn commands() {
+        let p = |s| parse_command(s);
+        assert_eq!(
+            p("/echo hi there"),
+            Some(("echo".into(), "hi there".into()))
+        );
+        assert_eq!(p("/poll"), Some(("poll".into(), String::new())));
+        assert_eq!(
+            p("/poll   Lunch? | a | b  "),
+            Some(("poll".into(), "Lunch? | a | b".into()))
+        );
+        assert_eq!(p("echo hi"), None);
+        assert_eq!(p("/"), None);
+        assert_eq!(p("/Echo"), None);
+        assert_eq!(p("/../etc"), None);
+    }
+}
