@@ -103,6 +103,13 @@ impl Error {
     }
 }
 
+impl Content {
+    /// Plain text content.
+    pub fn text(text: impl Into<String>) -> Content {
+        Content::Text(text.into())
+    }
+}
+
 impl Event {
     /// The kind as a short stable string (`command`, `message`, `action`, `opened`, `payment`).
     pub fn kind(&self) -> &'static str {

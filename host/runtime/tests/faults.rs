@@ -162,3 +162,22 @@ async fn a_looping_guest_does_not_block_others_on_the_same_thread() {
     assert_eq!(looping.error_kind(), Some(&ErrorKind::Timeout));
     assert_eq!(reply_text(&quick), "fine");
 }
+
+#[tokio::test]
+async fn memory_cap_below_the_initial_memory_fails_instantiation() {
+    let rt = runtime();
+    let app = load(&rt, minihost_guest_artifacts::ECHO);
+    let limits = Limits {
+        memory_bytes: 0,
+        ..Limits::default()
+    };
+    let report = rt
+        .invoke(
+            &app,
+            invocation().limits(limits),
+            Event::command("echo", "hi"),
+        )
+        .await;
+    assert_eq!(report.error_kind(), Some(&ErrorKind::MemoryLimit));
+    assert_eq!(reply_text(&command(&rt, &app, "echo", "hi").await), "hi");
+}
