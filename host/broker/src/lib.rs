@@ -1,13 +1,15 @@
 //! The token broker's pure core: app-scoped user ids, app credentials, the signing keyring and
 //! JWKS, access-token issue and verification (RFC 8725 / RFC 9068), and the OAuth pieces for
-//! app backends (login codes with PKCE, rotating refresh tokens, introspection). It does no IO
-//! and reads no clock: callers pass `now` and persist the records it returns.
+//! app backends (login codes with PKCE, rotating refresh tokens, introspection). The core does no
+//! IO and reads no clock: callers pass `now` and persist the records it returns. [`service`]
+//! wires it to the store: the [`service::Broker`] the API and the capabilities call.
 
 mod ids;
 mod keys;
 mod oauth;
 mod scope;
 mod secret;
+pub mod service;
 mod token;
 
 pub use ids::{AppId, AppUserId, ClientId, InvalidId, Issuer, Kid, TokenId, UnixTime};
