@@ -18,6 +18,7 @@ mod setup;
 mod sys;
 mod target;
 mod text;
+mod verify;
 mod ws;
 
 use std::net::SocketAddr;

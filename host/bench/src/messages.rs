@@ -15,13 +15,13 @@ use tokio::sync::watch;
 
 use crate::api;
 use crate::clock::Clock;
-use crate::hist::Histogram;
 use crate::load::{self, Outcome};
-use crate::report::{self, Deliveries, Latency, MessagesReport};
+use crate::report::{self, Deliveries, MessagesReport};
 use crate::send::{Accepted, Shared, Slot};
 use crate::setup::{self, Population};
 use crate::sys::{self, Machine};
 use crate::target::{Target, TargetOpts};
+use crate::verify;
 use crate::ws::{self, ReaderSetup, ReaderStats};
 
 #[derive(Debug, Clone, Args)]
@@ -249,74 +249,24 @@ async fn messenger_phase(o: &MessagesOpts, target: &Target) -> Result<(report::S
     .await;
     let _ = stop_tx.send(true);
 
-    let mut latency = Histogram::default();
-    let (mut delivered, mut measured, mut last_us, mut violations) = (0, 0, 0, 0);
-    let mut samples = Vec::new();
-    let mut problems = Vec::new();
-    let mut expected = 0;
-    let mut other_frames = 0;
+    let mut finished = Vec::with_capacity(readers.len());
     for (r, user) in readers.into_iter().zip(&pop.users) {
-        let s = r.task.await.context("a reader panicked")?;
-        let accepted = per_conv.get(r.conv).copied().unwrap_or_default();
-        expected += accepted.count;
-        delivered += s.delivered;
-        measured += s.measured;
-        last_us = last_us.max(s.last_measured_us);
-        latency.merge(&s.latency);
-        violations += s.violations;
-        samples.extend(s.violation_samples.iter().cloned());
-        let conv_id = pop
-            .conversations
-            .get(r.conv)
-            .map(String::as_str)
-            .unwrap_or_default();
-        let seen = s.seen.iter().find(|x| x.conversation == conv_id);
-        if accepted.count > 0 {
-            match seen {
-                None => {
-                    violations += 1;
-                    samples.push(format!(
-                        "{}: saw nothing of conversation {conv_id} ({} accepted)",
-                        user.name, accepted.count
-                    ));
-                }
-                Some(seen) if seen.first > accepted.min_seq || seen.last < accepted.max_seq => {
-                    violations += 1;
-                    samples.push(format!(
-                        "{}: conversation {conv_id}: saw seq {}..={}, accepted {}..={}",
-                        user.name, seen.first, seen.last, accepted.min_seq, accepted.max_seq
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        if let Some(why) = s.ended {
-            problems.push(format!("{}: {why}", user.name));
-        }
-        other_frames += s.other_frames;
+        let stats = r.task.await.context("a reader panicked")?;
+        let conversation = pop.conversations.get(r.conv).cloned().unwrap_or_default();
+        finished.push(verify::Finished {
+            user: user.name.clone(),
+            conv: r.conv,
+            conversation,
+            stats,
+        });
     }
-    samples.truncate(10);
-    problems.truncate(10);
-    let window_s = last_us.saturating_sub(shared.measure_from_us) as f64 / 1e6;
-    let deliveries = Deliveries {
-        clients: pop.users.len(),
-        conversations: pop.conversations.len(),
-        delivered,
-        expected,
-        measured,
-        window_s,
-        delivered_per_s: if window_s > 0.0 {
-            measured as f64 / window_s
-        } else {
-            0.0
-        },
-        latency: Latency::from(&latency),
-        drain_s: drain_time.as_secs_f64(),
-        violations,
-        violation_samples: samples,
-        problems,
-        other_frames,
-    };
+    let deliveries = verify::summarize(
+        finished,
+        &per_conv,
+        pop.conversations.len(),
+        shared.measure_from_us,
+        drain_time,
+    );
     Ok((sends, deliveries))
 }
 

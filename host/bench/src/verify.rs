@@ -1,0 +1,165 @@
+//! The end-of-run check of what every client received against what the server accepted:
+//! each client must have seen its conversation's seqs from the lowest to the highest accepted,
+//! each exactly once and in order (the readers check the order as they go).
+
+use std::time::Duration;
+
+use crate::hist::Histogram;
+use crate::report::{Deliveries, Latency};
+use crate::send::Accepted;
+use crate::ws::ReaderStats;
+
+/// How many violations and problems the report lists.
+const LISTED: usize = 10;
+
+/// One reader's result and whom it belonged to.
+pub struct Finished {
+    pub user: String,
+    /// Conversation index and id.
+    pub conv: usize,
+    pub conversation: String,
+    pub stats: ReaderStats,
+}
+
+/// Merges the readers' figures and checks each against the accepted seqs of its conversation.
+pub fn summarize(
+    finished: Vec<Finished>,
+    per_conv: &[Accepted],
+    conversations: usize,
+    measure_from_us: u64,
+    drain: Duration,
+) -> Deliveries {
+    let clients = finished.len();
+    let mut latency = Histogram::default();
+    let (mut delivered, mut measured, mut last_us, mut violations) = (0, 0, 0, 0);
+    let (mut expected, mut other_frames) = (0, 0);
+    let mut samples = Vec::new();
+    let mut problems = Vec::new();
+    for f in finished {
+        let s = f.stats;
+        let accepted = per_conv.get(f.conv).copied().unwrap_or_default();
+        expected += accepted.count;
+        delivered += s.delivered;
+        measured += s.measured;
+        last_us = last_us.max(s.last_measured_us);
+        latency.merge(&s.latency);
+        violations += s.violations;
+        samples.extend(s.violation_samples);
+        other_frames += s.other_frames;
+        if let Some(why) = s.ended {
+            problems.push(format!("{}: {why}", f.user));
+        }
+        if accepted.count == 0 {
+            continue;
+        }
+        let (user, conv) = (&f.user, &f.conversation);
+        match s.seen.iter().find(|x| x.conversation == f.conversation) {
+            None => {
+                violations += 1;
+                samples.push(format!(
+                    "{user}: saw nothing of conversation {conv} ({} accepted)",
+                    accepted.count
+                ));
+            }
+            Some(seen) if seen.first > accepted.min_seq || seen.last < accepted.max_seq => {
+                violations += 1;
+                samples.push(format!(
+                    "{user}: conversation {conv}: saw seq {}..={}, accepted {}..={}",
+                    seen.first, seen.last, accepted.min_seq, accepted.max_seq
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    samples.truncate(LISTED);
+    problems.truncate(LISTED);
+    let window_s = last_us.saturating_sub(measure_from_us) as f64 / 1e6;
+    Deliveries {
+        clients,
+        conversations,
+        delivered,
+        expected,
+        measured,
+        window_s,
+        delivered_per_s: if window_s > 0.0 {
+            measured as f64 / window_s
+        } else {
+            0.0
+        },
+        latency: Latency::from(&latency),
+        drain_s: drain.as_secs_f64(),
+        violations,
+        violation_samples: samples,
+        problems,
+        other_frames,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::Seen;
+
+    fn finished(user: &str, first: u64, last: u64) -> Finished {
+        let seen = vec![Seen {
+            conversation: "c".into(),
+            first,
+            last,
+            count: last - first + 1,
+        }];
+        let stats = ReaderStats {
+            delivered: last - first + 1,
+            seen,
+            ..Default::default()
+        };
+        Finished {
+            user: user.into(),
+            conv: 0,
+            conversation: "c".into(),
+            stats,
+        }
+    }
+
+    fn accepted(seqs: std::ops::RangeInclusive<u64>) -> Vec<Accepted> {
+        let mut a = Accepted::default();
+        for s in seqs {
+            a.add(s);
+        }
+        vec![a]
+    }
+
+    #[test]
+    fn complete_clients_pass() {
+        let d = summarize(
+            vec![finished("a", 1, 10), finished("b", 1, 10)],
+            &accepted(1..=10),
+            1,
+            0,
+            Duration::ZERO,
+        );
+        assert_eq!(d.violations, 0);
+        assert_eq!((d.delivered, d.expected), (20, 20));
+    }
+
+    #[test]
+    fn a_missed_tail_or_head_is_a_violation() {
+        let d = summarize(
+            vec![finished("a", 1, 9), finished("b", 2, 10)],
+            &accepted(1..=10),
+            1,
+            0,
+            Duration::ZERO,
+        );
+        assert_eq!(d.violations, 2);
+        assert!(d.violation_samples[0].contains("saw seq 1..=9, accepted 1..=10"));
+    }
+
+    #[test]
+    fn a_client_that_saw_nothing_is_a_violation() {
+        let mut f = finished("a", 1, 1);
+        f.stats.seen.clear();
+        let d = summarize(vec![f], &accepted(1..=3), 1, 0, Duration::ZERO);
+        assert_eq!(d.violations, 1);
+        assert!(d.violation_samples[0].contains("saw nothing"));
+    }
+}
