@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 const GUESTS: &[(&str, &str)] = &[
     ("ECHO", "minihost-example-echo"),
     ("CARD", "minihost-example-card"),
+    ("POLLS", "minihost-plugin-polls"),
     ("FAULTS", "minihost-test-faults"),
     ("BENCH", "minihost-test-bench"),
     ("UNKNOWN_IMPORT", "minihost-test-unknown-import"),
@@ -23,6 +24,7 @@ const WATCH: &[&str] = &[
     "sdk",
     "examples/echo",
     "examples/card",
+    "plugins",
     "host/runtime/test-guests",
     "Cargo.lock",
 ];

@@ -171,6 +171,17 @@ impl Client {
         .await
     }
 
+    /// Submits a version of `app` for review; returns status and body.
+    pub async fn submit(&self, app: &str, manifest: &str, wasm: &[u8]) -> (u16, Value) {
+        use base64::Engine;
+        let component = base64::engine::general_purpose::STANDARD.encode(wasm);
+        self.post(
+            &format!("/api/v1/apps/{app}/versions"),
+            &json!({"manifest": manifest, "component": component}),
+        )
+        .await
+    }
+
     /// Opens a direct conversation with `other`; returns its id.
     pub async fn direct_with(&self, other: &str) -> String {
         let r = self

@@ -50,11 +50,11 @@ fn platform(state: &AppState) -> Result<&Arc<dyn AppPlatform>, ApiError> {
 /// Body of a sideload.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct Sideload {
+pub struct Sideload {
     /// The app's `miniapp.toml`, as text.
-    manifest: String,
+    pub(crate) manifest: String,
     /// The component (`.wasm`), base64-encoded.
-    component: String,
+    pub(crate) component: String,
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/apps", request_body = Sideload,

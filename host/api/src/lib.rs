@@ -13,6 +13,7 @@ mod grants;
 mod health;
 mod messages;
 mod openapi;
+mod registry;
 pub mod platform;
 mod state;
 mod ws;
@@ -37,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::router())
         .merge(apps::router())
         .merge(grants::router())
+        .merge(registry::router())
         .merge(ws::router())
         .merge(openapi::router())
         .fallback(|| async { ApiError::NotFound("route") })

@@ -2,7 +2,7 @@
 //! `/api/v1/openapi.json`.
 
 use crate::state::AppState;
-use crate::{accounts, apps, conversations, grants, health, messages};
+use crate::{accounts, apps, conversations, grants, health, messages, registry};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
@@ -40,6 +40,10 @@ use utoipa::OpenApi;
         grants::revoke_app,
         grants::revoke_scope,
         grants::privacy,
+        registry::submit,
+        registry::queue,
+        registry::decide,
+        registry::install,
     )
 )]
 struct ApiDoc;

@@ -50,6 +50,22 @@ pub trait AppPlatform: Send + Sync + 'static {
         component: Vec<u8>,
     ) -> BoxFuture<'a, Result<Sideloaded, ApiError>>;
 
+    /// Validates a version (manifest, component, static import check) and stores it for review.
+    fn submit<'a>(
+        &'a self,
+        developer: &'a User,
+        manifest: String,
+        component: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Sideloaded, ApiError>>;
+
+    /// Installs (or upgrades to) the newest approved version of `app` in a conversation.
+    fn install<'a>(
+        &'a self,
+        user: &'a User,
+        conversation: &'a Conversation,
+        app: &'a str,
+    ) -> BoxFuture<'a, Result<Sideloaded, ApiError>>;
+
     /// A button press on a card that an app sent (the message is one of the app's).
     fn action<'a>(
         &'a self,

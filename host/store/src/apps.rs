@@ -33,7 +33,8 @@ pub enum VersionStatus {
 }
 
 impl VersionStatus {
-    fn as_str(self) -> &'static str {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
         match self {
             VersionStatus::Sideloaded => "sideloaded",
             VersionStatus::Submitted => "submitted",
@@ -270,6 +271,50 @@ impl Store {
         .await?;
         row.map(|(m, h, s)| Ok((m, h, VersionStatus::parse(&s)?)))
             .transpose()
+    }
+
+    /// Moves a version from status `from` to `to`; returns whether it was in `from` (the row
+    /// count decides a race between two reviewers).
+    pub async fn set_version_status(
+        &self,
+        app_id: &str,
+        version: &str,
+        from: VersionStatus,
+        to: VersionStatus,
+    ) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE app_versions SET status = $1 WHERE app_id = $2 AND version = $3 AND status = $4",
+        )
+        .bind(to.as_str())
+        .bind(app_id)
+        .bind(version)
+        .bind(from.as_str())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Every version of every app with status `status`: (app id, version), oldest first.
+    pub async fn versions_with_status(&self, status: VersionStatus) -> Result<Vec<(String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT app_id, version FROM app_versions WHERE status = $1 ORDER BY created_at, app_id",
+        )
+        .bind(status.as_str())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// The versions of one app with status `status`.
+    pub async fn app_versions_with_status(&self, app_id: &str, status: VersionStatus) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT version FROM app_versions WHERE app_id = $1 AND status = $2",
+        )
+        .bind(app_id)
+        .bind(status.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(v,)| v).collect())
     }
 
     /// Installs (or moves to another version) an app in a conversation.

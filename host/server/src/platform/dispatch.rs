@@ -257,12 +257,21 @@ impl Platform {
                 failure = Some(("reply_rejected".into(), e.to_string()));
             }
         }
-        if let Some((kind, _)) = &failure {
+        if let Some((kind, detail)) = &failure {
+            // An error the app chose to return is its message to the user; anything else is a
+            // fault the user only needs to know happened.
+            let message = match &report.outcome {
+                Err(e) if matches!(e.kind, minihost_runtime::ErrorKind::App(_)) => {
+                    format!("{name}: {detail}")
+                }
+                _ => format!("{name} failed ({kind}); the developer has been told."),
+            };
             let frame = json!({
                 "type": "app_error",
                 "app": app,
+                "kind": kind,
                 "conversation": install.conversation,
-                "message": format!("{name} failed ({kind}); the developer has been told."),
+                "message": message,
             });
             self.inner
                 .fanout

@@ -101,25 +101,35 @@ impl Loader {
             .unwrap_or_else(|e| Err(LoadError::Invalid(format!("compile task: {e}"))))
     }
 
-    /// Validates and installs a developer's unreviewed version in a group they own.
-    pub(crate) async fn sideload(
+    /// Checks a manifest and its component: the manifest parses, the component compiles and
+    /// links against the world, and it imports nothing its manifest does not cover.
+    async fn validate(
         &self,
-        developer: &User,
-        conversation: &Conversation,
-        manifest_text: String,
-        component: Vec<u8>,
-    ) -> Result<Sideloaded, ApiError> {
-        let manifest = minihost_manifest::parse(&manifest_text).map_err(manifest_errors)?;
+        manifest_text: &str,
+        component: &[u8],
+    ) -> Result<(Manifest, Arc<LoadedApp>), ApiError> {
+        let manifest = minihost_manifest::parse(manifest_text).map_err(manifest_errors)?;
         let app = self
-            .compile(component.clone())
+            .compile(component.to_vec())
             .await
             .map_err(|e| invalid("component", e.to_string()))?;
-        let findings =
-            minihost_manifest::check_imports(app.imports().iter().map(String::as_str), &manifest);
+        let findings = minihost_manifest::check_imports(app.imports().iter().map(String::as_str), &manifest);
         if !findings.is_empty() {
             let text: Vec<String> = findings.iter().map(ToString::to_string).collect();
             return Err(invalid("component", text.join("; ")));
         }
+        Ok((manifest, app))
+    }
+
+    /// Validates and stores a version with `status`; returns its id and version.
+    async fn store_version(
+        &self,
+        developer: &User,
+        manifest_text: String,
+        component: Vec<u8>,
+        status: VersionStatus,
+    ) -> Result<(String, String), ApiError> {
+        let (manifest, app) = self.validate(&manifest_text, &component).await?;
         let id = manifest.id.as_str().to_owned();
         let version = manifest.version.to_string();
         self.store
@@ -139,7 +149,7 @@ impl Loader {
                 manifest: manifest_text,
                 wasm: component,
                 wasm_sha256: hash.clone(),
-                status: VersionStatus::Sideloaded,
+                status,
             })
             .await
             .map_err(|e| match e {
@@ -148,15 +158,74 @@ impl Loader {
                 )),
                 other => other.into(),
             })?;
-        self.store
-            .install(&conversation.id, &id, &version, &developer.id, true)
-            .await?;
         if let Ok(mut map) = self.by_hash.lock() {
             map.insert(hash, Arc::new(Loaded { manifest, app }));
         }
+        Ok((id, version))
+    }
+
+    /// Validates and installs a developer's unreviewed version in a group they own.
+    pub(crate) async fn sideload(
+        &self,
+        developer: &User,
+        conversation: &Conversation,
+        manifest_text: String,
+        component: Vec<u8>,
+    ) -> Result<Sideloaded, ApiError> {
+        let (id, version) = self
+            .store_version(developer, manifest_text, component, VersionStatus::Sideloaded)
+            .await?;
+        self.store
+            .install(&conversation.id, &id, &version, &developer.id, true)
+            .await?;
         Ok(Sideloaded {
             app: id,
             version,
+            findings: Vec::new(),
+        })
+    }
+
+    /// Validates a version and queues it for review.
+    pub(crate) async fn submit(
+        &self,
+        developer: &User,
+        manifest_text: String,
+        component: Vec<u8>,
+    ) -> Result<Sideloaded, ApiError> {
+        let (app, version) = self
+            .store_version(developer, manifest_text, component, VersionStatus::Submitted)
+            .await?;
+        Ok(Sideloaded {
+            app,
+            version,
+            findings: Vec::new(),
+        })
+    }
+
+    /// Installs the newest approved version of `app` in a conversation.
+    pub(crate) async fn install(
+        &self,
+        user: &User,
+        conversation: &Conversation,
+        app: &str,
+    ) -> Result<Sideloaded, ApiError> {
+        let newest = self
+            .store
+            .app_versions_with_status(app, VersionStatus::Approved)
+            .await?
+            .into_iter()
+            .filter_map(|v| semver::Version::parse(&v).ok())
+            .max()
+            .ok_or(ApiError::NotFound("approved version of that app"))?
+            .to_string();
+        // Load it now, so the first event does not pay for compiling.
+        self.get(app, &newest).await?;
+        self.store
+            .install(&conversation.id, app, &newest, &user.id, false)
+            .await?;
+        Ok(Sideloaded {
+            app: app.to_owned(),
+            version: newest,
             findings: Vec::new(),
         })
     }

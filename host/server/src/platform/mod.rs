@@ -105,6 +105,24 @@ impl AppPlatform for Platform {
         })
     }
 
+    fn submit<'a>(
+        &'a self,
+        developer: &'a User,
+        manifest: String,
+        component: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Sideloaded, ApiError>> {
+        Box::pin(async move { self.inner.loader.submit(developer, manifest, component).await })
+    }
+
+    fn install<'a>(
+        &'a self,
+        user: &'a User,
+        conversation: &'a Conversation,
+        app: &'a str,
+    ) -> BoxFuture<'a, Result<Sideloaded, ApiError>> {
+        Box::pin(async move { self.inner.loader.install(user, conversation, app).await })
+    }
+
     fn action<'a>(
         &'a self,
         user: &'a User,

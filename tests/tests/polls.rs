@@ -1,0 +1,193 @@
+//! The consent must-show, end to end with the first-party polls plugin: reviewed and installed
+//! like any third-party app; bob runs `/poll`, answers the consent request, the card appears;
+//! alice and carol vote over the API (each asked for consent first); the tally card updates in
+//! place; bob revokes `messages.send` and the app's next send is denied.
+
+use minihost_core::Role;
+use minihost_tests::{Client, Ws, on_every_backend};
+use serde_json::{Value, json};
+
+const POLLS_MANIFEST: &str = include_str!("../../plugins/polls/miniapp.toml");
+
+async fn next_app_card(ws: &mut Ws) -> Value {
+    loop {
+        let f = ws.next_of("message").await;
+        if f["message"]["sender"]["type"] == "app" {
+            return f["message"].clone();
+        }
+    }
+}
+
+fn tally(card: &Value) -> String {
+    card["content"]["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["text"].as_str())
+        .find(|t| t.contains(':'))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Votes as `voter`, answering the consent request that the first vote raises.
+async fn vote(voter: &Client, ws: &mut Ws, path: &str, button: &str, first: bool) {
+    let r = voter.post(path, &json!({"button": button})).await;
+    assert_eq!(r.0, 202, "{r:?}");
+    if first {
+        let ask = ws.next_of("consent_request").await;
+        assert_eq!(ask["app"], "polls");
+        let r = voter
+            .put(
+                "/api/v1/me/grants/polls",
+                &json!({"scopes": ["messages.send", "storage"]}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{r:?}");
+    }
+}
+
+async fn next_update(ws: &mut Ws, expect: &str) -> Value {
+    loop {
+        let f = ws.next_of("message_updated").await;
+        if tally(&f["message"]) == expect {
+            return f;
+        }
+    }
+}
+
+#[tokio::test]
+async fn polls_with_consent_live_tally_and_revocation() {
+    on_every_backend!(|node| {
+        // The platform team publishes polls through the same review as everyone.
+        let team = node.developer("team").await;
+        let r = team
+            .submit(
+                "polls",
+                POLLS_MANIFEST,
+                &minihost_guest_artifacts::read(minihost_guest_artifacts::POLLS).unwrap(),
+            )
+            .await;
+        assert_eq!(r.0, 201, "{r:?}");
+        let rita = node.user("rita").await;
+        node.node
+            .store
+            .set_role("rita", Role::Reviewer)
+            .await
+            .unwrap();
+        assert_eq!(rita.get("/api/v1/review/queue").await.1[0]["app"], "polls");
+        let r = rita
+            .post(
+                "/api/v1/review/polls/1.0.0",
+                &json!({"decision": "approve"}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{r:?}");
+
+        let bob = node.user("bob").await;
+        let alice = node.user("alice").await;
+        let carol = node.user("carol").await;
+        let g = bob.group("friends", &["alice", "carol"]).await;
+        let r = bob
+            .put(&format!("/api/v1/conversations/{g}/apps/polls"), &json!({}))
+            .await;
+        assert_eq!(
+            (r.0, r.1["version"].as_str()),
+            (201, Some("1.0.0")),
+            "{r:?}"
+        );
+        let mut bob_ws = bob.ws_live().await;
+        let mut alice_ws = alice.ws_live().await;
+        let mut carol_ws = carol.ws_live().await;
+
+        bob.say(&g, "/poll Lunch? | pizza | sushi").await;
+        let ask = bob_ws.next_of("consent_request").await;
+        let scopes: Vec<(&str, &str)> = ask["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| (s["name"].as_str().unwrap(), s["reason"].as_str().unwrap()))
+            .collect();
+        assert_eq!(scopes[0].0, "messages.send");
+        assert!(scopes[1].1.contains("who voted"), "{scopes:?}");
+        let r = bob
+            .put(
+                "/api/v1/me/grants/polls",
+                &json!({"scopes": ["messages.send", "storage"]}),
+            )
+            .await;
+        assert_eq!(r.0, 200);
+        let card = next_app_card(&mut bob_ws).await;
+        assert_eq!(
+            card["sender"]["name"], "Polls",
+            "reviewed: no 'unreviewed' mark"
+        );
+        assert_eq!(tally(&card), "pizza: 0 · sushi: 0");
+        let card_id = card["id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/conversations/{g}/messages/{card_id}/actions");
+
+        vote(&alice, &mut alice_ws, &path, "opt-0", true).await;
+        next_update(&mut bob_ws, "pizza: 1 · sushi: 0").await;
+        vote(&carol, &mut carol_ws, &path, "opt-1", true).await;
+        next_update(&mut bob_ws, "pizza: 1 · sushi: 1").await;
+        // One vote per user, changeable.
+        vote(&alice, &mut alice_ws, &path, "opt-1", false).await;
+        let f = next_update(&mut bob_ws, "pizza: 0 · sushi: 2").await;
+        assert_eq!(
+            f["message"]["id"],
+            card_id.as_str(),
+            "the same card, updated in place"
+        );
+        let history = bob
+            .get(&format!("/api/v1/conversations/{g}/messages"))
+            .await
+            .1;
+        let stored = history["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == card_id.as_str())
+            .unwrap()
+            .clone();
+        assert_eq!(tally(&stored), "pizza: 0 · sushi: 2", "{}", node.backend());
+
+        // Only the creator closes it.
+        alice.post(&path, &json!({"button": "close"})).await;
+        let err = alice_ws.next_of("app_error").await;
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .contains("only the poll's creator"),
+            "{err}"
+        );
+
+        // Bob revokes messages.send: the app's next send is denied at once.
+        let r = bob
+            .delete("/api/v1/me/grants/polls/scopes/messages.send")
+            .await;
+        assert_eq!((r.0, r.1["scopes"].clone()), (200, json!(["storage"])));
+        let grants = bob.get("/api/v1/me/grants").await.1;
+        assert_eq!(grants[0]["scopes"], json!(["storage"]));
+        bob.say(&g, "/poll Dinner? | tacos | ramen").await;
+        let err = bob_ws.next_of("app_error").await;
+        assert!(
+            err["message"].as_str().unwrap().contains("messages.send"),
+            "{err}"
+        );
+        let log = team.get("/api/v1/apps/polls/invocations?limit=1").await.1;
+        let calls = log[0]["calls"].as_array().unwrap();
+        assert!(
+            calls.iter().any(|c| c["interface"] == "messaging"
+                && c["function"] == "send"
+                && c["outcome"] == "denied"),
+            "{calls:?}"
+        );
+        assert_eq!(
+            bob_ws
+                .quiet_for(std::time::Duration::from_millis(300))
+                .await,
+            None,
+            "no new card"
+        );
+    });
+}
