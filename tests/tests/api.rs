@@ -1,5 +1,6 @@
 //! The HTTP API's contract and its answers to bad input: status codes, JSON error bodies,
 //! and that nothing bad is stored.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use minihost_api::ApiConfig;
 use minihost_tests::{TestNode, on_every_backend, testing::TestDb};

@@ -1,5 +1,6 @@
 //! Mini-apps inside the messenger, over the real server and WebSocket: sideload, commands,
 //! cards and button presses, consent, faults reported to the user, and the invocation log.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use minihost_tests::{TestNode, on_every_backend};
 use serde_json::{Value, json};

@@ -1,5 +1,6 @@
 //! Durability of the real binary: a message acknowledged (201) before the server is killed with
 //! SIGKILL is there after a restart, on every configured backend. Also: `admin create-user`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use minihost_store::StoreConfig;
 use minihost_store::testing::TestDb;

@@ -296,7 +296,10 @@ impl Store {
     }
 
     /// Every version of every app with status `status`: (app id, version), oldest first.
-    pub async fn versions_with_status(&self, status: VersionStatus) -> Result<Vec<(String, String)>> {
+    pub async fn versions_with_status(
+        &self,
+        status: VersionStatus,
+    ) -> Result<Vec<(String, String)>> {
         Ok(sqlx::query_as(
             "SELECT app_id, version FROM app_versions WHERE status = $1 ORDER BY created_at, app_id",
         )
@@ -306,14 +309,17 @@ impl Store {
     }
 
     /// The versions of one app with status `status`.
-    pub async fn app_versions_with_status(&self, app_id: &str, status: VersionStatus) -> Result<Vec<String>> {
-        let rows: Vec<(String,)> = sqlx::query_as(
-            "SELECT version FROM app_versions WHERE app_id = $1 AND status = $2",
-        )
-        .bind(app_id)
-        .bind(status.as_str())
-        .fetch_all(&self.pool)
-        .await?;
+    pub async fn app_versions_with_status(
+        &self,
+        app_id: &str,
+        status: VersionStatus,
+    ) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("SELECT version FROM app_versions WHERE app_id = $1 AND status = $2")
+                .bind(app_id)
+                .bind(status.as_str())
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(|(v,)| v).collect())
     }
 

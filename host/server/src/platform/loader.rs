@@ -113,7 +113,8 @@ impl Loader {
             .compile(component.to_vec())
             .await
             .map_err(|e| invalid("component", e.to_string()))?;
-        let findings = minihost_manifest::check_imports(app.imports().iter().map(String::as_str), &manifest);
+        let findings =
+            minihost_manifest::check_imports(app.imports().iter().map(String::as_str), &manifest);
         if !findings.is_empty() {
             let text: Vec<String> = findings.iter().map(ToString::to_string).collect();
             return Err(invalid("component", text.join("; ")));
@@ -173,7 +174,12 @@ impl Loader {
         component: Vec<u8>,
     ) -> Result<Sideloaded, ApiError> {
         let (id, version) = self
-            .store_version(developer, manifest_text, component, VersionStatus::Sideloaded)
+            .store_version(
+                developer,
+                manifest_text,
+                component,
+                VersionStatus::Sideloaded,
+            )
             .await?;
         self.store
             .install(&conversation.id, &id, &version, &developer.id, true)
@@ -193,7 +199,12 @@ impl Loader {
         component: Vec<u8>,
     ) -> Result<Sideloaded, ApiError> {
         let (app, version) = self
-            .store_version(developer, manifest_text, component, VersionStatus::Submitted)
+            .store_version(
+                developer,
+                manifest_text,
+                component,
+                VersionStatus::Submitted,
+            )
             .await?;
         Ok(Sideloaded {
             app,

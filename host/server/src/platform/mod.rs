@@ -111,7 +111,12 @@ impl AppPlatform for Platform {
         manifest: String,
         component: Vec<u8>,
     ) -> BoxFuture<'a, Result<Sideloaded, ApiError>> {
-        Box::pin(async move { self.inner.loader.submit(developer, manifest, component).await })
+        Box::pin(async move {
+            self.inner
+                .loader
+                .submit(developer, manifest, component)
+                .await
+        })
     }
 
     fn install<'a>(
