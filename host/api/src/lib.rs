@@ -7,11 +7,14 @@ mod accounts;
 mod apps;
 mod auth;
 mod conversations;
+mod developer;
 mod error;
 mod extract;
 mod grants;
 mod health;
 mod messages;
+mod oauth;
+mod open;
 mod openapi;
 mod registry;
 pub mod platform;
@@ -38,6 +41,9 @@ pub fn router(state: AppState) -> Router {
         .merge(messages::router())
         .merge(apps::router())
         .merge(grants::router())
+        .merge(developer::router())
+        .merge(oauth::router())
+        .merge(open::router())
         .merge(registry::router())
         .merge(ws::router())
         .merge(openapi::router())

@@ -2,7 +2,9 @@
 //! `/api/v1/openapi.json`.
 
 use crate::state::AppState;
-use crate::{accounts, apps, conversations, grants, health, messages, registry};
+use crate::{
+    accounts, apps, conversations, developer, grants, health, messages, oauth, open, registry,
+};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
@@ -44,6 +46,15 @@ use utoipa::OpenApi;
         registry::queue,
         registry::decide,
         registry::install,
+        developer::register,
+        developer::rotate_secret,
+        oauth::jwks,
+        oauth::token,
+        oauth::revoke,
+        oauth::introspect,
+        open::me,
+        open::send,
+        open::profile,
     )
 )]
 struct ApiDoc;

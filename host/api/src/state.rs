@@ -1,6 +1,8 @@
 //! What every handler shares: the store, the hub, the fan-out and the configuration.
 
 use crate::platform::AppPlatform;
+use minihost_appsvc::AppServices;
+use minihost_broker::service::Broker;
 use minihost_hub::{Event, Fanout, LocalHub, Topic};
 use minihost_store::Store;
 use minihost_store::writer::CommitHook;
@@ -41,6 +43,10 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     /// The mini-app platform, when this node runs apps.
     pub platform: Option<Arc<dyn AppPlatform>>,
+    /// The token broker: the only issuer and verifier of tokens.
+    pub broker: Arc<Broker>,
+    /// What apps may do (shared by the sandbox and the Open API).
+    pub app_services: AppServices,
 }
 
 /// The store's commit hook that publishes every committed message to its conversation's topic.

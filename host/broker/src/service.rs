@@ -587,16 +587,21 @@ impl Broker {
         Ok(code)
     }
 
-    /// The user's current grant to the app as a token's scopes, or `invalid_grant`.
+    /// The user's current grant to the app as a token's scopes, or `invalid_grant` when there
+    /// is none or it is empty (the user refused or revoked everything).
     async fn current_scopes(&self, user: &UserId, app: &AppId) -> Result<ScopeSet, OAuthError> {
-        let grant = self
+        let scopes = self
             .store
             .grant(user, app.as_str())
             .await?
-            .ok_or(OAuthError::InvalidGrant(
+            .map(|g| grant_scopes(&g.scopes))
+            .unwrap_or_default();
+        if scopes.is_empty() {
+            return Err(OAuthError::InvalidGrant(
                 "the user does not grant this app anything",
-            ))?;
-        Ok(grant_scopes(&grant.scopes))
+            ));
+        }
+        Ok(scopes)
     }
 
     /// Signs an access token for `user` in the client's app with `scope`.

@@ -1,5 +1,5 @@
-//! `minihost admin ...`: create users (the first admin) and change roles, directly on the
-//! database, for operators with shell access.
+//! `minihost admin ...`: create users (the first admin), change roles and rotate the token
+//! signing keys, directly on the database, for operators with shell access.
 
 use crate::DbArgs;
 use anyhow::Context;
@@ -28,6 +28,13 @@ pub enum AdminCommand {
     SetRole {
         username: String,
         role: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Add a new token signing key. Tokens signed by the previous key stay valid until they
+    /// expire; keys whose tokens have all expired are retired. Running nodes pick it up within
+    /// their key refresh interval.
+    RotateKeys {
         #[command(flatten)]
         db: DbArgs,
     },
@@ -76,6 +83,24 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("setting the role of {username}"))?;
             println!("{} is now {}", user.username, user.role.as_str());
+            store.close().await;
+        }
+        AdminCommand::RotateKeys { db } => {
+            let store = open(&db).await?;
+            let broker = minihost_broker::service::Broker::open(
+                store.clone(),
+                minihost_broker::service::BrokerConfig::default(),
+            )
+            .await
+            .context("loading the signing keys")?;
+            let rotation = broker
+                .rotate_keys(minihost_broker::service::now())
+                .await
+                .context("rotating the signing keys")?;
+            println!("new active signing key {}", rotation.active);
+            for kid in &rotation.retired {
+                println!("retired signing key {kid}");
+            }
             store.close().await;
         }
     }

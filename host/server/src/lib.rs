@@ -7,6 +7,7 @@ pub mod platform;
 use anyhow::Context;
 use minihost_api::{ApiConfig, AppState, publish_hook};
 use minihost_appsvc::{AppLimits, AppServices};
+use minihost_broker::service::{Broker, BrokerConfig};
 use minihost_cap_log::LogCapability;
 use minihost_cap_messaging::MessagingCapability;
 use minihost_cap_profile::ProfileCapability;
@@ -38,6 +39,8 @@ pub struct Node {
     pub addr: SocketAddr,
     /// Its store (for tests that look under the hood).
     pub store: Store,
+    /// Its token broker (for tests that mint login codes as the `auth` capability would).
+    pub broker: Arc<Broker>,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -53,6 +56,12 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
     let svc = AppServices::new(store.clone(), fanout.clone(), AppLimits::default())
         .await
         .map_err(|e| anyhow::anyhow!("starting app services: {e}"))?;
+    let broker = Arc::new(
+        Broker::open(store.clone(), BrokerConfig::default())
+            .await
+            .context("starting the token broker")?,
+    );
+    let app_services = svc.clone();
     let runtime = RuntimeBuilder::new(RuntimeConfig {
         cache_dir: options.cache_dir.clone(),
         ..RuntimeConfig::default()
@@ -70,6 +79,8 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         fanout,
         config: Arc::new(options.api),
         platform: Some(Arc::new(platform)),
+        broker: broker.clone(),
+        app_services,
     };
     let app = minihost_api::router(state);
     let listener = tokio::net::TcpListener::bind(options.addr)
@@ -87,6 +98,7 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
     Ok(Node {
         addr,
         store,
+        broker,
         stop: Some(stop),
         task,
     })

@@ -1,0 +1,258 @@
+//! The Open API for app backends, `/open/v1/...`, authenticated by the broker's access tokens
+//! (`Authorization: Bearer <jwt>`): who the token is for, send a message as the app, read a
+//! profile. A call acts for the token's app (`aud`) and user (`sub`) only, and goes through the
+//! same checks, budgets and privacy record as a call from inside the sandbox (`minihost-appsvc`).
+//! Bad tokens are 401 with `WWW-Authenticate: Bearer error="invalid_token"`; a missing scope is
+//! 403 `insufficient_scope` (RFC 6750).
+
+use crate::auth::bearer_token;
+use crate::error::ApiError;
+use crate::extract::ApiJson;
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::header::WWW_AUTHENTICATE;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use minihost_appsvc::{Actor, AppError, Profile};
+use minihost_broker::service::now;
+use minihost_broker::{AccessClaims, Scope, Subject, TokenError};
+use minihost_core::{Content, ConversationId, Message, UserId};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/open/v1/me", get(me))
+        .route("/open/v1/conversations/{id}/messages", post(send))
+        .route("/open/v1/users/{app_user_id}/profile", get(profile))
+}
+
+/// A refusal of the Open API.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// No bearer token at all (RFC 6750 section 3.1: no error code).
+    NoToken,
+    /// The token was refused.
+    Token(TokenError),
+    /// The app may not do this (from `minihost-appsvc`).
+    App(AppError),
+    /// Anything else.
+    Api(ApiError),
+}
+
+impl From<TokenError> for OpenError {
+    fn from(e: TokenError) -> Self {
+        OpenError::Token(e)
+    }
+}
+
+impl From<AppError> for OpenError {
+    fn from(e: AppError) -> Self {
+        OpenError::App(e)
+    }
+}
+
+impl From<ApiError> for OpenError {
+    fn from(e: ApiError) -> Self {
+        OpenError::Api(e)
+    }
+}
+
+fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": { "code": code, "message": message } })),
+    )
+        .into_response()
+}
+
+/// A `WWW-Authenticate` value with only safe characters inside its quoted strings.
+fn challenge(error: Option<&str>, description: &str, scope: Option<Scope>) -> HeaderValue {
+    let mut value = "Bearer realm=\"minihost\"".to_owned();
+    if let Some(error) = error {
+        let safe: String = description
+            .chars()
+            .filter(|c| c.is_ascii() && !c.is_ascii_control() && *c != '"' && *c != '\\')
+            .collect();
+        value.push_str(&format!(
+            ", error=\"{error}\", error_description=\"{safe}\""
+        ));
+    }
+    if let Some(scope) = scope {
+        value.push_str(&format!(", scope=\"{scope}\""));
+    }
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"))
+}
+
+impl IntoResponse for OpenError {
+    fn into_response(self) -> Response {
+        match self {
+            OpenError::NoToken => {
+                let mut r = error_body(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "missing Authorization: Bearer <access token>",
+                );
+                r.headers_mut()
+                    .insert(WWW_AUTHENTICATE, challenge(None, "", None));
+                r
+            }
+            OpenError::Token(e) => {
+                let status =
+                    StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
+                let description = match &e {
+                    TokenError::RevocationUnavailable(_) => "try again later".to_owned(),
+                    other => other.to_string(),
+                };
+                let scope = match &e {
+                    TokenError::InsufficientScope(s) => Some(*s),
+                    _ => None,
+                };
+                let mut r = error_body(status, e.bearer_error(), &description);
+                r.headers_mut().insert(
+                    WWW_AUTHENTICATE,
+                    challenge(Some(e.bearer_error()), &description, scope),
+                );
+                r
+            }
+            OpenError::App(e) => {
+                let (status, code) = match &e {
+                    AppError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),
+                    AppError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
+                    AppError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+                    AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                    AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                };
+                error_body(status, code, &e.to_string())
+            }
+            OpenError::Api(e) => e.into_response(),
+        }
+    }
+}
+
+/// Verifies the request's bearer token, requiring `scope` if given.
+async fn verified(
+    state: &AppState,
+    headers: &HeaderMap,
+    scope: Option<Scope>,
+) -> Result<AccessClaims, OpenError> {
+    let token = bearer_token(headers).ok_or(OpenError::NoToken)?;
+    Ok(state.broker.verify(token, scope, now()).await?)
+}
+
+/// The app and user a verified user token acts as.
+async fn actor(state: &AppState, claims: &AccessClaims) -> Result<Actor, OpenError> {
+    let Subject::User(app_user) = &claims.sub else {
+        // App-level tokens carry no scope, so the scope check refuses them first.
+        return Err(TokenError::InsufficientScope(Scope::MessagesSend).into());
+    };
+    let app = claims.aud.as_str();
+    let user: UserId = state
+        .app_services
+        .user_for(app, app_user.as_str())
+        .await?
+        .ok_or(TokenError::Revoked)?;
+    let record = state
+        .store
+        .app(app)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or(TokenError::Revoked)?;
+    Ok(Actor {
+        app: app.to_owned(),
+        app_name: record.name,
+        user,
+        app_user_id: app_user.as_str().to_owned(),
+        conversation: None,
+    })
+}
+
+/// Who a token speaks for.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct TokenInfo {
+    /// The app (`aud`).
+    app: String,
+    /// `user` for a user's token, `app` for an app-level (client credentials) token.
+    kind: &'static str,
+    /// The app-scoped user id, or the client id for an app-level token.
+    sub: String,
+    /// The token's scopes, space separated.
+    scope: String,
+    /// The client it was issued to.
+    client_id: String,
+    /// Expiry, Unix seconds.
+    exp: u64,
+}
+
+#[utoipa::path(get, path = "/open/v1/me",
+    responses((status = 200, body = TokenInfo),
+              (status = 401, description = "Missing, invalid, expired or revoked token")))]
+pub(crate) async fn me(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<TokenInfo>, OpenError> {
+    let claims = verified(&state, &headers, None).await?;
+    let (kind, sub) = match &claims.sub {
+        Subject::User(u) => ("user", u.as_str().to_owned()),
+        Subject::App(c) => ("app", c.as_str().to_owned()),
+    };
+    Ok(Json(TokenInfo {
+        app: claims.aud.to_string(),
+        kind,
+        sub,
+        scope: claims.scope.to_string(),
+        client_id: claims.client_id.to_string(),
+        exp: claims.exp.as_secs(),
+    }))
+}
+
+/// Body of `POST /open/v1/conversations/{id}/messages`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OpenSend {
+    /// `{"type": "text", "text": "..."}` or a card.
+    #[schema(value_type = Object)]
+    content: Content,
+}
+
+#[utoipa::path(post, path = "/open/v1/conversations/{id}/messages", request_body = OpenSend,
+    responses((status = 201, description = "Sent as the app", body = Object),
+              (status = 401, description = "Missing, invalid, expired or revoked token"),
+              (status = 403, description = "The token lacks messages.send"),
+              (status = 404, description = "The app is not installed there, or the user is not a member"),
+              (status = 429, description = "The app's send budget for the conversation is spent")))]
+pub(crate) async fn send(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<OpenSend>,
+) -> Result<(StatusCode, Json<Message>), OpenError> {
+    let claims = verified(&state, &headers, Some(Scope::MessagesSend)).await?;
+    let actor = actor(&state, &claims).await?;
+    let message = state
+        .app_services
+        .send_message(&actor, &ConversationId::from_string(id), body.content)
+        .await?;
+    Ok((StatusCode::CREATED, Json(message)))
+}
+
+#[utoipa::path(get, path = "/open/v1/users/{app_user_id}/profile",
+    responses((status = 200, description = "`{user, display_name, avatar, locale}`", body = Object),
+              (status = 401, description = "Missing, invalid, expired or revoked token"),
+              (status = 403, description = "The token lacks profile.read, or that user has not granted it"),
+              (status = 404, description = "No such user for this app")))]
+pub(crate) async fn profile(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(app_user_id): Path<String>,
+) -> Result<Json<Profile>, OpenError> {
+    let claims = verified(&state, &headers, Some(Scope::ProfileRead)).await?;
+    let actor = actor(&state, &claims).await?;
+    Ok(Json(
+        state.app_services.profile(&actor, &app_user_id).await?,
+    ))
+}
