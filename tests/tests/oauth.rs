@@ -595,6 +595,22 @@ async fn registering_apps_is_for_developers_and_ids_are_owned() {
             .unwrap()
             .unwrap();
         assert!(!stored.secret_hash.contains(&w.shop.secret));
+
+        // Every route of this part is in the OpenAPI document.
+        let doc = w.anon.get("/api/v1/openapi.json").await.1;
+        for path in [
+            "/api/v1/apps",
+            "/api/v1/apps/{app}/secret",
+            "/.well-known/jwks.json",
+            "/oauth/token",
+            "/oauth/revoke",
+            "/oauth/introspect",
+            "/open/v1/me",
+            "/open/v1/conversations/{id}/messages",
+            "/open/v1/users/{app_user_id}/profile",
+        ] {
+            assert!(doc["paths"].get(path).is_some(), "{path} missing");
+        }
     });
 }
 

@@ -151,7 +151,11 @@ struct KeyCache {
     ring: Arc<Keyring>,
     loaded: Instant,
     forced: Option<Instant>,
+    purged: Option<Instant>,
 }
+
+/// How often a node deletes expired token state (on a key reload, so only while it serves).
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// The token broker service. Share it behind an `Arc`.
 pub struct Broker {
@@ -355,6 +359,7 @@ impl Broker {
                 ring: Arc::new(ring),
                 loaded: Instant::now(),
                 forced: None,
+                purged: None,
             }),
         })
     }
@@ -400,12 +405,28 @@ impl Broker {
         ring
     }
 
+    /// Whether this node is due to delete expired token state (and, if so, notes that it does).
+    fn purge_due(&self) -> bool {
+        let mut cache = self.keys.write().unwrap_or_else(PoisonError::into_inner);
+        if cache.purged.is_some_and(|at| at.elapsed() < PURGE_INTERVAL) {
+            return false;
+        }
+        cache.purged = Some(Instant::now());
+        true
+    }
+
     /// Reads the keys from the store into the cache, retiring keys whose tokens have all
-    /// expired on the way.
+    /// expired and (at most hourly) deleting expired token state on the way.
     async fn reload(&self) -> Result<Arc<Keyring>, BrokerError> {
         let ring = keyring_from_rows(self.store.signing_keys().await?)?;
         let delay = self.key_retirement_delay_secs();
         let at = now();
+        if self.purge_due() {
+            match self.purge_expired(at).await {
+                Ok(purged) => tracing::debug!(?purged, "purged expired token state"),
+                Err(e) => tracing::warn!(error = %e, "could not purge expired token state"),
+            }
+        }
         let expired = ring.keys().any(|k| {
             k.state() == KeyState::Retiring
                 && k.retiring_since().is_none_or(|s| s.plus(delay) <= at)
