@@ -68,6 +68,9 @@ pub enum BrokerError {
     /// A stored value could not be read back.
     #[error("corrupt broker state: {0}")]
     Corrupt(String),
+    /// A dependency (the revocation lookup) could not answer now.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// An answer of the token, revocation or introspection endpoints other than success, with its
@@ -107,7 +110,9 @@ impl OAuthError {
             OAuthError::InvalidGrant(_) => "invalid_grant",
             OAuthError::UnsupportedGrantType => "unsupported_grant_type",
             OAuthError::InvalidScope(_) => "invalid_scope",
-            OAuthError::Server(BrokerError::Store(StoreError::Closed)) => "temporarily_unavailable",
+            OAuthError::Server(
+                BrokerError::Store(StoreError::Closed) | BrokerError::Unavailable(_),
+            ) => "temporarily_unavailable",
             OAuthError::Server(_) => "server_error",
         }
     }
@@ -116,7 +121,9 @@ impl OAuthError {
     pub fn http_status(&self) -> u16 {
         match self {
             OAuthError::InvalidClient => 401,
-            OAuthError::Server(BrokerError::Store(StoreError::Closed)) => 503,
+            OAuthError::Server(
+                BrokerError::Store(StoreError::Closed) | BrokerError::Unavailable(_),
+            ) => 503,
             OAuthError::Server(_) => 500,
             _ => 400,
         }
@@ -859,7 +866,7 @@ impl Broker {
         let expect = Expectation::for_app(&client.app);
         match self.verify_expecting(token, &expect, now).await {
             Ok(claims) => Ok(Introspection::from_claims(&claims)),
-            Err(TokenError::RevocationUnavailable(e)) => Err(BrokerError::Corrupt(e)),
+            Err(TokenError::RevocationUnavailable(e)) => Err(BrokerError::Unavailable(e)),
             Err(_) => Ok(Introspection::inactive()),
         }
     }
