@@ -16,8 +16,8 @@ mod messages;
 mod oauth;
 mod open;
 mod openapi;
-mod registry;
 pub mod platform;
+mod registry;
 mod state;
 mod ws;
 

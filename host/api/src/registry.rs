@@ -32,10 +32,9 @@ pub fn router() -> Router<AppState> {
 }
 
 fn platform(state: &AppState) -> Result<&Arc<dyn AppPlatform>, ApiError> {
-    state
-        .platform
-        .as_ref()
-        .ok_or(ApiError::Unavailable("mini-apps are not enabled on this node"))
+    state.platform.as_ref().ok_or(ApiError::Unavailable(
+        "mini-apps are not enabled on this node",
+    ))
 }
 
 #[utoipa::path(post, path = "/api/v1/apps/{app}/versions", request_body = Sideload,
@@ -119,14 +118,14 @@ pub(crate) async fn decide(
         "approve" => VersionStatus::Approved,
         "reject" if !body.reason.trim().is_empty() => VersionStatus::Rejected,
         "reject" => return Err(ApiError::invalid("reason", "a rejection needs a reason")),
-        _ => return Err(ApiError::invalid("decision", "must be \"approve\" or \"reject\"")),
+        _ => {
+            return Err(ApiError::invalid(
+                "decision",
+                "must be \"approve\" or \"reject\"",
+            ));
+        }
     };
-    if state
-        .store
-        .version_meta(&app, &version)
-        .await?
-        .is_none()
-    {
+    if state.store.version_meta(&app, &version).await?.is_none() {
         return Err(ApiError::NotFound("app version"));
     }
     if !state

@@ -1,4 +1,5 @@
-//! The `minihost` binary: parses the command line and runs a subcommand (`serve`, `admin`).
+//! The `minihost` binary: parses the command line and runs a subcommand (`serve`, `admin`,
+//! `app`).
 
 mod admin;
 mod serve;
@@ -45,6 +46,9 @@ enum Command {
     /// Administration: users and roles.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// Developer tools: scaffold, build and run mini-apps locally.
+    #[command(subcommand)]
+    App(minihost_devtools::AppCommand),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Admin(cmd) => admin::run(cmd).await,
+            Command::App(cmd) => minihost_devtools::run(cmd).await,
         }
     });
     match result {

@@ -257,6 +257,9 @@ impl Platform {
                 failure = Some(("reply_rejected".into(), e.to_string()));
             }
         }
+        let record = invocation_record(install, &app_user_id, &report, failure.clone());
+        // The developer's log first, then the user's notice.
+        self.inner.store.record_invocation(&record).await?;
         if let Some((kind, detail)) = &failure {
             // An error the app chose to return is its message to the user; anything else is a
             // fault the user only needs to know happened.
@@ -277,8 +280,6 @@ impl Platform {
                 .fanout
                 .publish(Topic::User(user.id.clone()), HubEvent::json(&frame));
         }
-        let record = invocation_record(install, &app_user_id, &report, failure);
-        self.inner.store.record_invocation(&record).await?;
         Ok(())
     }
 
