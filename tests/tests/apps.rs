@@ -331,3 +331,104 @@ async fn a_failing_app_is_reported_and_the_next_event_runs() {
         assert_eq!(alice.get("/api/v1/me/consent-requests").await.1, json!([]));
     });
 }
+
+#[tokio::test]
+async fn a_new_version_asks_again_for_just_its_new_scopes() {
+    let node = TestNode::start(minihost_tests::testing::TestDb::sqlite().unwrap()).await;
+    let dev = node.developer("dev").await;
+    let rita = node.user("rita").await;
+    node.node
+        .store
+        .set_role("rita", minihost_core::Role::Reviewer)
+        .await
+        .unwrap();
+    let bob = node.user("bob").await;
+    let g = bob.group("g", &[]).await;
+    let echo = wasm(minihost_guest_artifacts::ECHO);
+    let v1 = ECHO_MANIFEST.replace(
+        "[[commands]]",
+        "[[scopes]]\nname = \"messages.send\"\nreason = \"To answer.\"\n\n[[commands]]",
+    );
+    let v2 = v1
+        .replace("version = \"0.1.0\"", "version = \"0.2.0\"")
+        .replace(
+            "[[commands]]",
+            "[[scopes]]\nname = \"profile.read\"\nreason = \"To greet you by name.\"\n\n[[commands]]",
+        );
+    let release = |manifest: String, version: &'static str| {
+        let (dev, rita, echo) = (dev.clone(), rita.clone(), echo.clone());
+        async move {
+            assert_eq!(dev.submit("echo", &manifest, &echo).await.0, 201);
+            let r = rita
+                .post(
+                    &format!("/api/v1/review/echo/{version}"),
+                    &json!({"decision": "approve"}),
+                )
+                .await;
+            assert_eq!(r.0, 200, "{r:?}");
+        }
+    };
+    release(v1, "0.1.0").await;
+    assert_eq!(
+        bob.put(&format!("/api/v1/conversations/{g}/apps/echo"), &json!({}))
+            .await
+            .0,
+        201
+    );
+    let mut ws = bob.ws_live().await;
+    bob.say(&g, "/echo one").await;
+    let ask = ws.next_of("consent_request").await;
+    assert_eq!(
+        ask["scopes"],
+        json!([{"name": "messages.send", "reason": "To answer.", "new": true, "granted": false}])
+    );
+    bob.put(
+        "/api/v1/me/grants/echo",
+        &json!({"scopes": ["messages.send"]}),
+    )
+    .await;
+    assert_eq!(next_app_message(&mut ws).await["content"]["text"], "one");
+    bob.say(&g, "/echo two").await;
+    assert_eq!(
+        next_app_message(&mut ws).await["content"]["text"],
+        "two",
+        "not asked again"
+    );
+
+    release(v2, "0.2.0").await;
+    let r = bob
+        .put(&format!("/api/v1/conversations/{g}/apps/echo"), &json!({}))
+        .await;
+    assert_eq!(r.1["version"], "0.2.0");
+    bob.say(&g, "/echo three").await;
+    let ask = ws.next_of("consent_request").await;
+    assert_eq!(ask["version"], "0.2.0");
+    assert_eq!(
+        ask["scopes"],
+        json!([
+            {"name": "messages.send", "reason": "To answer.", "new": false, "granted": true},
+            {"name": "profile.read", "reason": "To greet you by name.", "new": true, "granted": false}
+        ])
+    );
+    // Declining the new scope keeps the old grant.
+    let r = bob
+        .put(
+            "/api/v1/me/grants/echo",
+            &json!({"scopes": ["messages.send"]}),
+        )
+        .await;
+    assert_eq!(
+        (r.1["scopes"].clone(), r.1["version"].clone()),
+        (json!(["messages.send"]), json!("0.2.0"))
+    );
+    assert_eq!(next_app_message(&mut ws).await["content"]["text"], "three");
+    // Unknown scopes are refused.
+    let r = bob
+        .put(
+            "/api/v1/me/grants/echo",
+            &json!({"scopes": ["payments.request"]}),
+        )
+        .await;
+    assert_eq!(r.0, 422);
+    node.finish().await;
+}

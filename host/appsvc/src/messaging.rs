@@ -89,7 +89,11 @@ impl AppServices {
     ) -> Result<Message, AppError> {
         self.require(actor, SCOPE).await?;
         self.may_post(actor, conversation).await?;
-        self.post(actor, conversation, content).await
+        let message = self.post(actor, conversation, content).await?;
+        self.store
+            .record_privacy(&actor.user, &actor.app, SCOPE, "ok")
+            .await?;
+        Ok(message)
     }
 
     /// Replaces the content of a message this app sent (e.g. a live tally) and tells every

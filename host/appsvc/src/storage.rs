@@ -24,6 +24,16 @@ impl AppServices {
         }
     }
 
+    /// Writes a use of the user's private bucket to their privacy record.
+    async fn note(&self, actor: &Actor, bucket: Bucket) -> Result<(), AppError> {
+        if bucket == Bucket::User {
+            self.store
+                .record_privacy(&actor.user, &actor.app, SCOPE, "ok")
+                .await?;
+        }
+        Ok(())
+    }
+
     fn check_key(&self, key: &str) -> Result<(), AppError> {
         if key.is_empty() || key.len() > self.limits.max_key_bytes {
             return Err(AppError::Invalid(format!(
@@ -43,6 +53,7 @@ impl AppServices {
     ) -> Result<Option<Vec<u8>>, AppError> {
         self.require(actor, SCOPE).await?;
         self.check_key(key)?;
+        self.note(actor, bucket).await?;
         Ok(self
             .store
             .kv_get(&actor.app, self.owner(actor, bucket), key)
@@ -65,6 +76,7 @@ impl AppServices {
                 self.limits.max_value_bytes
             )));
         }
+        self.note(actor, bucket).await?;
         let quota = KvQuota {
             max_keys: self.limits.storage_keys,
             max_bytes: self.limits.storage_bytes,
@@ -95,6 +107,7 @@ impl AppServices {
     ) -> Result<bool, AppError> {
         self.require(actor, SCOPE).await?;
         self.check_key(key)?;
+        self.note(actor, bucket).await?;
         Ok(self
             .store
             .kv_delete(&actor.app, self.owner(actor, bucket), key)
@@ -112,6 +125,7 @@ impl AppServices {
         if prefix.len() > self.limits.max_key_bytes {
             return Err(AppError::Invalid("prefix too long".into()));
         }
+        self.note(actor, bucket).await?;
         Ok(self
             .store
             .kv_list(&actor.app, self.owner(actor, bucket), prefix, 1000)

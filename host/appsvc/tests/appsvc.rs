@@ -221,7 +221,7 @@ async fn profiles_need_both_users_consent_and_are_recorded() {
             AppError::NotFound("user")
         );
         let record = store.privacy_log(&carol.id, 10).await.unwrap();
-        assert_eq!(record.len(), 1);
+        assert_eq!(record.len(), 1, "{record:?}");
         assert_eq!(
             (record[0].app_id.as_str(), record[0].capability.as_str()),
             ("polls", "profile.read")
