@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use minihost_cap_log::LogCapability;
+use minihost_runtime::bindings::log::Level;
 use minihost_runtime::bindings::{Action, Incoming, InputValue};
 use minihost_runtime::{
     CallOutcome, Event, Invocation, InvocationReport, Limits, LoadedApp, Runtime, RuntimeBuilder,
@@ -191,6 +192,16 @@ fn pair(flag: &str, s: &str) -> anyhow::Result<(String, String)> {
     }
 }
 
+fn level_name(level: Level) -> &'static str {
+    match level {
+        Level::Trace => "trace",
+        Level::Debug => "debug",
+        Level::Info => "info",
+        Level::Warn => "warn",
+        Level::Error => "error",
+    }
+}
+
 fn outcome_text(outcome: &CallOutcome) -> String {
     match outcome {
         CallOutcome::Ok => "ok".into(),
@@ -224,7 +235,7 @@ fn print_report(report: &InvocationReport, world: &Shared) {
         );
     }
     for line in &report.logs {
-        println!("log   [{:?}] {}", line.level, line.message);
+        println!("log   [{}] {}", level_name(line.level), line.message);
     }
     if report.logs_dropped > 0 {
         println!("log   ({} lines dropped)", report.logs_dropped);
@@ -273,7 +284,7 @@ fn json_report(report: &InvocationReport, world: &Shared) -> serde_json::Value {
             "id": id, "amount": o.amount, "currency": o.currency, "description": o.description,
         })).collect::<Vec<_>>(),
         "logs": report.logs.iter().map(|l| json!({
-            "level": format!("{:?}", l.level).to_lowercase(), "message": l.message,
+            "level": level_name(l.level), "message": l.message,
         })).collect::<Vec<_>>(),
         "logs_dropped": report.logs_dropped,
         "stdout": report.stdout,

@@ -121,7 +121,8 @@ impl<C> CapabilityCx<'_, C> {
     /// Runs one host function under the runtime's rules, in order:
     ///
     /// 1. counts the call; past [`Limits::max_calls`](crate::Limits) the guest traps
-    ///    ([`ErrorKind::TooManyCalls`]); past the deadline it traps ([`ErrorKind::Timeout`]);
+    ///    ([`ErrorKind::TooManyCalls`](crate::ErrorKind::TooManyCalls)); past the deadline it
+    ///    traps ([`ErrorKind::Timeout`](crate::ErrorKind::Timeout));
     /// 2. rejects inputs over [`Limits::max_call_bytes`](crate::Limits) with `error::invalid`;
     /// 3. returns `error::unavailable` if no capability is registered for the interface;
     /// 4. returns `error::permission-denied(scope)` unless the grant allows `scope`

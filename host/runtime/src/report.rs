@@ -15,7 +15,10 @@ pub struct InvocationReport {
     pub event: &'static str,
     /// Wall time from the call to [`Runtime::invoke`](crate::Runtime::invoke) to the report.
     pub duration: Duration,
-    /// Fuel used by instantiation and `handle`.
+    /// Fuel used by instantiation and `handle`. Exact for invocations that return or run out of
+    /// fuel; for one stopped by its deadline, wasmtime 48 counts only up to the guest's last call
+    /// or function boundary (the epoch check does not flush the fuel counter), so it is a lower
+    /// bound.
     pub fuel_consumed: u64,
     /// Every capability call, in order.
     pub calls: Vec<CapabilityCall>,

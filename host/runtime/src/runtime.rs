@@ -373,7 +373,7 @@ impl Runtime {
 
     /// Runs one event: a fresh instance in a fresh store bounded by the invocation's limits,
     /// `handle(ctx, event)`, then the instance is dropped. Never panics and never outlives the
-    /// deadline (plus one epoch tick): every failure is in the report's outcome.
+    /// deadline (plus three epoch ticks of grace): every failure is in the report's outcome.
     pub async fn invoke(
         &self,
         app: &LoadedApp,
@@ -431,8 +431,9 @@ impl Runtime {
         });
 
         // The epoch callback stops running wasm; this outer bound also covers time spent in
-        // host calls (WASI sleeps, slow capabilities), with one tick of grace.
-        let hard_deadline = tokio::time::Instant::from_std(deadline + config.epoch_tick);
+        // host calls (WASI sleeps, slow capabilities). Its grace of three ticks lets the epoch
+        // callback, which fires on the first tick past the deadline, stop running wasm first.
+        let hard_deadline = tokio::time::Instant::from_std(deadline + config.epoch_tick * 3);
         let run = async {
             let instance = app.pre.instantiate_async(&mut store).await?;
             instance.call_handle(&mut store, &ctx, &event).await
