@@ -197,3 +197,106 @@ fn admin_create_user_makes_the_first_admin() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("username"));
 }
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_requests_and_loses_nothing_acknowledged() {
+    let db = TestDb::sqlite().unwrap();
+    let http = reqwest::Client::new();
+    let mut server = spawn(&db.config);
+    let u = server.url.clone();
+    use reqwest::Method as M;
+    for name in ["alice", "bob"] {
+        call(
+            &http,
+            M::POST,
+            format!("{u}/api/v1/accounts"),
+            None,
+            Some(json!({"username": name, "display_name": name, "password": "password-123"})),
+        )
+        .await;
+    }
+    let r = call(
+        &http,
+        M::POST,
+        format!("{u}/api/v1/sessions"),
+        None,
+        Some(json!({"username": "alice", "password": "password-123"})),
+    )
+    .await;
+    let token = r.1["token"].as_str().unwrap().to_owned();
+    let r = call(
+        &http,
+        M::POST,
+        format!("{u}/api/v1/conversations"),
+        Some(&token),
+        Some(json!({"kind": "direct", "members": ["bob"]})),
+    )
+    .await;
+    let conv = r.1["id"].as_str().unwrap().to_owned();
+
+    // Senders keep going while the server is told to stop.
+    let mut senders = Vec::new();
+    for k in 0..8 {
+        let (http, u, token, conv) = (http.clone(), u.clone(), token.clone(), conv.clone());
+        senders.push(tokio::spawn(async move {
+            let mut acked = Vec::new();
+            for i in 0..200 {
+                let sent = http
+                    .post(format!("{u}/api/v1/conversations/{conv}/messages"))
+                    .bearer_auth(&token)
+                    .json(&json!({"content": {"type": "text", "text": format!("{k}-{i}")}}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 201 => {
+                        let v: Value = r.json().await.unwrap();
+                        acked.push(v["id"].as_str().unwrap().to_owned());
+                    }
+                    _ => break,
+                }
+            }
+            acked
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    let status = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "a graceful stop exits 0: {exit:?}");
+    let mut acked = Vec::new();
+    for s in senders {
+        acked.extend(s.await.unwrap());
+    }
+    assert!(!acked.is_empty());
+
+    let mut server = spawn(&db.config);
+    let u = server.url.clone();
+    let mut stored = std::collections::HashSet::new();
+    let mut after = 0;
+    loop {
+        let r = call(
+            &http,
+            M::GET,
+            format!("{u}/api/v1/conversations/{conv}/messages?after={after}&limit=500"),
+            Some(&token),
+            None,
+        )
+        .await;
+        let page = r.1["messages"].as_array().unwrap().clone();
+        if page.is_empty() {
+            break;
+        }
+        for m in &page {
+            stored.insert(m["id"].as_str().unwrap().to_owned());
+            after = m["seq"].as_i64().unwrap();
+        }
+    }
+    for id in &acked {
+        assert!(stored.contains(id), "acknowledged message {id} was lost");
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+}
