@@ -346,7 +346,9 @@ pub mod auth {
     use crate::bindings::minihost::app::auth as wit;
 
     /// A one-time code (valid 5 minutes) the app's backend exchanges for an access token.
-    pub fn login_code() -> Result<String> {
-        wit::login_code()
+    /// `code_challenge` is the backend's PKCE S256 challenge: BASE64URL(SHA-256(verifier)),
+    /// 43 characters; the backend presents the verifier when it exchanges the code.
+    pub fn login_code(code_challenge: &str) -> Result<String> {
+        wit::login_code(code_challenge)
     }
 }

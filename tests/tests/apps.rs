@@ -22,9 +22,17 @@ reason = "To reply."
 name = "profile.read"
 reason = "To greet you."
 
+[[scopes]]
+name = "auth.login"
+reason = "To sign you in to our website."
+
 [[commands]]
 name = "loop"
 help = "/loop"
+
+[[commands]]
+name = "login"
+help = "/login CHALLENGE"
 
 [[commands]]
 name = "ok"
@@ -291,7 +299,7 @@ async fn a_failing_app_is_reported_and_the_next_event_runs() {
             .iter()
             .map(|s| s["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, vec!["messages.send", "profile.read"]);
+        assert_eq!(names, vec!["messages.send", "profile.read", "auth.login"]);
         assert_eq!(ask["scopes"][0]["reason"], "To reply.");
         let pending = alice.get("/api/v1/me/consent-requests").await.1;
         assert_eq!(pending[0]["app"], "faults");
@@ -431,4 +439,115 @@ async fn a_new_version_asks_again_for_just_its_new_scopes() {
         .await;
     assert_eq!(r.0, 422);
     node.finish().await;
+}
+
+/// RFC 7636's example pair.
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+#[tokio::test]
+async fn an_app_gets_a_login_code_inside_the_sandbox_and_its_backend_a_token() {
+    on_every_backend!(|node| {
+        let alice = node.developer("alice").await;
+        let lab = alice.group("lab", &[]).await;
+        assert_eq!(
+            alice
+                .sideload(
+                    &lab,
+                    FAULTS_MANIFEST,
+                    &wasm(minihost_guest_artifacts::FAULTS)
+                )
+                .await
+                .0,
+            201
+        );
+        let creds = alice
+            .post("/api/v1/apps", &json!({"id": "faults", "name": "Faults"}))
+            .await;
+        assert_eq!(creds.0, 201, "{creds:?}");
+        let (client_id, secret) = (
+            creds.1["client_id"].as_str().unwrap().to_owned(),
+            creds.1["client_secret"].as_str().unwrap().to_owned(),
+        );
+        let mut ws = alice.ws_live().await;
+        alice.say(&lab, &format!("/login {CHALLENGE}")).await;
+        ws.next_of("consent_request").await;
+        alice
+            .put(
+                "/api/v1/me/grants/faults",
+                &json!({"scopes": ["messages.send"]}),
+            )
+            .await;
+        let denied = next_app_message(&mut ws).await;
+        assert_eq!(
+            denied["content"]["text"],
+            "permission-denied:auth.login",
+            "{}",
+            node.backend()
+        );
+
+        alice
+            .put(
+                "/api/v1/me/grants/faults",
+                &json!({"scopes": ["messages.send", "auth.login"]}),
+            )
+            .await;
+        alice.say(&lab, "/login not-a-challenge").await;
+        let bad = next_app_message(&mut ws).await;
+        assert!(
+            bad["content"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid:"),
+            "{bad}"
+        );
+        alice.say(&lab, &format!("/login {CHALLENGE}")).await;
+        let reply = next_app_message(&mut ws).await;
+        let text = reply["content"]["text"].as_str().unwrap();
+        let code = text.strip_prefix("ok:").unwrap_or_else(|| panic!("{text}"));
+
+        // The backend exchanges it with its secret and the PKCE verifier.
+        let form = format!(
+            "grant_type=authorization_code&code={code}&code_verifier={VERIFIER}&client_id={client_id}&client_secret={secret}"
+        );
+        let anon = node.client();
+        let r = anon
+            .send(
+                anon.raw(reqwest::Method::POST, "/oauth/token")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form.clone()),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{r:?}");
+        let token = r.1["access_token"].as_str().unwrap();
+        let me = anon
+            .send(
+                anon.raw(reqwest::Method::GET, "/open/v1/me")
+                    .bearer_auth(token),
+            )
+            .await;
+        assert_eq!(me.0, 200, "{me:?}");
+        assert!(me.1.to_string().contains("au_"), "{me:?}");
+        // The code works once.
+        let again = anon
+            .send(
+                anon.raw(reqwest::Method::POST, "/oauth/token")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(form),
+            )
+            .await;
+        assert_eq!(
+            (again.0, again.1["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        let record = alice.get("/api/v1/me/privacy").await.1;
+        assert!(
+            record
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["capability"] == "auth.login" && e["outcome"] == "ok"),
+            "{record}"
+        );
+    });
 }

@@ -129,6 +129,25 @@ impl AppServices {
             .unwrap_or_default())
     }
 
+    /// Fails with `PermissionDenied(scope)` unless the actor's user grants `scope` right now
+    /// (for capabilities whose work happens outside this crate).
+    pub async fn require_scope(&self, actor: &Actor, scope: &str) -> Result<(), AppError> {
+        self.require(actor, scope).await
+    }
+
+    /// Adds a line to the actor's user's privacy record.
+    pub async fn note_privacy(
+        &self,
+        actor: &Actor,
+        capability: &str,
+        outcome: &str,
+    ) -> Result<(), AppError> {
+        Ok(self
+            .store
+            .record_privacy(&actor.user, &actor.app, capability, outcome)
+            .await?)
+    }
+
     /// Fails with `PermissionDenied(scope)` unless the actor's user grants it right now.
     pub(crate) async fn require(&self, actor: &Actor, scope: &str) -> Result<(), AppError> {
         if self

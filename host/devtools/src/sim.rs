@@ -296,11 +296,14 @@ pub(crate) struct SimAuth;
 view!(SimAuth, SimAuthHost, SimAuthData, Interface::Auth, auth);
 
 impl auth::Host for SimAuthHost<'_> {
-    async fn login_code(&mut self) -> WasmResult<Result<String, Error>> {
+    async fn login_code(&mut self, code_challenge: String) -> WasmResult<Result<String, Error>> {
         self.0
-            .call("login-code", Some(AUTH_LOGIN), 0, async |_, data| {
-                Ok(format!("sim-login-code-{}", data.invocation().user))
-            })
+            .call(
+                "login-code",
+                Some(AUTH_LOGIN),
+                code_challenge.len(),
+                async |_, data| Ok(format!("sim-login-code-{}", data.invocation().user)),
+            )
             .await
     }
 }

@@ -359,7 +359,10 @@ impl log::Host for Missing<'_> {
 }
 
 impl auth::Host for Missing<'_> {
-    async fn login_code(&mut self) -> wasmtime::Result<Result<String, Error>> {
-        self.unavailable("login-code", 0).await
+    async fn login_code(
+        &mut self,
+        code_challenge: String,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        self.unavailable("login-code", code_challenge.len()).await
     }
 }

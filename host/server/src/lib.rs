@@ -8,6 +8,7 @@ use anyhow::Context;
 use minihost_api::{ApiConfig, AppState, publish_hook};
 use minihost_appsvc::{AppLimits, AppServices};
 use minihost_broker::service::{Broker, BrokerConfig};
+use minihost_cap_auth::AuthCapability;
 use minihost_cap_log::LogCapability;
 use minihost_cap_messaging::MessagingCapability;
 use minihost_cap_profile::ProfileCapability;
@@ -70,6 +71,7 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
     .with(MessagingCapability::new(svc.clone()))
     .with(ProfileCapability::new(svc.clone()))
     .with(StorageCapability::new(svc.clone()))
+    .with(AuthCapability::new(svc.clone(), broker.clone()))
     .build()
     .map_err(|e| anyhow::anyhow!("starting the sandbox runtime: {e}"))?;
     let platform = platform::Platform::new(store.clone(), svc, fanout.clone(), runtime);

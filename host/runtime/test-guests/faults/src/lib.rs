@@ -88,6 +88,7 @@ impl App for Faults {
                 eprintln!("to stderr");
                 "printed".to_string()
             }
+            "login" => describe(minihost_sdk::auth::login_code(command.args.trim())),
             "fail" => return Err(Error::invalid("failing on purpose")),
             _ => return Ok(None),
         };
