@@ -6,18 +6,16 @@ use crate::auth::AuthUser;
 use crate::conversations::member_conversation;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
-use crate::platform::{ActionInput, AppPlatform, Sideloaded};
+use crate::platform::{ActionInput, Sideloaded};
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use base64::Engine;
 use minihost_core::{ConversationKind, Sender};
 use minihost_store::{Install, InvocationRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use utoipa::{IntoParams, ToSchema};
 
 /// Largest sideload body (a base64 component plus its manifest).
@@ -41,12 +39,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/apps/{app}/invocations", get(invocations))
 }
 
-fn platform(state: &AppState) -> Result<&Arc<dyn AppPlatform>, ApiError> {
-    state.platform.as_ref().ok_or(ApiError::Unavailable(
-        "mini-apps are not enabled on this node",
-    ))
-}
-
 /// Body of a sideload.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +47,17 @@ pub struct Sideload {
     pub(crate) manifest: String,
     /// The component (`.wasm`), base64-encoded.
     pub(crate) component: String,
+}
+
+impl Sideload {
+    /// The manifest text and the decoded component bytes.
+    pub(crate) fn decode(self) -> Result<(String, Vec<u8>), ApiError> {
+        use base64::Engine;
+        let component = base64::engine::general_purpose::STANDARD
+            .decode(self.component.as_bytes())
+            .map_err(|e| ApiError::invalid("component", format!("not base64: {e}")))?;
+        Ok((self.manifest, component))
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/apps", request_body = Sideload,
@@ -67,7 +70,7 @@ pub(crate) async fn sideload(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<Sideload>,
 ) -> Result<(StatusCode, Json<Sideloaded>), ApiError> {
-    let platform = platform(&state)?;
+    let platform = state.platform()?;
     if !me.role.can_develop() {
         return Err(ApiError::Forbidden(
             "only developers sideload apps; ask an admin for the developer role".into(),
@@ -79,12 +82,8 @@ pub(crate) async fn sideload(
             "apps are sideloaded into groups you own".into(),
         ));
     }
-    let component = base64::engine::general_purpose::STANDARD
-        .decode(body.component.as_bytes())
-        .map_err(|e| ApiError::invalid("component", format!("not base64: {e}")))?;
-    let done = platform
-        .sideload(&me, &conv, body.manifest, component)
-        .await?;
+    let (manifest, component) = body.decode()?;
+    let done = platform.sideload(&me, &conv, manifest, component).await?;
     Ok((StatusCode::CREATED, Json(done)))
 }
 
@@ -154,7 +153,7 @@ pub(crate) async fn open(
     AuthUser(me): AuthUser,
     Path((id, app)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    let platform = platform(&state)?;
+    let platform = state.platform()?;
     let conv = member_conversation(&state, &id, &me).await?;
     platform.open(&me, &conv, &app).await?;
     Ok(StatusCode::ACCEPTED)
@@ -181,7 +180,7 @@ pub(crate) async fn action(
     Path((id, message)): Path<(String, String)>,
     ApiJson(body): ApiJson<Action>,
 ) -> Result<StatusCode, ApiError> {
-    let platform = platform(&state)?;
+    let platform = state.platform()?;
     let conv = member_conversation(&state, &id, &me).await?;
     let card = state
         .store

@@ -7,16 +7,14 @@ use crate::auth::AuthUser;
 use crate::conversations::member_conversation;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
-use crate::platform::{AppPlatform, Sideloaded};
+use crate::platform::Sideloaded;
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use base64::Engine;
 use minihost_store::VersionStatus;
 use serde::{Deserialize, Serialize};
-use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// Routes of this module.
@@ -31,12 +29,6 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/conversations/{id}/apps/{app}", put(install))
 }
 
-fn platform(state: &AppState) -> Result<&Arc<dyn AppPlatform>, ApiError> {
-    state.platform.as_ref().ok_or(ApiError::Unavailable(
-        "mini-apps are not enabled on this node",
-    ))
-}
-
 #[utoipa::path(post, path = "/api/v1/apps/{app}/versions", request_body = Sideload,
     responses((status = 201, description = "Submitted for review", body = Object),
               (status = 403, description = "Not a developer"),
@@ -47,14 +39,12 @@ pub(crate) async fn submit(
     Path(app): Path<String>,
     ApiJson(body): ApiJson<Sideload>,
 ) -> Result<(StatusCode, Json<Sideloaded>), ApiError> {
-    let platform = platform(&state)?;
+    let platform = state.platform()?;
     if !me.role.can_develop() {
         return Err(ApiError::Forbidden("only developers submit apps".into()));
     }
-    let component = base64::engine::general_purpose::STANDARD
-        .decode(body.component.as_bytes())
-        .map_err(|e| ApiError::invalid("component", format!("not base64: {e}")))?;
-    let done = platform.submit(&me, body.manifest, component).await?;
+    let (manifest, component) = body.decode()?;
+    let done = platform.submit(&me, manifest, component).await?;
     if done.app != app {
         return Err(ApiError::invalid(
             "manifest",
@@ -152,7 +142,7 @@ pub(crate) async fn install(
     AuthUser(me): AuthUser,
     Path((id, app)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Sideloaded>), ApiError> {
-    let platform = platform(&state)?;
+    let platform = state.platform()?;
     let conv = member_conversation(&state, &id, &me).await?;
     let may = match conv.kind {
         minihost_core::ConversationKind::Group => conv.owner.as_ref() == Some(&me.id),

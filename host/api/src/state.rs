@@ -60,3 +60,12 @@ pub fn publish_hook(fanout: Arc<dyn Fanout>) -> CommitHook {
         }
     })
 }
+
+impl AppState {
+    /// The mini-app platform, or 503 on a node that runs no apps.
+    pub(crate) fn platform(&self) -> Result<&Arc<dyn AppPlatform>, crate::ApiError> {
+        self.platform.as_ref().ok_or(crate::ApiError::Unavailable(
+            "mini-apps are not enabled on this node",
+        ))
+    }
+}

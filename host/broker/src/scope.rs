@@ -1,69 +1,12 @@
-//! Scopes as tokens and grants carry them: the [`Scope`] enum (same names as in
-//! `miniapp.toml`) and [`ScopeSet`], serialized as the space-separated `scope` claim (RFC 9068).
+//! Scopes as tokens and grants carry them: [`ScopeSet`], serialized as the space-separated
+//! `scope` claim (RFC 9068), over the one [`Scope`] enum of `minihost-core`.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 
-/// One capability a user can grant an app.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    /// `messages.send`
-    MessagesSend,
-    /// `profile.read`
-    ProfileRead,
-    /// `payments.request`
-    PaymentsRequest,
-    /// `storage`
-    Storage,
-    /// `auth.login`
-    AuthLogin,
-}
-
-impl Scope {
-    /// Every scope, in a stable order.
-    pub const ALL: [Scope; 5] = [
-        Scope::MessagesSend,
-        Scope::ProfileRead,
-        Scope::PaymentsRequest,
-        Scope::Storage,
-        Scope::AuthLogin,
-    ];
-
-    /// The scope's name in tokens, grants and manifests.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::MessagesSend => "messages.send",
-            Scope::ProfileRead => "profile.read",
-            Scope::PaymentsRequest => "payments.request",
-            Scope::Storage => "storage",
-            Scope::AuthLogin => "auth.login",
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The text is not a known scope.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown scope `{0}`")]
-pub struct UnknownScope(pub String);
-
-impl FromStr for Scope {
-    type Err = UnknownScope;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| UnknownScope(s.to_owned()))
-    }
-}
+pub use minihost_core::scope::{Scope, UnknownScope};
 
 /// A set of scopes; its text form is the names in a fixed order separated by single spaces
 /// (`messages.send storage`), as in the OAuth `scope` parameter and claim.

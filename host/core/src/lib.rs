@@ -5,12 +5,14 @@
 pub mod content;
 pub mod ids;
 pub mod message;
+pub mod scope;
 pub mod user;
 pub mod validation;
 
 pub use content::{Block, Button, Card, Content, Input};
 pub use ids::{ConversationId, MessageId, UserId};
 pub use message::{ConversationKind, Message, Sender};
+pub use scope::{Scope, UnknownScope};
 pub use user::{DisplayName, Password, Role, Username};
 pub use validation::{Invalid, Limits};
 

@@ -59,6 +59,41 @@ async fn call(
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// Signs up alice and bob on the server at `u`, opens their direct conversation, and returns
+/// alice's session token and the conversation id.
+async fn alice_and_bob(http: &reqwest::Client, u: &str) -> (String, String) {
+    use reqwest::Method as M;
+    for name in ["alice", "bob"] {
+        let r = call(
+            http,
+            M::POST,
+            format!("{u}/api/v1/accounts"),
+            None,
+            Some(json!({"username": name, "display_name": name, "password": "password-123"})),
+        )
+        .await;
+        assert_eq!(r.0, 201);
+    }
+    let r = call(
+        http,
+        M::POST,
+        format!("{u}/api/v1/sessions"),
+        None,
+        Some(json!({"username": "alice", "password": "password-123"})),
+    )
+    .await;
+    let token = r.1["token"].as_str().unwrap().to_owned();
+    let r = call(
+        http,
+        M::POST,
+        format!("{u}/api/v1/conversations"),
+        Some(&token),
+        Some(json!({"kind": "direct", "members": ["bob"]})),
+    )
+    .await;
+    (token, r.1["id"].as_str().unwrap().to_owned())
+}
+
 #[tokio::test]
 async fn acknowledged_messages_survive_sigkill() {
     for db in TestDb::all().await.unwrap() {
@@ -66,35 +101,7 @@ async fn acknowledged_messages_survive_sigkill() {
         let mut server = spawn(&db.config);
         let u = server.url.clone();
         use reqwest::Method as M;
-        for name in ["alice", "bob"] {
-            let r = call(
-                &http,
-                M::POST,
-                format!("{u}/api/v1/accounts"),
-                None,
-                Some(json!({"username": name, "display_name": name, "password": "password-123"})),
-            )
-            .await;
-            assert_eq!(r.0, 201);
-        }
-        let r = call(
-            &http,
-            M::POST,
-            format!("{u}/api/v1/sessions"),
-            None,
-            Some(json!({"username": "alice", "password": "password-123"})),
-        )
-        .await;
-        let token = r.1["token"].as_str().unwrap().to_owned();
-        let r = call(
-            &http,
-            M::POST,
-            format!("{u}/api/v1/conversations"),
-            Some(&token),
-            Some(json!({"kind": "direct", "members": ["bob"]})),
-        )
-        .await;
-        let conv = r.1["id"].as_str().unwrap().to_owned();
+        let (token, conv) = alice_and_bob(&http, &u).await;
         let mut acked = Vec::new();
         for i in 0..20 {
             let r = call(
@@ -205,34 +212,7 @@ async fn sigterm_finishes_in_flight_requests_and_loses_nothing_acknowledged() {
     let mut server = spawn(&db.config);
     let u = server.url.clone();
     use reqwest::Method as M;
-    for name in ["alice", "bob"] {
-        call(
-            &http,
-            M::POST,
-            format!("{u}/api/v1/accounts"),
-            None,
-            Some(json!({"username": name, "display_name": name, "password": "password-123"})),
-        )
-        .await;
-    }
-    let r = call(
-        &http,
-        M::POST,
-        format!("{u}/api/v1/sessions"),
-        None,
-        Some(json!({"username": "alice", "password": "password-123"})),
-    )
-    .await;
-    let token = r.1["token"].as_str().unwrap().to_owned();
-    let r = call(
-        &http,
-        M::POST,
-        format!("{u}/api/v1/conversations"),
-        Some(&token),
-        Some(json!({"kind": "direct", "members": ["bob"]})),
-    )
-    .await;
-    let conv = r.1["id"].as_str().unwrap().to_owned();
+    let (token, conv) = alice_and_bob(&http, &u).await;
 
     // Senders keep going while the server is told to stop.
     let mut senders = Vec::new();

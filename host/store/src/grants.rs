@@ -57,6 +57,16 @@ fn split_scopes(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_owned).collect()
 }
 
+fn grant_from_row(r: &sqlx::any::AnyRow) -> Result<GrantRecord> {
+    Ok(GrantRecord {
+        app_id: r.try_get("app_id")?,
+        scopes: split_scopes(&r.try_get::<String, _>("scopes")?),
+        version: r.try_get("version")?,
+        granted_at_ms: r.try_get("granted_at")?,
+        updated_at_ms: r.try_get("updated_at")?,
+    })
+}
+
 impl Store {
     /// The named platform secret, created with `make` the first time (race-safe across nodes).
     pub async fn platform_secret(
@@ -116,16 +126,7 @@ impl Store {
         .bind(app)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(GrantRecord {
-                app_id: r.try_get("app_id")?,
-                scopes: split_scopes(&r.try_get::<String, _>("scopes")?),
-                version: r.try_get("version")?,
-                granted_at_ms: r.try_get("granted_at")?,
-                updated_at_ms: r.try_get("updated_at")?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(grant_from_row).transpose()
     }
 
     /// Every grant of a user.
@@ -137,17 +138,7 @@ impl Store {
         .bind(user.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(GrantRecord {
-                    app_id: r.try_get("app_id")?,
-                    scopes: split_scopes(&r.try_get::<String, _>("scopes")?),
-                    version: r.try_get("version")?,
-                    granted_at_ms: r.try_get("granted_at")?,
-                    updated_at_ms: r.try_get("updated_at")?,
-                })
-            })
-            .collect()
+        rows.iter().map(grant_from_row).collect()
     }
 
     /// Stores the user's answer to a consent request: exactly `scopes` are granted for `app`
