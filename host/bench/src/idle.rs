@@ -58,7 +58,7 @@ pub async fn run(o: IdleOpts, command: String) -> Result<bool> {
         bail!("--users and --connections must be positive");
     }
     // Both ends of every connection live on this machine; the child inherits the raised limit.
-    let want = o.connections as u64 + o.users as u64 + 1024;
+    let want = o.connections as u64 + o.users as u64 + 256;
     let nofile = sys::raise_nofile(want);
     if nofile < want {
         bail!("open-file limit is {nofile}, below the {want} needed; lower --connections");
