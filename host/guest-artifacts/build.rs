@@ -16,6 +16,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("FAULTS", "minihost-test-faults"),
     ("BENCH", "minihost-test-bench"),
     ("UNKNOWN_IMPORT", "minihost-test-unknown-import"),
+    ("BIG", "minihost-test-big"),
 ];
 
 /// Inputs of the guests, relative to the workspace root.

@@ -1,8 +1,10 @@
 //! Criterion benches of the runtime (issue 3): fresh-instance invocation of a no-op `handle`
 //! and of one `messaging.send`, on 1 and 2 threads; the same through raw wasmtime (pooling,
-//! epochs, fuel, no runtime logic) as the reference limit; and cold start from the disk cache
-//! vs compiling. Run with `RUST_BACKTRACE` unset:
-//! `env -u RUST_BACKTRACE cargo bench -p minihost-runtime --bench invoke`.
+//! epochs, fuel, no runtime logic) as the reference limit; cold start from the disk cache vs
+//! compiling, for the 45 KiB bench guest and the ~1 MiB `big` guest; and a per-invocation
+//! latency summary (p50/p99 and invocations/s, printed as a table). Run with `RUST_BACKTRACE`
+//! unset: `env -u RUST_BACKTRACE cargo bench -p minihost-runtime --bench invoke`; figures and
+//! the Extism peer are in BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code
 
 use std::sync::Arc;
@@ -64,6 +66,10 @@ impl messaging::Host for CountingHost<'_> {
 
 fn bench_wasm() -> Vec<u8> {
     std::fs::read(minihost_guest_artifacts::BENCH).unwrap()
+}
+
+fn big_wasm() -> Vec<u8> {
+    std::fs::read(minihost_guest_artifacts::BIG).unwrap()
 }
 
 fn runtime(cache: Option<std::path::PathBuf>) -> Runtime {
@@ -220,28 +226,115 @@ fn raw_invocations(c: &mut Criterion) {
 }
 
 fn cold_start(c: &mut Criterion) {
-    let wasm = bench_wasm();
     let mut group = c.benchmark_group("load");
-    group.sample_size(20);
-    let rt = runtime(None);
-    group.bench_function(format!("compile/{}KiB", wasm.len() / 1024), |b| {
-        b.iter(|| drop(rt.load(&wasm).unwrap()))
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let rt = runtime(Some(dir.path().to_path_buf()));
-    drop(rt.load(&wasm).unwrap());
-    group.bench_function(format!("disk-cache/{}KiB", wasm.len() / 1024), |b| {
-        b.iter(|| {
-            let app = rt.load(&wasm).unwrap();
-            assert_eq!(app.origin(), minihost_runtime::LoadOrigin::DiskCache);
-        })
-    });
+    group.sample_size(10);
+    for (name, wasm) in [("bench", bench_wasm()), ("big", big_wasm())] {
+        let label = format!("{name}-{}KiB", wasm.len() / 1024);
+        let rt = runtime(None);
+        group.bench_function(format!("compile/{label}"), |b| {
+            b.iter(|| {
+                let app = rt.load(&wasm).unwrap();
+                assert_eq!(app.origin(), minihost_runtime::LoadOrigin::Compiled);
+            })
+        });
+        let dir = tempfile::tempdir().unwrap();
+        let rt = runtime(Some(dir.path().to_path_buf()));
+        drop(rt.load(&wasm).unwrap());
+        group.bench_function(format!("disk-cache/{label}"), |b| {
+            b.iter(|| {
+                let app = rt.load(&wasm).unwrap();
+                assert_eq!(app.origin(), minihost_runtime::LoadOrigin::DiskCache);
+            })
+        });
+        // The loaded app must run, or the figure means nothing.
+        let app = rt.load(&wasm).unwrap();
+        current_thread().block_on(invoke_once(&rt, &app, "noop"));
+    }
     group.finish();
+}
+
+/// Per-invocation latency, outside criterion's statistics (criterion's median is of batch
+/// means): `per_thread` invocations on each of `threads` threads, each one timed alone; prints
+/// p50, p99 and invocations/s (all invocations over the wall time).
+fn latency_row(
+    label: &str,
+    threads: u64,
+    per_thread: u64,
+    run: impl Fn(u64) -> Vec<Duration> + Sync,
+) {
+    let start = Instant::now();
+    let mut all: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| run(per_thread))).collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let wall = start.elapsed();
+    all.sort_unstable();
+    let pct = |p: usize| all[(all.len() * p / 100).min(all.len() - 1)];
+    println!(
+        "| {label} | {threads} | {:.1} µs | {:.1} µs | {:.0} |",
+        pct(50).as_secs_f64() * 1e6,
+        pct(99).as_secs_f64() * 1e6,
+        all.len() as f64 / wall.as_secs_f64(),
+    );
+}
+
+/// Whether the command line's filter (if any) selects the latency summary.
+fn latency_selected() -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| "latency".contains(f.as_str()))
+}
+
+fn latency(_c: &mut Criterion) {
+    if !latency_selected() {
+        return;
+    }
+    const N: u64 = 20_000;
+    let rt = runtime(None);
+    let app = rt.load(&bench_wasm()).unwrap();
+    let engine = raw_engine();
+    let pre = raw_pre(&engine, &bench_wasm());
+    println!("\nlatency: {N} invocations per thread, each timed alone");
+    println!("| bench | threads | p50 | p99 | invocations/s |\n|---|---|---|---|---|");
+    for command in ["noop", "send"] {
+        for threads in [1, 2] {
+            latency_row(&format!("runtime/{command}"), threads, N, |n| {
+                current_thread().block_on(async {
+                    let mut times = Vec::with_capacity(n as usize);
+                    for _ in 0..n {
+                        let t = Instant::now();
+                        invoke_once(&rt, &app, command).await;
+                        times.push(t.elapsed());
+                    }
+                    times
+                })
+            });
+        }
+        for threads in [1, 2] {
+            latency_row(&format!("raw-wasmtime/{command}"), threads, N, |n| {
+                current_thread().block_on(async {
+                    let mut times = Vec::with_capacity(n as usize);
+                    for _ in 0..n {
+                        let t = Instant::now();
+                        raw_once(&engine, &pre, command).await;
+                        times.push(t.elapsed());
+                    }
+                    times
+                })
+            });
+        }
+    }
+    println!();
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
-    targets = runtime_invocations, raw_invocations, cold_start
+    targets = latency, runtime_invocations, raw_invocations, cold_start
 }
 criterion_main!(benches);
