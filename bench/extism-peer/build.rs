@@ -13,7 +13,10 @@ fn main() -> Result<(), BoxError> {
     let target_dir = dir.join("target").join("plugin");
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed={}", plugin.join("src").display());
-    println!("cargo:rerun-if-changed={}", plugin.join("Cargo.toml").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        plugin.join("Cargo.toml").display()
+    );
 
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -33,8 +36,17 @@ fn main() -> Result<(), BoxError> {
             || key.starts_with("RUSTC")
             || matches!(
                 key,
-                "RUSTFLAGS" | "RUSTDOC" | "MAKEFLAGS" | "MFLAGS" | "TARGET" | "HOST" | "OUT_DIR"
-                    | "OPT_LEVEL" | "DEBUG" | "PROFILE" | "NUM_JOBS"
+                "RUSTFLAGS"
+                    | "RUSTDOC"
+                    | "MAKEFLAGS"
+                    | "MFLAGS"
+                    | "TARGET"
+                    | "HOST"
+                    | "OUT_DIR"
+                    | "OPT_LEVEL"
+                    | "DEBUG"
+                    | "PROFILE"
+                    | "NUM_JOBS"
             );
         if outer && !keep {
             cmd.env_remove(key);

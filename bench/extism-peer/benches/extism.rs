@@ -2,7 +2,7 @@
 //! (`handle` with a small JSON context and event; `/noop` returns nothing, `/send` calls the
 //! host function `send` once), instantiated fresh per call from one `CompiledPlugin`
 //! (`Plugin::new_from_compiled` + `call` + drop) on 1 and 2 threads, and a warm call on one
-//! reused plugin for reference. Run with `RUST_BACKTRACE` unset:
+//! reused plugin for reference; and a per-call latency summary (p50/p99, calls/s). Run with `RUST_BACKTRACE` unset:
 //! `env -u RUST_BACKTRACE cargo bench --manifest-path bench/extism-peer/Cargo.toml`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code
 
@@ -79,7 +79,11 @@ fn fresh(c: &mut Criterion) {
     let before = sent.load(Ordering::Relaxed);
     let mut plugin = Plugin::new_from_compiled(&compiled).unwrap();
     call(&mut plugin, &input("send"));
-    assert_eq!(sent.load(Ordering::Relaxed), before + 1, "send was not called");
+    assert_eq!(
+        sent.load(Ordering::Relaxed),
+        before + 1,
+        "send was not called"
+    );
 }
 
 fn warm(c: &mut Criterion) {
@@ -89,14 +93,90 @@ fn warm(c: &mut Criterion) {
     for command in ["noop", "send"] {
         let input = input(command);
         let mut plugin = Plugin::new_from_compiled(&compiled).unwrap();
-        group.bench_function(command.to_string(), |b| b.iter(|| call(&mut plugin, &input)));
+        group.bench_function(command.to_string(), |b| {
+            b.iter(|| call(&mut plugin, &input))
+        });
     }
     group.finish();
+}
+
+/// Per-invocation latency, as in the runtime bench's summary: `per_thread` calls on each of
+/// `threads` threads, each timed alone; prints p50, p99 and calls/s over the wall time.
+fn latency_row(
+    label: &str,
+    threads: u64,
+    per_thread: u64,
+    run: impl Fn(u64) -> Vec<Duration> + Sync,
+) {
+    let start = Instant::now();
+    let mut all: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads).map(|_| s.spawn(|| run(per_thread))).collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let wall = start.elapsed();
+    all.sort_unstable();
+    let pct = |p: usize| all[(all.len() * p / 100).min(all.len() - 1)];
+    println!(
+        "| {label} | {threads} | {:.1} µs | {:.1} µs | {:.0} |",
+        pct(50).as_secs_f64() * 1e6,
+        pct(99).as_secs_f64() * 1e6,
+        all.len() as f64 / wall.as_secs_f64(),
+    );
+}
+
+/// Whether the command line's filter (if any) selects the latency summary.
+fn latency_selected() -> bool {
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    filters.is_empty() || filters.iter().any(|f| "latency".contains(f.as_str()))
+}
+
+fn latency(_c: &mut Criterion) {
+    if !latency_selected() {
+        return;
+    }
+    const N: u64 = 5_000;
+    let sent = Arc::new(AtomicU64::new(0));
+    let compiled = compiled(&sent);
+    println!("\nlatency: {N} calls per thread, each timed alone");
+    println!("| bench | threads | p50 | p99 | calls/s |\n|---|---|---|---|---|");
+    for command in ["noop", "send"] {
+        let input = input(command);
+        for threads in [1, 2] {
+            latency_row(&format!("extism/{command}"), threads, N, |n| {
+                (0..n)
+                    .map(|_| {
+                        let t = Instant::now();
+                        let mut plugin = Plugin::new_from_compiled(&compiled).unwrap();
+                        call(&mut plugin, &input);
+                        drop(plugin);
+                        t.elapsed()
+                    })
+                    .collect()
+            });
+        }
+        latency_row(&format!("extism-warm/{command}"), 1, N * 4, |n| {
+            let mut plugin = Plugin::new_from_compiled(&compiled).unwrap();
+            (0..n)
+                .map(|_| {
+                    let t = Instant::now();
+                    call(&mut plugin, &input);
+                    t.elapsed()
+                })
+                .collect()
+        });
+    }
+    println!();
 }
 
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(4)).warm_up_time(Duration::from_secs(1));
-    targets = fresh, warm
+    targets = latency, fresh, warm
 }
 criterion_main!(benches);

@@ -148,11 +148,19 @@ impl WasiView for Raw {
 
 /// The same engine settings as the runtime (pooling, epochs, fuel, copy-on-write images).
 fn raw_engine() -> Engine {
+    raw_engine_with(false)
+}
+
+/// `keep_resident`: the pooling allocator's "no virtual-memory work in steady state" setting
+/// (no copy-on-write image; memories, tables and stacks reset by `memset`, not `madvise`), which
+/// trades single-thread speed for no mmap-lock contention or TLB-shootdown IPIs between
+/// threads. Measured in the latency summary only, as a lead for the runtime's configuration.
+fn raw_engine_with(keep_resident: bool) -> Engine {
     let mut config = Config::new();
     config
         .epoch_interruption(true)
         .consume_fuel(true)
-        .memory_init_cow(true);
+        .memory_init_cow(!keep_resident);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(128)
         .total_core_instances(2048)
@@ -160,6 +168,11 @@ fn raw_engine() -> Engine {
         .total_tables(1024)
         .total_stacks(128)
         .max_memory_size(64 << 20);
+    if keep_resident {
+        pool.linear_memory_keep_resident(4 << 20)
+            .table_keep_resident(1 << 20)
+            .async_stack_keep_resident(2 << 20);
+    }
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).unwrap()
 }
@@ -299,6 +312,8 @@ fn latency(_c: &mut Criterion) {
     let app = rt.load(&bench_wasm()).unwrap();
     let engine = raw_engine();
     let pre = raw_pre(&engine, &bench_wasm());
+    let resident = raw_engine_with(true);
+    let resident_pre = raw_pre(&resident, &bench_wasm());
     println!("\nlatency: {N} invocations per thread, each timed alone");
     println!("| bench | threads | p50 | p99 | invocations/s |\n|---|---|---|---|---|");
     for command in ["noop", "send"] {
@@ -315,18 +330,23 @@ fn latency(_c: &mut Criterion) {
                 })
             });
         }
-        for threads in [1, 2] {
-            latency_row(&format!("raw-wasmtime/{command}"), threads, N, |n| {
-                current_thread().block_on(async {
-                    let mut times = Vec::with_capacity(n as usize);
-                    for _ in 0..n {
-                        let t = Instant::now();
-                        raw_once(&engine, &pre, command).await;
-                        times.push(t.elapsed());
-                    }
-                    times
-                })
-            });
+        for (label, engine, pre) in [
+            ("raw-wasmtime", &engine, &pre),
+            ("raw-wasmtime-keep-resident", &resident, &resident_pre),
+        ] {
+            for threads in [1, 2] {
+                latency_row(&format!("{label}/{command}"), threads, N, |n| {
+                    current_thread().block_on(async {
+                        let mut times = Vec::with_capacity(n as usize);
+                        for _ in 0..n {
+                            let t = Instant::now();
+                            raw_once(engine, pre, command).await;
+                            times.push(t.elapsed());
+                        }
+                        times
+                    })
+                });
+            }
         }
     }
     println!();
