@@ -5,7 +5,7 @@
 //! latency summary (p50/p99 and invocations/s, printed as a table). Run with `RUST_BACKTRACE`
 //! unset: `env -u RUST_BACKTRACE cargo bench -p minihost-runtime --bench invoke`; figures and
 //! the Extism peer are in BENCHMARKS.md.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // bench code
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, unsafe_code)] // bench code; unsafe: `Component::deserialize` of artefacts it just serialized
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -262,6 +262,30 @@ fn cold_start(c: &mut Criterion) {
         // The loaded app must run, or the figure means nothing.
         let app = rt.load(&wasm).unwrap();
         current_thread().block_on(invoke_once(&rt, &app, "noop"));
+        // Where a cache hit's time goes: wasmtime alone deserializing the same artefact (from
+        // memory, and mmapped from its file), and the sha256 of the input.
+        let artefact = std::fs::read(rt.cache_path(&wasm).unwrap()).unwrap();
+        let engine = raw_engine();
+        let serialized = Component::new(&engine, &wasm).unwrap().serialize().unwrap();
+        let file = dir.path().join("raw.cwasm");
+        std::fs::write(&file, &serialized).unwrap();
+        println!(
+            "{label}: cache artefact {} KiB, raw serialized {} KiB",
+            artefact.len() / 1024,
+            serialized.len() / 1024
+        );
+        group.bench_function(format!("parts/raw-deserialize/{label}"), |b| {
+            // SAFETY: bytes just produced by `serialize` on this engine.
+            b.iter(|| unsafe { Component::deserialize(&engine, &serialized) }.unwrap())
+        });
+        group.bench_function(format!("parts/raw-deserialize-file/{label}"), |b| {
+            // SAFETY: file just written from `serialize` on this engine.
+            b.iter(|| unsafe { Component::deserialize_file(&engine, &file) }.unwrap())
+        });
+        group.bench_function(format!("parts/sha256/{label}"), |b| {
+            use sha2::Digest;
+            b.iter(|| sha2::Sha256::digest(&wasm))
+        });
     }
     group.finish();
 }
