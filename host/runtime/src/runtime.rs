@@ -212,7 +212,11 @@ fn engine_config(config: &RuntimeConfig) -> Config {
         .max_wasm_stack(config.max_wasm_stack)
         // Fiber stacks for async calls hold the wasm stack plus host frames.
         .async_stack_size(config.max_wasm_stack + (1 << 20))
-        .memory_init_cow(true)
+        // No copy-on-write images: resetting a slot with madvise/mprotect costs TLB shootdowns
+        // that serialise the cores (BENCHMARKS.md, "Sandbox runtime"); the keep-resident
+        // settings below reset memory with memset instead. Each fresh instance still starts
+        // from zeroed, freshly initialised memory.
+        .memory_init_cow(false)
         .wasm_backtrace_max_frames(NonZeroUsize::new(config.wasm_backtrace_frames))
         .wasm_backtrace_details(WasmBacktraceDetails::Disable);
     let slots = config.max_instances.max(1);
@@ -226,7 +230,10 @@ fn engine_config(config: &RuntimeConfig) -> Config {
         .max_memories_per_component(4)
         .max_tables_per_component(16)
         .max_memory_size(config.max_memory_bytes)
-        .table_elements(config.limits.table_elements.max(20_000));
+        .table_elements(config.limits.table_elements.max(20_000))
+        .linear_memory_keep_resident(4 << 20)
+        .table_keep_resident(1 << 20)
+        .async_stack_keep_resident(2 << 20);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     c
 }
