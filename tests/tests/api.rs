@@ -414,3 +414,33 @@ async fn openapi_and_health() {
     );
     node.finish().await;
 }
+
+#[tokio::test]
+async fn the_send_path_cache_never_outlives_a_sign_out_or_a_removal_on_this_node() {
+    let node = TestNode::start(TestDb::sqlite().unwrap()).await;
+    let alice = node.user("alice").await;
+    let bob = node.user("bob").await;
+    let g = alice.group("g", &["bob"]).await;
+    bob.say(&g, "warm the cache").await;
+    let r = alice
+        .delete(&format!("/api/v1/conversations/{g}/members/bob"))
+        .await;
+    assert_eq!(r.0, 204);
+    let r = bob
+        .post(
+            &format!("/api/v1/conversations/{g}/messages"),
+            &json!({"content": {"type": "text", "text": "still here?"}}),
+        )
+        .await;
+    assert_eq!(r.0, 404, "removed at once: {r:?}");
+    alice.say(&g, "warm").await;
+    assert_eq!(alice.delete("/api/v1/sessions/current").await.0, 204);
+    let r = alice
+        .post(
+            &format!("/api/v1/conversations/{g}/messages"),
+            &json!({"content": {"type": "text", "text": "after sign-out"}}),
+        )
+        .await;
+    assert_eq!(r.0, 401, "signed out at once: {r:?}");
+    node.finish().await;
+}

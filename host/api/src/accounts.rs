@@ -128,6 +128,7 @@ pub(crate) async fn sign_out(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     if let Some(token) = bearer_token(&headers) {
+        state.cache.drop_session(token);
         state.store.revoke_session(token).await?;
     }
     Ok(StatusCode::NO_CONTENT)

@@ -32,6 +32,26 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<User, ApiErro
         ))
 }
 
+/// The signed-in user of a request on the hot send path, possibly from the node's
+/// short-lived cache (see [`crate::cache`]). Handlers that decide on roles use [`AuthUser`].
+pub struct CachedAuthUser(pub User);
+
+impl FromRequestParts<AppState> for CachedAuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer_token(&parts.headers).ok_or(ApiError::Unauthorized(
+            "missing Authorization: Bearer <session token>",
+        ))?;
+        if let Some(user) = state.cache.session(token) {
+            return Ok(CachedAuthUser(user));
+        }
+        let user = authenticate(state, token).await?;
+        state.cache.put_session(token, user.clone());
+        Ok(CachedAuthUser(user))
+    }
+}
+
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 

@@ -108,6 +108,22 @@ pub(crate) async fn member_conversation(
         .ok_or(ApiError::NotFound("conversation"))
 }
 
+/// Like [`member_conversation`], but may answer from the node's short-lived cache (the send
+/// path, where a membership a second old is good enough and `last_seq` is not used).
+pub(crate) async fn member_conversation_cached(
+    state: &AppState,
+    id: &str,
+    user: &User,
+) -> Result<Conversation, ApiError> {
+    let conv_id = ConversationId::from_string(id);
+    if let Some(conv) = state.cache.member(&conv_id, &user.id) {
+        return Ok(conv);
+    }
+    let conv = member_conversation(state, id, user).await?;
+    state.cache.put_member(&user.id, conv.clone());
+    Ok(conv)
+}
+
 async fn users_named(state: &AppState, names: &[String]) -> Result<Vec<User>, ApiError> {
     let mut users = Vec::with_capacity(names.len());
     for name in names {
@@ -317,6 +333,7 @@ pub(crate) async fn remove_member(
         .await?
         .ok_or(ApiError::NotFound("member"))?
         .user;
+    state.cache.drop_member(&conv.id, &target.id);
     if !state.store.remove_member(&conv.id, &target.id).await? {
         return Err(ApiError::NotFound("member"));
     }

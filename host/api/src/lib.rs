@@ -6,6 +6,7 @@
 mod accounts;
 mod apps;
 mod auth;
+pub mod cache;
 mod conversations;
 mod developer;
 mod error;

@@ -1,8 +1,8 @@
 //! Messages of a conversation: send (with an optional `Idempotency-Key`) and read history by
 //! `before`/`after` cursors. Live delivery is the WebSocket's job ([`crate::ws`]).
 
-use crate::auth::AuthUser;
-use crate::conversations::member_conversation;
+use crate::auth::{AuthUser, CachedAuthUser};
+use crate::conversations::{member_conversation, member_conversation_cached};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
@@ -60,7 +60,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
               (status = 422, description = "Empty or oversized text")))]
 pub(crate) async fn send(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    CachedAuthUser(me): CachedAuthUser,
     Path(id): Path<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SendMessage>,
@@ -75,7 +75,7 @@ pub(crate) async fn send(
     body.content
         .validate()
         .map_err(|e| ApiError::invalid(&format!("content.{}", e.field), e.message))?;
-    let conv = member_conversation(&state, &id, &me).await?;
+    let conv = member_conversation_cached(&state, &id, &me).await?;
     let appended = state
         .store
         .append(NewMessage {

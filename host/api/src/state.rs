@@ -41,6 +41,8 @@ pub struct AppState {
     pub fanout: Arc<dyn Fanout>,
     /// Tunables.
     pub config: Arc<ApiConfig>,
+    /// Short-lived cache of sessions and memberships for the send path.
+    pub cache: Arc<crate::cache::HotCache>,
     /// The mini-app platform, when this node runs apps.
     pub platform: Option<Arc<dyn AppPlatform>>,
     /// The token broker: the only issuer and verifier of tokens.

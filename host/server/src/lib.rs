@@ -80,6 +80,7 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         hub,
         fanout,
         config: Arc::new(options.api),
+        cache: Arc::default(),
         platform: Some(Arc::new(platform)),
         broker: broker.clone(),
         app_services,

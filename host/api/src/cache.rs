@@ -1,0 +1,80 @@
+//! A short-lived, per-node cache for the two reads every message send makes: session token →
+//! user, and (conversation, user) → membership. Entries live [`TTL`]; this node drops them at
+//! once when it signs a session out or removes a member, so on a single node revocation is
+//! immediate, and another node sees it within [`TTL`]. Only successful lookups are cached.
+
+use minihost_core::{ConversationId, UserId};
+use minihost_store::{Conversation, User};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// How long an entry may be served without asking the database again.
+pub const TTL: Duration = Duration::from_secs(1);
+/// Entries per map before it is cleared (bounds memory under a flood of distinct keys).
+const MAX_ENTRIES: usize = 100_000;
+
+/// The cache. One per node.
+#[derive(Default)]
+pub struct HotCache {
+    sessions: Mutex<HashMap<String, (User, Instant)>>,
+    members: Mutex<HashMap<(ConversationId, UserId), (Conversation, Instant)>>,
+}
+
+fn get<K: std::hash::Hash + Eq, V: Clone>(
+    map: &Mutex<HashMap<K, (V, Instant)>>,
+    key: &K,
+) -> Option<V> {
+    let map = map.lock().ok()?;
+    let (v, at) = map.get(key)?;
+    (at.elapsed() < TTL).then(|| v.clone())
+}
+
+fn put<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, (V, Instant)>>, key: K, value: V) {
+    if let Ok(mut map) = map.lock() {
+        if map.len() >= MAX_ENTRIES {
+            map.clear();
+        }
+        map.insert(key, (value, Instant::now()));
+    }
+}
+
+impl HotCache {
+    /// The user of a session token, if cached and fresh.
+    pub fn session(&self, token: &str) -> Option<User> {
+        get(&self.sessions, &token.to_owned())
+    }
+
+    /// Remembers a session token's user.
+    pub fn put_session(&self, token: &str, user: User) {
+        put(&self.sessions, token.to_owned(), user);
+    }
+
+    /// Forgets a session token (signed out).
+    pub fn drop_session(&self, token: &str) {
+        if let Ok(mut map) = self.sessions.lock() {
+            map.remove(token);
+        }
+    }
+
+    /// The conversation, if `user` was a member of it a moment ago.
+    pub fn member(&self, conversation: &ConversationId, user: &UserId) -> Option<Conversation> {
+        get(&self.members, &(conversation.clone(), user.clone()))
+    }
+
+    /// Remembers a membership.
+    pub fn put_member(&self, user: &UserId, conversation: Conversation) {
+        put(
+            &self.members,
+            (conversation.id.clone(), user.clone()),
+            conversation,
+        );
+    }
+
+    /// Forgets a membership (the user left or was removed).
+    pub fn drop_member(&self, conversation: &ConversationId, user: &UserId) {
+        if let Ok(mut map) = self.members.lock() {
+            map.remove(&(conversation.clone(), user.clone()));
+        }
+    }
+}
