@@ -213,16 +213,37 @@ async fn commit(
     }
     let now = minihost_core::now_millis();
     let mut fresh: Vec<(usize, Message)> = Vec::new();
+    // One statement advances every conversation's counter of the batch (up to 64 at a time):
+    // `last_seq + CASE id WHEN .. THEN n .. END ... RETURNING id, last_seq`.
+    let mut last_of: HashMap<&str, i64> = HashMap::new();
+    for group in per_conv.chunks(64) {
+        let mut sql = String::from("UPDATE conversations SET last_seq = last_seq + CASE id");
+        for k in 0..group.len() {
+            sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * k + 1, 2 * k + 2));
+        }
+        sql.push_str(" ELSE 0 END WHERE id IN (");
+        for k in 0..group.len() {
+            if k > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", 2 * k + 1));
+        }
+        sql.push_str(") RETURNING id, last_seq");
+        let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql));
+        for (conv, idx) in group {
+            q = q
+                .bind(conv.as_str().to_owned())
+                .bind(i64::try_from(idx.len()).unwrap_or(i64::MAX));
+        }
+        for (id, last) in q.fetch_all(&mut *tx).await? {
+            if let Some((conv, _)) = group.iter().find(|(c, _)| c.as_str() == id) {
+                last_of.insert(conv.as_str(), last);
+            }
+        }
+    }
     for (conv, idx) in &per_conv {
         let n = i64::try_from(idx.len()).unwrap_or(i64::MAX);
-        let last: Option<(i64,)> = sqlx::query_as(
-            "UPDATE conversations SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq",
-        )
-        .bind(n)
-        .bind(conv.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((last,)) = last else {
+        let Some(&last) = last_of.get(conv.as_str()) else {
             for &i in idx {
                 outcomes[i] = Some(Err(StoreError::NotFound));
             }
