@@ -47,6 +47,15 @@ fn wasm(path: &str) -> Vec<u8> {
     minihost_guest_artifacts::read(path).unwrap()
 }
 
+/// A developer `alice` with a group `lab` where the component at `path` is sideloaded.
+async fn lab_with(node: &TestNode, manifest: &str, path: &str) -> (minihost_tests::Client, String) {
+    let alice = node.developer("alice").await;
+    let lab = alice.group("lab", &[]).await;
+    let r = alice.sideload(&lab, manifest, &wasm(path)).await;
+    assert_eq!(r.0, 201, "{}: {r:?}", node.backend());
+    (alice, lab)
+}
+
 /// The next message frame from an app (skipping the user's own messages and other frames).
 async fn next_app_message(ws: &mut minihost_tests::Ws) -> Value {
     loop {
@@ -275,19 +284,7 @@ async fn cards_and_button_presses() {
 #[tokio::test]
 async fn a_failing_app_is_reported_and_the_next_event_runs() {
     on_every_backend!(|node| {
-        let alice = node.developer("alice").await;
-        let lab = alice.group("lab", &[]).await;
-        assert_eq!(
-            alice
-                .sideload(
-                    &lab,
-                    FAULTS_MANIFEST,
-                    &wasm(minihost_guest_artifacts::FAULTS)
-                )
-                .await
-                .0,
-            201
-        );
+        let (alice, lab) = lab_with(&node, FAULTS_MANIFEST, minihost_guest_artifacts::FAULTS).await;
         let mut ws = alice.ws_live().await;
         alice.say(&lab, "/loop").await;
         // First, consent: the app declares scopes.
@@ -448,19 +445,7 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 #[tokio::test]
 async fn an_app_gets_a_login_code_inside_the_sandbox_and_its_backend_a_token() {
     on_every_backend!(|node| {
-        let alice = node.developer("alice").await;
-        let lab = alice.group("lab", &[]).await;
-        assert_eq!(
-            alice
-                .sideload(
-                    &lab,
-                    FAULTS_MANIFEST,
-                    &wasm(minihost_guest_artifacts::FAULTS)
-                )
-                .await
-                .0,
-            201
-        );
+        let (alice, lab) = lab_with(&node, FAULTS_MANIFEST, minihost_guest_artifacts::FAULTS).await;
         let creds = alice
             .post("/api/v1/apps", &json!({"id": "faults", "name": "Faults"}))
             .await;

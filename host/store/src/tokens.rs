@@ -351,27 +351,27 @@ impl Store {
 
     /// The credentials with this client id.
     pub async fn client(&self, client_id: &str) -> Result<Option<ClientRow>> {
-        let row: Option<(String, String, String)> = sqlx::query_as(
+        self.client_where(
             "SELECT app_id, client_id, secret_hash FROM app_credentials WHERE client_id = $1",
-        )
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(app_id, client_id, secret_hash)| ClientRow {
-            app_id,
             client_id,
-            secret_hash,
-        }))
+        )
+        .await
     }
 
     /// The credentials of an app.
     pub async fn client_of_app(&self, app_id: &str) -> Result<Option<ClientRow>> {
-        let row: Option<(String, String, String)> = sqlx::query_as(
+        self.client_where(
             "SELECT app_id, client_id, secret_hash FROM app_credentials WHERE app_id = $1",
+            app_id,
         )
-        .bind(app_id)
-        .fetch_optional(&self.pool)
-        .await?;
+        .await
+    }
+
+    async fn client_where(&self, sql: &'static str, key: &str) -> Result<Option<ClientRow>> {
+        let row: Option<(String, String, String)> = sqlx::query_as(sql)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.map(|(app_id, client_id, secret_hash)| ClientRow {
             app_id,
             client_id,
