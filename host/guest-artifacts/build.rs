@@ -44,6 +44,8 @@ fn main() -> Result<(), BoxError> {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
 
+    ensure_target(&root)?;
+
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(&root)
         .args(["build", "--target", "wasm32-wasip2", "--profile", "guest"])
@@ -98,6 +100,33 @@ fn main() -> Result<(), BoxError> {
     }
     writeln!(consts, "];")?;
     std::fs::write(out_dir.join("guests.rs"), consts)?;
+    Ok(())
+}
+
+/// Installs the `wasm32-wasip2` standard library when it is missing: rustup installs the
+/// targets of `rust-toolchain.toml` only with a toolchain it installs, not into one already there.
+fn ensure_target(root: &Path) -> Result<(), BoxError> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .current_dir(root)
+        .args(["--print", "target-libdir", "--target", "wasm32-wasip2"])
+        .output()
+        .map_err(|e| format!("could not run {rustc:?}: {e}"))?;
+    let libdir = PathBuf::from(String::from_utf8_lossy(&libdir.stdout).trim());
+    if libdir.is_dir() {
+        return Ok(());
+    }
+    let status = Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "add", "wasm32-wasip2"])
+        .stdout(Stdio::from(std::io::stderr()))
+        .status()
+        .map_err(|e| {
+            format!("the wasm32-wasip2 target is missing and rustup could not run: {e}")
+        })?;
+    if !status.success() {
+        return Err(format!("`rustup target add wasm32-wasip2` failed ({status})").into());
+    }
     Ok(())
 }
 
