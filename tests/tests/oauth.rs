@@ -995,3 +995,61 @@ async fn bad_requests_get_rfc_6749_errors() {
         assert_eq!(r.status, 400, "{r:?}");
     });
 }
+
+#[tokio::test]
+async fn revoking_the_whole_grant_ends_refresh_families_for_good() {
+    on_every_backend!(|node| {
+        let w = world(&node).await;
+        let tokens = w.login(&node, &w.shop).await;
+        assert_eq!(w.bob.delete("/api/v1/me/grants/shop").await.0, 204);
+        assert_invalid_token(&w.me(access(&tokens)).await, "after revoking the app");
+
+        // bob grants the app again (as answering its next consent request does), without any
+        // new login: the old refresh token stays dead.
+        grant(&node, &w.bob_id, "shop", &["messages.send", "profile.read"]).await;
+        assert_oauth_error(
+            &w.refresh(&w.shop, refresh_of(&tokens)).await,
+            400,
+            "invalid_grant",
+            "old refresh token after a new grant",
+        );
+        assert_invalid_token(
+            &w.me(access(&tokens)).await,
+            "old access token after a new grant",
+        );
+        // A new login works. Token times are whole seconds and a revocation refuses every
+        // token issued in its second, so the new login waits for the next one.
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let fresh = w.login(&node, &w.shop).await;
+        assert_eq!(w.me(access(&fresh)).await.status, 200);
+    });
+}
+
+#[tokio::test]
+async fn revoking_auth_login_ends_refresh_families() {
+    on_every_backend!(|node| {
+        let w = world(&node).await;
+        grant(&node, &w.bob_id, "shop", &["auth.login", "profile.read"]).await;
+        let tokens = w.login(&node, &w.shop).await;
+        let r = w
+            .bob
+            .delete("/api/v1/me/grants/shop/scopes/auth.login")
+            .await;
+        assert_eq!(r.0, 200, "{r:?}");
+        // The backend may no longer keep bob logged in, even for what is still granted.
+        assert_oauth_error(
+            &w.refresh(&w.shop, refresh_of(&tokens)).await,
+            400,
+            "invalid_grant",
+            "refresh after revoking auth.login",
+        );
+        // Granting it again does not bring the family back.
+        grant(&node, &w.bob_id, "shop", &["auth.login", "profile.read"]).await;
+        assert_oauth_error(
+            &w.refresh(&w.shop, refresh_of(&tokens)).await,
+            400,
+            "invalid_grant",
+            "refresh after granting auth.login again",
+        );
+    });
+}

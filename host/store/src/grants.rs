@@ -180,10 +180,15 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if let Some((before,)) = &before {
-            let removed: Vec<&str> = before
+            let mut removed: Vec<&str> = before
                 .split_whitespace()
                 .filter(|s| !sorted.iter().any(|n| n == s))
                 .collect();
+            // Emptying a grant revokes all of it, exactly as deleting it does: every token and
+            // refresh family issued before now ends for good, whatever is granted later.
+            if sorted.is_empty() && !before.trim().is_empty() {
+                removed.push("*");
+            }
             crate::tokens::record_grant_revocation(&mut tx, user, app, &removed, now).await?;
         }
         tx.commit().await?;

@@ -211,8 +211,9 @@ async fn revoke_family_in(
 }
 
 /// Records, in the caller's transaction, that `scopes` of `user`'s grant to `app` were revoked at
-/// `at_ms` (`*` for the whole grant); a whole-grant revocation also ends the user's refresh
-/// families for the app. Called by the grant updates, so that tokens issued earlier are refused.
+/// `at_ms` (`*` for the whole grant). Revoking the whole grant, or `auth.login` (the scope under
+/// which the app's backend keeps the user logged in), also ends the user's refresh families for
+/// the app, for good. Called by the grant updates, so that tokens issued earlier are refused.
 pub(crate) async fn record_grant_revocation(
     tx: &mut sqlx::Transaction<'static, sqlx::Any>,
     user: &UserId,
@@ -233,7 +234,10 @@ pub(crate) async fn record_grant_revocation(
         .execute(&mut **tx)
         .await?;
     }
-    if scopes.contains(&"*") {
+    if scopes
+        .iter()
+        .any(|s| *s == "*" || *s == minihost_core::Scope::AuthLogin.as_str())
+    {
         let families: Vec<(String,)> = sqlx::query_as(
             "SELECT id FROM refresh_families
               WHERE user_id = $1 AND app_id = $2 AND revoked_at IS NULL",
