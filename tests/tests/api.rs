@@ -359,6 +359,24 @@ async fn idempotent_retries_and_concurrent_senders() {
         let again = send("order-1").await;
         assert_eq!((first.0, again.0), (201, 200), "{}", node.backend());
         assert_eq!(first.1["id"], again.1["id"]);
+        // The same key with a different body is refused by name, and the new text is not lost
+        // silently: nothing is stored for it.
+        let reused = alice
+            .send(
+                alice
+                    .raw(Method::POST, &path)
+                    .header("Idempotency-Key", "order-1")
+                    .json(&json!({"content": {"type": "text", "text": "pay 500"}})),
+            )
+            .await;
+        assert_eq!(reused.0, 422, "{}: {reused:?}", node.backend());
+        assert_eq!(reused.1["error"]["code"], "idempotency_key_reused");
+        let history = alice.get(&format!("{path}?after=0&limit=50")).await.1;
+        assert_eq!(
+            history["messages"].as_array().unwrap().len(),
+            1,
+            "{history}"
+        );
         let long_key = "k".repeat(200);
         let r = alice
             .send(

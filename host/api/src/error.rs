@@ -43,6 +43,14 @@ pub enum ApiError {
     /// 503: the server is shutting down or a dependency is down.
     #[error("{0}")]
     Unavailable(&'static str),
+    /// 422 with its own code: the request is well-formed but cannot be applied as asked.
+    #[error("{message}")]
+    Unprocessable {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// 500: a bug or an outage; the detail is logged only.
     #[error("internal error")]
     Internal(String),
@@ -58,6 +66,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+            ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -78,6 +87,12 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound("resource"),
             StoreError::Conflict(what) => ApiError::Conflict(format!("{what} already exists")),
             StoreError::Closed => ApiError::Unavailable("the server is shutting down"),
+            StoreError::IdempotencyKeyReused => ApiError::Unprocessable {
+                code: "idempotency_key_reused",
+                message: "this Idempotency-Key was already used with a different body; \
+                          use a new key for a new message"
+                    .into(),
+            },
             other => ApiError::Internal(other.to_string()),
         }
     }

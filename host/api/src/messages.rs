@@ -53,11 +53,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", request_body = SendMessage,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: a repeat returns the first message")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: a repeat with the same body returns the first message; the same key with another body is 422 idempotency_key_reused")),
     responses((status = 201, description = "Stored", body = Object),
               (status = 200, description = "A repeat of an earlier request with the same Idempotency-Key", body = Object),
               (status = 404, description = "No such conversation, or not a member"),
-              (status = 422, description = "Empty or oversized text")))]
+              (status = 422, description = "Empty or oversized text, or an Idempotency-Key reused with a different body (code idempotency_key_reused)")))]
 pub(crate) async fn send(
     State(state): State<AppState>,
     CachedAuthUser(me): CachedAuthUser,

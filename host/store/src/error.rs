@@ -18,6 +18,9 @@ pub enum StoreError {
     /// The message writer has stopped (the server is shutting down).
     #[error("the store is shutting down")]
     Closed,
+    /// An idempotency key came back with a different request than the one it first named.
+    #[error("the idempotency key was already used for a different request")]
+    IdempotencyKeyReused,
     /// The configuration names something the store cannot open.
     #[error("cannot open the database: {0}")]
     Open(String),

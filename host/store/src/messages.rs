@@ -21,8 +21,9 @@ pub struct NewMessage {
     pub sender: SenderRef,
     /// What it says (already validated).
     pub content: Content,
-    /// A client-chosen key: a retry with the same key from the same sender in the same
-    /// conversation returns the first message and stores nothing new.
+    /// A client-chosen key: a retry with the same key and the same content from the same sender
+    /// in the same conversation returns the first message and stores nothing new; the same key
+    /// with other content is [`StoreError::IdempotencyKeyReused`](crate::StoreError).
     pub idempotency_key: Option<String>,
 }
 

@@ -193,10 +193,14 @@ async fn commit(
         }
         first_with_key.insert(k, i);
         if let Some(existing) = find_by_key(&mut tx, &m.conversation, sender_id, key).await? {
-            outcomes[i] = Some(Ok(Appended {
-                message: existing,
-                duplicate: true,
-            }));
+            outcomes[i] = Some(if existing.content == m.content {
+                Ok(Appended {
+                    message: existing,
+                    duplicate: true,
+                })
+            } else {
+                Err(StoreError::IdempotencyKeyReused)
+            });
         }
     }
 
@@ -320,6 +324,7 @@ async fn commit(
     for i in 0..batch.len() {
         if let Some(j) = same_as[i] {
             outcomes[i] = Some(match &outcomes[j] {
+                _ if batch[i].content != batch[j].content => Err(StoreError::IdempotencyKeyReused),
                 Some(Ok(a)) => Ok(Appended {
                     message: a.message.clone(),
                     duplicate: true,

@@ -285,12 +285,21 @@ async fn idempotency_key_returns_the_first_message() {
             .await
             .unwrap();
         let retry = store
-            .append(text(&conv.id, &a, "pay (retry)", Some("k1")))
+            .append(text(&conv.id, &a, "pay", Some("k1")))
             .await
             .unwrap();
         assert!(retry.duplicate, "{}", db.name);
         assert_eq!(retry.message.id, first.message.id);
         assert_eq!(retry.message.content, Content::text("pay"));
+        // The same key with another body is refused, and nothing new is stored.
+        let reused = store
+            .append(text(&conv.id, &a, "pay (retry)", Some("k1")))
+            .await;
+        assert!(
+            matches!(reused, Err(StoreError::IdempotencyKeyReused)),
+            "{}: {reused:?}",
+            db.name
+        );
         // The same key from another sender is another message.
         let other = store
             .append(text(&conv.id, &b, "pay", Some("k1")))
@@ -322,6 +331,52 @@ async fn idempotency_key_returns_the_first_message() {
             .unwrap();
         assert_eq!(all.len(), 3);
         assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
+    });
+}
+
+#[tokio::test]
+async fn concurrent_retries_with_one_key_and_different_bodies_store_one_message() {
+    on_every_backend!(|store, db| {
+        let a = user(&store, "alice").await;
+        let b = user(&store, "bob").await;
+        let (conv, _) = store.open_direct(&a.id, &b.id).await.unwrap();
+        // Concurrent requests land in one or several batches; whichever body wins, every other
+        // body is refused and every same-body request gets the one stored message.
+        let mut tasks = Vec::new();
+        for i in 0..20 {
+            let store = store.clone();
+            let body = if i % 2 == 0 { "even" } else { "odd" };
+            let m = text(&conv.id, &a, body, Some("k"));
+            tasks.push(tokio::spawn(async move { (body, store.append(m).await) }));
+        }
+        let mut stored = BTreeSet::new();
+        let mut winners = BTreeSet::new();
+        let mut refused = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                (body, Ok(a)) => {
+                    stored.insert(a.message.id);
+                    winners.insert(body);
+                }
+                (_, Err(StoreError::IdempotencyKeyReused)) => refused += 1,
+                (_, Err(e)) => panic!("{}: {e}", db.name),
+            }
+        }
+        assert_eq!(stored.len(), 1, "{}", db.name);
+        assert_eq!(winners.len(), 1, "{}", db.name);
+        assert_eq!(refused, 10, "{}", db.name);
+        let all = store
+            .history(
+                &conv.id,
+                HistoryQuery {
+                    before: None,
+                    after: Some(0),
+                    limit: 100,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 1, "{}", db.name);
     });
 }
 
