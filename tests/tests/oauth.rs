@@ -1053,3 +1053,50 @@ async fn revoking_auth_login_ends_refresh_families() {
         );
     });
 }
+
+#[tokio::test]
+async fn an_unreviewed_app_is_marked_when_it_speaks_through_the_open_api() {
+    on_every_backend!(|node| {
+        let w = world(&node).await;
+        let tokens = w.login(&node, &w.shop).await;
+        let sent = w.send(access(&tokens), "reviewed").await;
+        assert_eq!(sent.status, 201, "{sent:?}");
+        assert_eq!(sent.body["sender"]["name"], "SHOP");
+
+        // The same app, sideloaded (unreviewed) in the group: its backend's messages say so.
+        node.node
+            .store
+            .install(
+                &ConversationId::from_string(w.group.clone()),
+                "shop",
+                "1.0.0",
+                &w.bob_id,
+                true,
+            )
+            .await
+            .unwrap();
+        let sent = w.send(access(&tokens), "unreviewed").await;
+        assert_eq!(sent.status, 201, "{sent:?}");
+        assert_eq!(
+            sent.body["sender"]["name"],
+            "SHOP (unreviewed)",
+            "{}",
+            node.backend()
+        );
+        let history = w
+            .bob
+            .get(&format!(
+                "/api/v1/conversations/{}/messages?after=0&limit=50",
+                w.group
+            ))
+            .await
+            .1;
+        let last = history["messages"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .clone();
+        assert_eq!(last["sender"]["name"], "SHOP (unreviewed)");
+    });
+}

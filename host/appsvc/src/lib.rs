@@ -54,7 +54,7 @@ impl Default for AppLimits {
 pub struct Actor {
     /// The app's id.
     pub app: String,
-    /// The name its messages carry.
+    /// The app's name as registered (messages add "(unreviewed)" where it is not reviewed).
     pub app_name: String,
     /// The user on whose behalf it acts (never shown to the app).
     pub user: UserId,

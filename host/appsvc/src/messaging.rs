@@ -40,6 +40,26 @@ impl AppServices {
         self.post(actor, &conversation, content).await
     }
 
+    /// The name the app's message carries in `conversation`: marked "(unreviewed)" unless a
+    /// reviewed version is installed there, whichever way the app speaks (sandbox or backend).
+    async fn sender_name(
+        &self,
+        actor: &Actor,
+        conversation: &ConversationId,
+    ) -> Result<String, AppError> {
+        let reviewed = self
+            .store
+            .installs(conversation)
+            .await?
+            .iter()
+            .any(|i| i.app_id == actor.app && !i.sideloaded);
+        Ok(if reviewed {
+            actor.app_name.clone()
+        } else {
+            format!("{} (unreviewed)", actor.app_name)
+        })
+    }
+
     /// Validates, budgets and appends a message from the app.
     async fn post(
         &self,
@@ -65,13 +85,14 @@ impl AppServices {
                 self.limits.send_burst, self.limits.sends_per_minute
             )));
         }
+        let name = self.sender_name(actor, conversation).await?;
         let appended = self
             .store
             .append(NewMessage {
                 conversation: conversation.clone(),
                 sender: Sender::App {
                     id: actor.app.clone(),
-                    name: actor.app_name.clone(),
+                    name,
                 },
                 content,
                 idempotency_key: None,

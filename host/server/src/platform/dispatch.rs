@@ -224,7 +224,7 @@ impl Platform {
         };
         let actor = Actor {
             app: app.clone(),
-            app_name: name.clone(),
+            app_name: install.app_name.clone(),
             user: user.id.clone(),
             app_user_id: app_user_id.clone(),
             conversation: Some(install.conversation.clone()),
