@@ -309,16 +309,24 @@ async fn a_failing_app_is_reported_and_the_next_event_runs() {
         assert_eq!(r.0, 200, "{r:?}");
         // The parked /loop now runs, times out, and the user is told.
         let err = ws.next_of("app_error").await;
-        assert!(
-            err["message"].as_str().unwrap().contains("timeout"),
-            "{err}"
+        assert_eq!(err["kind"], "timeout", "{err}");
+        assert_eq!(
+            err["message"],
+            "Faults (unreviewed) took too long to answer. Its developer has been told."
         );
         alice.say(&lab, "/ok").await;
         let fine = next_app_message(&mut ws).await;
         assert_eq!(fine["content"]["text"], "fine", "{}", node.backend());
         alice.say(&lab, "/panic").await;
         let err = ws.next_of("app_error").await;
-        assert!(err["message"].as_str().unwrap().contains("trap"), "{err}");
+        assert_eq!(err["kind"], "trap", "{err}");
+        assert!(
+            err["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("stopped unexpectedly. Its developer has been told."),
+            "{err}"
+        );
         let log = alice
             .get("/api/v1/apps/faults/invocations?limit=10")
             .await

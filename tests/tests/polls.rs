@@ -171,8 +171,11 @@ async fn polls_with_consent_live_tally_and_revocation() {
         assert_eq!(grants[0]["scopes"], json!(["storage"]));
         bob.say(&g, "/poll Dinner? | tacos | ramen").await;
         let err = bob_ws.next_of("app_error").await;
-        assert!(
-            err["message"].as_str().unwrap().contains("messages.send"),
+        // A sentence a person understands, not the error's debug text.
+        assert_eq!(
+            err["message"],
+            "Polls needs your permission to send messages (messages.send). You can allow it in \
+             the app's permissions.",
             "{err}"
         );
         let log = team.get("/api/v1/apps/polls/invocations?limit=1").await.1;
@@ -190,5 +193,22 @@ async fn polls_with_consent_live_tally_and_revocation() {
             None,
             "no new card"
         );
+
+        // Bob revokes the whole app; his next use of it asks for consent again, as a first
+        // use does, instead of failing.
+        assert_eq!(bob.delete("/api/v1/me/grants/polls").await.0, 204);
+        assert_eq!(bob.get("/api/v1/me/grants").await.1[0]["scopes"], json!([]));
+        bob.say(&g, "/poll Breakfast? | eggs | toast").await;
+        let ask = bob_ws.next_of("consent_request").await;
+        assert_eq!(ask["app"], "polls", "{ask}");
+        let r = bob
+            .put(
+                "/api/v1/me/grants/polls",
+                &json!({"scopes": ["messages.send", "storage"]}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{r:?}");
+        let card = next_app_card(&mut bob_ws).await;
+        assert_eq!(tally(&card), "eggs: 0 · toast: 0", "{}", node.backend());
     });
 }

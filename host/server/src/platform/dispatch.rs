@@ -104,6 +104,9 @@ impl Platform {
         let grant = self.inner.store.grant(&user.id, &install.app_id).await?;
         let asked: BTreeSet<String> = match &grant {
             None => BTreeSet::new(),
+            // A grant emptied by the user (revoked, or everything refused) asks again at their
+            // next use of the app, as a first use does.
+            Some(g) if g.scopes.is_empty() => BTreeSet::new(),
             Some(g) if g.version == install.version => declared
                 .iter()
                 .map(|s| s.scope.as_str().to_owned())
@@ -260,15 +263,10 @@ impl Platform {
         let record = invocation_record(install, &app_user_id, &report, failure.clone());
         // The developer's log first, then the user's notice.
         self.inner.store.record_invocation(&record).await?;
-        if let Some((kind, detail)) = &failure {
-            // An error the app chose to return is its message to the user; anything else is a
-            // fault the user only needs to know happened.
-            let message = match &report.outcome {
-                Err(e) if matches!(e.kind, minihost_runtime::ErrorKind::App(_)) => {
-                    format!("{name}: {detail}")
-                }
-                _ => format!("{name} failed ({kind}); the developer has been told."),
-            };
+        if let Some((kind, _detail)) = &failure {
+            // A sentence for the user; the typed detail is in the developer's log.
+            let message =
+                super::notice::user_notice(&name, report.outcome.as_ref().err().map(|e| &e.kind));
             let frame = json!({
                 "type": "app_error",
                 "app": app,

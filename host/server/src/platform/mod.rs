@@ -6,6 +6,7 @@
 mod consent;
 mod dispatch;
 mod loader;
+mod notice;
 
 pub use consent::PendingConsent;
 
