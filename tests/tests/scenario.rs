@@ -207,3 +207,72 @@ async fn websocket_rejects_bad_tokens_and_bad_commands() {
     assert_eq!(r["unknown"], json!(["c_not_mine"]));
     node.finish().await;
 }
+
+#[tokio::test]
+async fn a_resume_naming_thousands_of_foreign_conversations_is_answered_once() {
+    on_every_backend!(|node| {
+        let alice = node.user("alice").await;
+        let bob = node.user("bob").await;
+        let conv = alice.direct_with("bob").await;
+        let quiet = alice.group("quiet", &["bob"]).await;
+        for text in ["one", "two"] {
+            alice.say(&conv, text).await;
+        }
+        // 6,000 conversations bob is not in, beside his own two.
+        let mut cursors = serde_json::Map::new();
+        for i in 0..6000 {
+            cursors.insert(format!("c{i}"), json!(0));
+        }
+        cursors.insert(conv.clone(), json!(1));
+        cursors.insert(quiet.clone(), json!(0));
+        let mut ws = bob.ws().await;
+        ws.send(json!({"type": "resume", "cursors": cursors})).await;
+        let f = ws.next_of("message").await;
+        assert_eq!(
+            (f["conversation"].as_str(), f["seq"].as_i64()),
+            (Some(conv.as_str()), Some(2))
+        );
+        let done = ws.next_json().await;
+        assert_eq!(done["type"], "resumed", "{}: {done}", node.backend());
+        assert_eq!(done["unknown_count"], 6000);
+        assert_eq!(done["unknown"].as_array().unwrap().len(), 20);
+        // Live delivery goes on in both of bob's conversations.
+        alice.say(&quiet, "three").await;
+        let f = ws.next_of("message").await;
+        assert_eq!(
+            (f["conversation"].as_str(), f["seq"].as_i64()),
+            (Some(quiet.as_str()), Some(1))
+        );
+    });
+}
+
+#[tokio::test]
+async fn a_flood_of_frames_is_rate_limited_and_the_connection_recovers() {
+    on_every_backend!(|node| {
+        let alice = node.user("alice").await;
+        let conv = alice.group("g", &[]).await;
+        let mut ws = alice.ws_live().await;
+        for _ in 0..300 {
+            ws.send(json!({"type": "resume", "cursors": {}})).await;
+        }
+        // Read until the flood is answered: some resumes, then one rate_limited error.
+        let mut resumed = 0;
+        let mut limited = 0;
+        while let Some(f) = ws.quiet_for(Duration::from_millis(500)).await {
+            match f["type"].as_str() {
+                Some("resumed") => resumed += 1,
+                Some("error") if f["code"] == "rate_limited" => limited += 1,
+                _ => panic!("unexpected frame {f}"),
+            }
+        }
+        assert_eq!(limited, 1, "{}: told once", node.backend());
+        assert!(resumed < 300, "{resumed} of 300 frames were served");
+        // After a pause the budget is back and the session works as before.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        ws.send(json!({"type": "resume", "cursors": {}})).await;
+        assert_eq!(ws.next_json().await["type"], "resumed");
+        alice.say(&conv, "still here").await;
+        let f = ws.next_of("message").await;
+        assert_eq!(f["message"]["content"]["text"], "still here");
+    });
+}

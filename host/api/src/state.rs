@@ -18,6 +18,11 @@ pub struct ApiConfig {
     pub ws_read_buffer: usize,
     /// Largest WebSocket message accepted from a client.
     pub ws_max_message: usize,
+    /// Frames per second a WebSocket client may send, on average (a token bucket).
+    pub ws_frames_per_second: u32,
+    /// Frames a WebSocket client may send in a burst; beyond it frames are dropped with one
+    /// `rate_limited` error frame.
+    pub ws_frame_burst: u32,
 }
 
 impl Default for ApiConfig {
@@ -26,6 +31,8 @@ impl Default for ApiConfig {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             ws_read_buffer: 4 * 1024,
             ws_max_message: 64 * 1024,
+            ws_frames_per_second: 20,
+            ws_frame_burst: 60,
         }
     }
 }

@@ -284,6 +284,27 @@ impl Store {
             .collect()
     }
 
+    /// Every conversation the user is a member of, with its last seq: one query, for a resume
+    /// that names many conversations.
+    pub async fn last_seqs_of(&self, user: &UserId) -> Result<Vec<(ConversationId, i64)>> {
+        let rows = sqlx::query(
+            "SELECT m.conversation_id, c.last_seq FROM members m
+               JOIN conversations c ON c.id = m.conversation_id
+              WHERE m.user_id = $1",
+        )
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ConversationId::from_string(r.try_get::<String, _>("conversation_id")?),
+                    r.try_get::<i64, _>("last_seq")?,
+                ))
+            })
+            .collect()
+    }
+
     /// The user's conversations, most recently active first, each with its newest message and
     /// the number of messages from others after the user's read marker.
     pub async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationSummary>> {

@@ -6,7 +6,9 @@
 //!
 //! Protocol: the server sends `ready`; the client's first frame should be `resume` (with empty
 //! `cursors` for a fresh start). Live events are held until that first frame (or one second),
-//! so a backlog is always sent before anything newer.
+//! so a backlog is always sent before anything newer. A client's frames are rate-limited (a
+//! token bucket per connection): frames beyond it are dropped, and the client is told once per
+//! episode with an `error` frame of code `rate_limited`.
 
 mod ack;
 mod resume;
@@ -103,6 +105,44 @@ pub(crate) struct Session {
     sent: HashMap<ConversationId, i64>,
     /// Last seq the client acknowledged, per conversation.
     acked: HashMap<ConversationId, i64>,
+    /// The client's frame budget.
+    frames: FrameBucket,
+}
+
+/// A token bucket of client frames.
+struct FrameBucket {
+    tokens: f64,
+    per_second: f64,
+    burst: f64,
+    at: std::time::Instant,
+    /// Whether the client was told it is being limited, in this episode.
+    told: bool,
+}
+
+impl FrameBucket {
+    fn new(per_second: u32, burst: u32) -> Self {
+        FrameBucket {
+            tokens: f64::from(burst),
+            per_second: f64::from(per_second),
+            burst: f64::from(burst),
+            at: std::time::Instant::now(),
+            told: false,
+        }
+    }
+
+    /// Takes a token if one is there.
+    fn take(&mut self) -> bool {
+        let now = std::time::Instant::now();
+        let refill = now.duration_since(self.at).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Session {
@@ -113,12 +153,14 @@ impl Session {
         for conv in state.store.conversation_ids_of(&user.id).await? {
             sub.subscribe(Topic::Conversation(conv));
         }
+        let config = state.config.clone();
         let mut session = Session {
             state,
             user,
             socket,
             sent: HashMap::new(),
             acked: HashMap::new(),
+            frames: FrameBucket::new(config.ws_frames_per_second, config.ws_frame_burst),
         };
         session
             .send_json(&json!({"type": "ready", "user": session.user.id}))
@@ -137,12 +179,22 @@ impl Session {
                 () = &mut hold, if holding => holding = false,
                 incoming = self.socket.recv() => match incoming {
                     None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return Ok(()),
-                    Some(Ok(WsMessage::Text(text))) => {
-                        self.command(&text, &sub).await?;
-                        holding = false;
-                    }
-                    Some(Ok(WsMessage::Binary(_))) => {
-                        self.error("unsupported", "send JSON text frames").await?;
+                    Some(Ok(frame @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
+                        if !self.frames.take() {
+                            if !self.frames.told {
+                                self.frames.told = true;
+                                self.error("rate_limited", "too many frames; slow down").await?;
+                            }
+                            continue;
+                        }
+                        self.frames.told = false;
+                        match frame {
+                            WsMessage::Text(text) => {
+                                self.command(&text, &sub).await?;
+                                holding = false;
+                            }
+                            _ => self.error("unsupported", "send JSON text frames").await?,
+                        }
                     }
                     Some(Ok(_)) => {} // ping/pong are answered by the socket
                 },
