@@ -63,7 +63,7 @@ impl Sideload {
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/apps", operation_id = "sideload",
     params(crate::openapi::params::Conversation), security(("session" = [])),
     request_body(content = Sideload, example = json!({"manifest": "id = \"echo\"\nname = \"Echo\"\nversion = \"0.1.0\"\ndescription = \"Replies to /echo TEXT with TEXT.\"\n\n[[commands]]\nname = \"echo\"\nhelp = \"/echo TEXT - repeats TEXT\"\n", "component": "AGFzbQ0AAQA... (the whole .wasm, base64)"})),
-    responses((status = 201, description = "Installed, unreviewed, for its developer only", body = Object),
+    responses((status = 201, description = "Installed, unreviewed, for its developer only", body = crate::Sideloaded),
               (status = 403, description = "Not a developer, or not the group's owner"),
               (status = 404, description = "No such conversation, or not a member"),
               (status = 409, description = "The app id belongs to another developer, or this version was submitted and cannot change"),
@@ -254,7 +254,7 @@ pub(crate) struct LogParams {
 
 #[utoipa::path(get, path = "/api/v1/apps/{app}/invocations", operation_id = "invocations",
     params(crate::openapi::params::App, LogParams), security(("session" = [])),
-    responses((status = 200, body = Vec<Object>), (status = 404, description = "No such app of yours"),
+    responses((status = 200, description = "The app's invocation log, newest first", body = Vec<crate::openapi::AnyObject>), (status = 404, description = "No such app of yours"),
               (status = 422, description = "A limit out of range"),
               crate::openapi::errors::Query, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn invocations(

@@ -52,10 +52,9 @@ pub(crate) struct ConversationView {
     owner: Option<String>,
     last_seq: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
     members: Option<Vec<MemberView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::schemas::MessageDoc>)]
     last_message: Option<Message>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unread: Option<i64>,

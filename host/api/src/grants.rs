@@ -32,7 +32,7 @@ pub fn router() -> Router<AppState> {
 
 #[utoipa::path(get, path = "/api/v1/me/consent-requests", operation_id = "consent_requests",
     security(("session" = [])),
-    responses((status = 200, description = "Requests waiting for an answer: app, version, conversation, and each scope with its reason", body = Vec<Object>),
+    responses((status = 200, description = "Requests waiting for an answer: app, version, conversation, and each scope with its reason", body = Vec<crate::openapi::AnyObject>),
               crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn consent_requests(
     State(state): State<AppState>,
@@ -48,7 +48,7 @@ pub(crate) async fn consent_requests(
 }
 
 #[utoipa::path(get, path = "/api/v1/me/grants", operation_id = "list_grants", security(("session" = [])),
-    responses((status = 200, body = Vec<Object>), crate::openapi::errors::Session, crate::openapi::errors::Server))]
+    responses((status = 200, description = "The grants the user gave, one per app", body = Vec<crate::openapi::AnyObject>), crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -67,7 +67,7 @@ pub(crate) struct Answer {
 #[utoipa::path(put, path = "/api/v1/me/grants/{app}", operation_id = "answer_consent",
     params(crate::openapi::params::App), security(("session" = [])),
     request_body(content = Answer, example = json!({"scopes": ["messages.send"]})),
-    responses((status = 200, body = Object), (status = 404, description = "Nothing to answer for this app"),
+    responses((status = 200, description = "The grant as it is now", body = crate::openapi::AnyObject), (status = 404, description = "Nothing to answer for this app"),
               (status = 422, description = "A scope the app does not declare"),
               crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn answer(
@@ -106,7 +106,7 @@ pub(crate) async fn revoke_app(
 
 #[utoipa::path(delete, path = "/api/v1/me/grants/{app}/scopes/{scope}", operation_id = "revoke_scope",
     params(crate::openapi::params::App, crate::openapi::params::Scope), security(("session" = [])),
-    responses((status = 200, body = Object), (status = 404, description = "Not granted"),
+    responses((status = 200, description = "The grant as it is now", body = crate::openapi::AnyObject), (status = 404, description = "Not granted"),
               crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn revoke_scope(
     State(state): State<AppState>,
@@ -139,7 +139,7 @@ pub(crate) struct PrivacyParams {
 
 #[utoipa::path(get, path = "/api/v1/me/privacy", operation_id = "privacy",
     params(PrivacyParams), security(("session" = [])),
-    responses((status = 200, body = Vec<Object>), (status = 422, description = "A limit out of range"),
+    responses((status = 200, description = "Which app read what of the user's, newest first", body = Vec<crate::openapi::AnyObject>), (status = 422, description = "A limit out of range"),
               crate::openapi::errors::Query, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn privacy(
     State(state): State<AppState>,

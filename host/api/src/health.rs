@@ -13,7 +13,7 @@ pub fn router() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/healthz", operation_id = "healthz",
-    responses((status = 200, description = "Healthy: `{\"status\": \"ok\"}`", body = Object),
+    responses((status = 200, description = "Healthy: `{\"status\": \"ok\"}`", body = crate::openapi::AnyObject),
               (status = 503, response = crate::openapi::errors::Unavailable)))]
 pub(crate) async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state

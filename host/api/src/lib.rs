@@ -19,6 +19,7 @@ mod open;
 mod openapi;
 pub mod platform;
 mod registry;
+mod schemas;
 mod state;
 mod ws;
 

@@ -28,7 +28,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SendMessage {
     /// `{"type": "text", "text": "..."}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::schemas::ContentDoc)]
     content: Content,
 }
 
@@ -56,8 +56,8 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     params(crate::openapi::params::Conversation, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: a repeat returns the first message")),
     security(("session" = [])),
     request_body(content = SendMessage, example = json!({"content": {"type": "text", "text": "hello"}})),
-    responses((status = 201, description = "Stored", body = Object),
-              (status = 200, description = "A repeat of an earlier request with the same Idempotency-Key", body = Object),
+    responses((status = 201, description = "Stored", body = crate::schemas::MessageDoc),
+              (status = 200, description = "A repeat of an earlier request with the same Idempotency-Key", body = crate::schemas::MessageDoc),
               (status = 404, description = "No such conversation, or not a member"),
               (status = 422, description = "Empty or oversized text, a card, or a bad Idempotency-Key"),
               crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
@@ -118,11 +118,11 @@ pub(crate) struct HistoryParams {
 /// A page of history, oldest first.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct HistoryPage {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::schemas::MessageDoc>)]
     messages: Vec<Message>,
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", operation_id = "history",
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", operation_id = "list_messages",
     params(crate::openapi::params::Conversation, HistoryParams), security(("session" = [])),
     responses((status = 200, body = HistoryPage), (status = 404, description = "No such conversation, or not a member"),
               (status = 422, description = "A limit out of range, or a negative cursor"),

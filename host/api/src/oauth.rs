@@ -185,7 +185,7 @@ fn tokens_reply(tokens: TokenResponse) -> Response {
 }
 
 #[utoipa::path(get, path = "/.well-known/jwks.json", operation_id = "jwks",
-    responses((status = 200, description = "The Ed25519 public keys (RFC 7517/8037) that verify access tokens; `kid` matches the token header", body = Object)))]
+    responses((status = 200, description = "The Ed25519 public keys (RFC 7517/8037) that verify access tokens; `kid` matches the token header", body = crate::openapi::AnyObject)))]
 pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
     let jwks: Jwks = state.broker.jwks().await;
     let mut response = Json(jwks).into_response();
@@ -200,7 +200,7 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
     security(("client" = []), ()),
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`grant_type=authorization_code&code=..&code_verifier=..`, `grant_type=refresh_token&refresh_token=..`, or `grant_type=client_credentials`; client authentication by HTTP Basic or `client_id` + `client_secret`"),
-    responses((status = 200, description = "`{access_token, token_type: \"Bearer\", expires_in, refresh_token?, scope}`", body = Object),
+    responses((status = 200, description = "`{access_token, token_type: \"Bearer\", expires_in, refresh_token?, scope}`", body = crate::openapi::AnyObject),
               crate::openapi::errors::OAuth))]
 pub(crate) async fn token(
     State(state): State<AppState>,
@@ -262,7 +262,7 @@ pub(crate) async fn revoke(
     security(("client" = []), ()),
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`token=..`; client authentication as for /oauth/token"),
-    responses((status = 200, description = "RFC 7662: `{\"active\": false}` unless the token is a valid access token of the calling app", body = Object),
+    responses((status = 200, description = "RFC 7662: `{\"active\": false}` unless the token is a valid access token of the calling app", body = crate::openapi::AnyObject),
               crate::openapi::errors::OAuth))]
 pub(crate) async fn introspect(
     State(state): State<AppState>,

@@ -212,14 +212,14 @@ pub(crate) async fn me(
 #[serde(deny_unknown_fields)]
 pub(crate) struct OpenSend {
     /// `{"type": "text", "text": "..."}` or a card.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::schemas::ContentDoc)]
     content: Content,
 }
 
 #[utoipa::path(post, path = "/open/v1/conversations/{id}/messages", operation_id = "open_send_message",
     params(crate::openapi::params::Conversation), security(("access_token" = [])),
     request_body(content = OpenSend, example = json!({"content": {"type": "text", "text": "Your order has shipped"}})),
-    responses((status = 201, description = "Sent as the app", body = Object),
+    responses((status = 201, description = "Sent as the app", body = crate::schemas::MessageDoc),
               (status = 403, description = "The token lacks messages.send (`insufficient_scope`), or the user no longer grants it (`permission_denied`)"),
               (status = 404, description = "The app is not installed there, or the user is not a member"),
               (status = 422, description = "Empty or oversized content"),
@@ -243,7 +243,7 @@ pub(crate) async fn send(
 
 #[utoipa::path(get, path = "/open/v1/users/{app_user_id}/profile", operation_id = "open_profile",
     params(crate::openapi::params::AppUserId), security(("access_token" = [])),
-    responses((status = 200, description = "`{user, display_name, avatar, locale}`", body = Object),
+    responses((status = 200, description = "`{user, display_name, avatar, locale}`", body = crate::openapi::AnyObject),
               (status = 403, description = "The token lacks profile.read (`insufficient_scope`), or that user has not granted it (`permission_denied`)"),
               (status = 404, description = "No such user for this app"),
               (status = 503, description = "Revocations cannot be checked now, or the server is shutting down; try again later"),

@@ -11,9 +11,11 @@ use crate::{
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
+use std::borrow::Cow;
+use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{Content, OpenApi as Document, Ref, RefOr};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -65,7 +67,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         openapi_json,
     ),
     components(
-        schemas(ErrorBody, OAuthErrorBody),
+        schemas(ErrorBody, OAuthErrorBody, AnyObject),
         responses(
             errors::BadRequest,
             errors::Unauthorized,
@@ -96,9 +98,31 @@ pub fn router() -> Router<AppState> {
 }
 
 #[utoipa::path(get, path = "/api/v1/openapi.json", operation_id = "openapi_document",
-    responses((status = 200, description = "This document (OpenAPI 3.1)", body = Object)))]
+    responses((status = 200, description = "This document (OpenAPI 3.1)", body = AnyObject)))]
 async fn openapi_json() -> Json<Document> {
     Json(document())
+}
+
+/// A JSON object whose fields the response's description names (`{"type": "object",
+/// "additionalProperties": true}`: a bare `object` reads as "no fields" to client generators).
+pub(crate) struct AnyObject;
+
+impl PartialSchema for AnyObject {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .additional_properties(Some(AdditionalProperties::FreeForm(true)))
+            .description(Some(
+                "A JSON object; the response's description names its fields.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for AnyObject {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("AnyObject")
+    }
 }
 
 /// An OAuth endpoint's refusal (RFC 6749 section 5.2).
