@@ -53,9 +53,11 @@ impl From<&User> for UserView {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/accounts", request_body = SignUp,
+#[utoipa::path(post, path = "/api/v1/accounts", operation_id = "sign_up",
+    request_body(content = SignUp, example = json!({"username": "alice", "display_name": "Alice", "password": "correct horse battery"})),
     responses((status = 201, body = UserView), (status = 409, description = "Username taken"),
-              (status = 422, description = "A field breaks a rule")))]
+              (status = 422, description = "A field breaks a rule"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Server))]
 pub(crate) async fn sign_up(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SignUp>,
@@ -92,8 +94,10 @@ pub(crate) struct SessionView {
     user: UserView,
 }
 
-#[utoipa::path(post, path = "/api/v1/sessions", request_body = SignIn,
-    responses((status = 200, body = SessionView), (status = 401, description = "Wrong username or password")))]
+#[utoipa::path(post, path = "/api/v1/sessions", operation_id = "sign_in",
+    request_body(content = SignIn, example = json!({"username": "alice", "password": "correct horse battery"})),
+    responses((status = 200, body = SessionView), (status = 401, description = "Wrong username or password"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Server))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<SignIn>,
@@ -120,8 +124,10 @@ pub(crate) async fn sign_in(
     }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/sessions/current",
-    responses((status = 204, description = "Signed out"), (status = 401, description = "Not signed in")))]
+#[utoipa::path(delete, path = "/api/v1/sessions/current", operation_id = "sign_out",
+    security(("session" = [])),
+    responses((status = 204, description = "Signed out"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
     AuthUser(_user): AuthUser,
@@ -134,7 +140,9 @@ pub(crate) async fn sign_out(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/api/v1/me", responses((status = 200, body = UserView)))]
+#[utoipa::path(get, path = "/api/v1/me", operation_id = "me", security(("session" = [])),
+    responses((status = 200, body = UserView),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn me(AuthUser(user): AuthUser) -> Json<UserView> {
     Json(UserView::from(&user))
 }
@@ -146,8 +154,14 @@ pub(crate) struct SetRole {
     role: String,
 }
 
-#[utoipa::path(put, path = "/api/v1/users/{username}/role", request_body = SetRole,
-    responses((status = 200, body = UserView), (status = 403, description = "Only admins change roles")))]
+#[utoipa::path(put, path = "/api/v1/users/{username}/role", operation_id = "set_role",
+    params(crate::openapi::params::Username), security(("session" = [])),
+    request_body(content = SetRole, example = json!({"role": "developer"})),
+    responses((status = 200, body = UserView), (status = 403, description = "Only admins change roles"),
+              (status = 404, description = "No such user"),
+              (status = 422, description = "Not a role: `user`, `developer`, `reviewer` or `admin`"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session,
+              crate::openapi::errors::Server))]
 pub(crate) async fn set_role(
     State(state): State<AppState>,
     AuthUser(admin): AuthUser,

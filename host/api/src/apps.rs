@@ -60,10 +60,15 @@ impl Sideload {
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/apps", request_body = Sideload,
-    responses((status = 201, description = "Installed, unreviewed, for its developer only", body = Object),
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/apps", operation_id = "sideload",
+    params(crate::openapi::params::Conversation), security(("session" = [])),
+    request_body(content = Sideload, example = json!({"manifest": "id = \"echo\"\nname = \"Echo\"\nversion = \"0.1.0\"\ndescription = \"Replies to /echo TEXT with TEXT.\"\n\n[[commands]]\nname = \"echo\"\nhelp = \"/echo TEXT - repeats TEXT\"\n", "component": "AGFzbQ0AAQA... (the whole .wasm, base64)"})),
+    responses((status = 201, description = "Installed, unreviewed, for its developer only", body = crate::Sideloaded),
               (status = 403, description = "Not a developer, or not the group's owner"),
-              (status = 422, description = "Manifest or component rejected, with findings")))]
+              (status = 404, description = "No such conversation, or not a member"),
+              (status = 409, description = "The app id belongs to another developer, or this version was submitted and cannot change"),
+              (status = 422, description = "Manifest or component rejected, with findings"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn sideload(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -107,8 +112,11 @@ impl From<Install> for InstallView {
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations/{id}/apps",
-    responses((status = 200, body = Vec<InstallView>)))]
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/apps", operation_id = "list_apps",
+    params(crate::openapi::params::Conversation), security(("session" = [])),
+    responses((status = 200, body = Vec<InstallView>),
+              (status = 404, description = "No such conversation, or not a member"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -126,8 +134,11 @@ pub(crate) async fn list(
     ))
 }
 
-#[utoipa::path(delete, path = "/api/v1/conversations/{id}/apps/{app}",
-    responses((status = 204, description = "Removed"), (status = 403, description = "Only the group's owner removes apps")))]
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}/apps/{app}", operation_id = "uninstall_app",
+    params(crate::openapi::params::Conversation, crate::openapi::params::App), security(("session" = [])),
+    responses((status = 204, description = "Removed"), (status = 403, description = "Only the group's owner removes apps"),
+              (status = 404, description = "No such conversation, or the app is not installed there"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn uninstall(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -145,9 +156,11 @@ pub(crate) async fn uninstall(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/apps/{app}/open",
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/apps/{app}/open", operation_id = "open_app",
+    params(crate::openapi::params::Conversation, crate::openapi::params::App), security(("session" = [])),
     responses((status = 202, description = "The app is running; its reply arrives as a message"),
-              (status = 404, description = "Not installed here")))]
+              (status = 404, description = "No such conversation, or the app is not installed here"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn open(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -170,10 +183,13 @@ pub(crate) struct Action {
     inputs: BTreeMap<String, String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages/{message}/actions", request_body = Action,
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages/{message}/actions", operation_id = "press_button",
+    params(crate::openapi::params::Conversation, crate::openapi::params::Message), security(("session" = [])),
+    request_body(content = Action, example = json!({"button": "yes", "inputs": {"comment": "after noon"}})),
     responses((status = 202, description = "Delivered to the app"),
               (status = 404, description = "No such card, or not a member"),
-              (status = 422, description = "No such button on the card")))]
+              (status = 422, description = "Not a card from an app, or no such button on the card"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn action(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -229,14 +245,18 @@ pub(crate) async fn action(
 
 /// Query of the invocation log.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogParams {
     /// How many entries, newest first (1 to 500, default 50).
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/apps/{app}/invocations", params(LogParams),
-    responses((status = 200, body = Vec<Object>), (status = 404, description = "No such app of yours")))]
+#[utoipa::path(get, path = "/api/v1/apps/{app}/invocations", operation_id = "invocations",
+    params(crate::openapi::params::App, LogParams), security(("session" = [])),
+    responses((status = 200, description = "The app's invocation log, newest first", body = Vec<crate::openapi::AnyObject>), (status = 404, description = "No such app of yours"),
+              (status = 422, description = "A limit out of range"),
+              crate::openapi::errors::Query, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn invocations(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

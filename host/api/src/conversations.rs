@@ -52,10 +52,9 @@ pub(crate) struct ConversationView {
     owner: Option<String>,
     last_seq: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Vec<Object>>)]
     members: Option<Vec<MemberView>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::schemas::MessageDoc>)]
     last_message: Option<Message>,
     #[serde(skip_serializing_if = "Option::is_none")]
     unread: Option<i64>,
@@ -145,10 +144,13 @@ fn announce_joined(state: &AppState, conversation: &ConversationId, users: &[Use
     }
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations", request_body = CreateConversation,
+#[utoipa::path(post, path = "/api/v1/conversations", operation_id = "create_conversation",
+    security(("session" = [])),
+    request_body(content = CreateConversation, example = json!({"kind": "group", "title": "Lunch", "members": ["bob"]})),
     responses((status = 201, body = ConversationView, description = "Created"),
               (status = 200, body = ConversationView, description = "The existing direct conversation"),
-              (status = 422, description = "A field breaks a rule")))]
+              (status = 422, description = "A field breaks a rule, or a member does not exist"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn create(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -222,8 +224,10 @@ pub(crate) async fn create(
     }
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations",
-    responses((status = 200, body = Vec<ConversationView>, description = "Most recent first")))]
+#[utoipa::path(get, path = "/api/v1/conversations", operation_id = "list_conversations",
+    security(("session" = [])),
+    responses((status = 200, body = Vec<ConversationView>, description = "Most recent first"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -242,8 +246,10 @@ pub(crate) async fn list(
     ))
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations/{id}",
-    responses((status = 200, body = ConversationView), (status = 404, description = "No such conversation, or not a member")))]
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", operation_id = "show_conversation",
+    params(crate::openapi::params::Conversation), security(("session" = [])),
+    responses((status = 200, body = ConversationView), (status = 404, description = "No such conversation, or not a member"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn show(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -261,8 +267,13 @@ pub(crate) struct AddMembers {
     usernames: Vec<String>,
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/members", request_body = AddMembers,
-    responses((status = 200, body = ConversationView), (status = 403, description = "Only the owner adds members")))]
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/members", operation_id = "add_members",
+    params(crate::openapi::params::Conversation), security(("session" = [])),
+    request_body(content = AddMembers, example = json!({"usernames": ["carol"]})),
+    responses((status = 200, body = ConversationView), (status = 403, description = "Only the owner adds members"),
+              (status = 404, description = "No such conversation, or not a member"),
+              (status = 422, description = "A direct conversation, a user that does not exist, or too many members"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn add_members(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -299,10 +310,14 @@ pub(crate) async fn add_members(
     Ok(Json(view(conv, Some(members))))
 }
 
-#[utoipa::path(delete, path = "/api/v1/conversations/{id}/members/{username}",
+#[utoipa::path(delete, path = "/api/v1/conversations/{id}/members/{username}", operation_id = "remove_member",
+    params(crate::openapi::params::Conversation, crate::openapi::params::Username), security(("session" = [])),
     responses((status = 204, description = "Removed (or left)"),
               (status = 403, description = "Only the owner removes others"),
-              (status = 409, description = "The owner cannot leave")))]
+              (status = 404, description = "No such conversation or member"),
+              (status = 409, description = "The owner cannot leave"),
+              (status = 422, description = "Direct conversations have fixed members"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn remove_member(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -356,8 +371,13 @@ pub(crate) struct ReadMarker {
     read_seq: i64,
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/read", request_body = MarkRead,
-    responses((status = 200, body = ReadMarker)))]
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/read", operation_id = "mark_read",
+    params(crate::openapi::params::Conversation), security(("session" = [])),
+    request_body(content = MarkRead, example = json!({"seq": 1})),
+    responses((status = 200, body = ReadMarker),
+              (status = 404, description = "No such conversation, or not a member"),
+              (status = 422, description = "A negative seq"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn mark_read(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

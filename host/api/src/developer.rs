@@ -69,11 +69,14 @@ fn secret_reply(status: StatusCode, body: Credentials) -> Response {
     response
 }
 
-#[utoipa::path(post, path = "/api/v1/apps", request_body = NewApp,
+#[utoipa::path(post, path = "/api/v1/apps", operation_id = "register_app",
+    security(("session" = [])),
+    request_body(content = NewApp, example = json!({"id": "shop", "name": "Shop"})),
     responses((status = 201, description = "Registered; the secret is shown once", body = Credentials),
               (status = 403, description = "Only developers and admins register apps"),
               (status = 409, description = "The id belongs to another developer, or the app has credentials already"),
-              (status = 422, description = "Bad id or name")))]
+              (status = 422, description = "Bad id or name"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn register(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -117,9 +120,11 @@ pub(crate) async fn register(
     ))
 }
 
-#[utoipa::path(post, path = "/api/v1/apps/{app}/secret",
+#[utoipa::path(post, path = "/api/v1/apps/{app}/secret", operation_id = "rotate_secret",
+    params(crate::openapi::params::App), security(("session" = [])),
     responses((status = 200, description = "A new secret, shown once; the old one no longer works", body = Credentials),
-              (status = 404, description = "No such app of yours, or it has no credentials")))]
+              (status = 404, description = "No such app of yours, or it has no credentials"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn rotate_secret(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

@@ -1,12 +1,18 @@
-//! The one API error type. Every failure becomes `{"error": {"code", "message"[, "field"]}}` with
-//! the right status; internal details are logged, never sent to the client.
+//! The one API error type. Every failure becomes `{"error": {"code", "message"[, "field"]}}`
+//! ([`ErrorBody`]) with the right status; internal details are logged, never sent to the client.
+//! [`json_errors`] holds the same promise for the few answers axum makes by itself.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use minihost_core::Invalid;
 use minihost_store::StoreError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 /// An error answered to a client.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +60,49 @@ pub enum ApiError {
     /// 500: a bug or an outage; the detail is logged only.
     #[error("internal error")]
     Internal(String),
+    /// 405: the path exists, but not with this method (the `Allow` header lists those it has).
+    #[error("{0} is not allowed here; the Allow header lists the methods this path answers")]
+    MethodNotAllowed(Method),
+}
+
+/// The body of every error answer: `{"error": {"code", "message"[, "field"]}}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Machine-readable, stable: `malformed_json`, `invalid_body`, `invalid_query`, `invalid`,
+    /// `unauthorized`, `invalid_token`, `forbidden`, `insufficient_scope`, `not_found`,
+    /// `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`, ...
+    pub code: String,
+    /// For people: what is wrong and, where it helps, how to fix it.
+    pub message: String,
+    /// The offending field (422 only), as a dotted path such as `content.text`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ErrorBody {
+    /// An error body.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+                field: None,
+            },
+        }
+    }
+
+    /// The answer: `status` with this body.
+    pub fn into_response(self, status: StatusCode) -> Response {
+        (status, Json(self)).into_response()
+    }
 }
 
 impl ApiError {
@@ -77,6 +126,7 @@ impl ApiError {
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         }
     }
 }
@@ -104,10 +154,55 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
-        let mut body = json!({ "code": code, "message": self.to_string() });
+        let mut body = ErrorBody::new(code, self.to_string());
         if let ApiError::Invalid(inv) = &self {
-            body["field"] = json!(inv.field);
+            body.error.field = Some(inv.field.clone());
         }
-        (status, Json(json!({ "error": body }))).into_response()
+        body.into_response(status)
     }
+}
+
+/// The router's answer to a method a path does not have (axum keeps the `Allow` header).
+pub async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method)
+}
+
+/// Largest body of an axum-made error answer that is read to reuse its text.
+const MAX_REJECTION_TEXT: usize = 4 * 1024;
+
+/// Makes every error answer a JSON [`ErrorBody`]: the answers the API makes already are, and the
+/// few that axum makes by itself (a path segment that is not UTF-8, a WebSocket request without
+/// its upgrade headers) are plain text; those are rewritten, keeping their status and text.
+/// (Answers to `HEAD` have no body and are left alone.)
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let head = request.method() == Method::HEAD;
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if head || !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, MAX_REJECTION_TEXT)
+        .await
+        .ok()
+        .and_then(|b| String::from_utf8(b.to_vec()).ok())
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_lowercase());
+    let code = status
+        .canonical_reason()
+        .unwrap_or("error")
+        .to_ascii_lowercase()
+        .replace([' ', '-'], "_");
+    let json = serde_json::to_vec(&ErrorBody::new(code, text)).unwrap_or_default();
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(json))
 }

@@ -30,8 +30,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me/privacy", get(privacy))
 }
 
-#[utoipa::path(get, path = "/api/v1/me/consent-requests",
-    responses((status = 200, description = "Requests waiting for an answer: app, version, conversation, and each scope with its reason", body = Vec<Object>)))]
+#[utoipa::path(get, path = "/api/v1/me/consent-requests", operation_id = "consent_requests",
+    security(("session" = [])),
+    responses((status = 200, description = "Requests waiting for an answer: app, version, conversation, and each scope with its reason", body = Vec<crate::openapi::AnyObject>),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn consent_requests(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -45,7 +47,8 @@ pub(crate) async fn consent_requests(
     )
 }
 
-#[utoipa::path(get, path = "/api/v1/me/grants", responses((status = 200, body = Vec<Object>)))]
+#[utoipa::path(get, path = "/api/v1/me/grants", operation_id = "list_grants", security(("session" = [])),
+    responses((status = 200, description = "The grants the user gave, one per app", body = Vec<crate::openapi::AnyObject>), crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn list(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -61,9 +64,12 @@ pub(crate) struct Answer {
     scopes: Vec<String>,
 }
 
-#[utoipa::path(put, path = "/api/v1/me/grants/{app}", request_body = Answer,
-    responses((status = 200, body = Object), (status = 404, description = "Nothing to answer for this app"),
-              (status = 422, description = "A scope the app does not declare")))]
+#[utoipa::path(put, path = "/api/v1/me/grants/{app}", operation_id = "answer_consent",
+    params(crate::openapi::params::App), security(("session" = [])),
+    request_body(content = Answer, example = json!({"scopes": ["messages.send"]})),
+    responses((status = 200, description = "The grant as it is now", body = crate::openapi::AnyObject), (status = 404, description = "Nothing to answer for this app"),
+              (status = 422, description = "A scope the app does not declare"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn answer(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -76,8 +82,10 @@ pub(crate) async fn answer(
     Ok(Json(platform.answer_consent(&me, &app, body.scopes).await?))
 }
 
-#[utoipa::path(delete, path = "/api/v1/me/grants/{app}",
-    responses((status = 204, description = "Everything revoked"), (status = 404, description = "No grant")))]
+#[utoipa::path(delete, path = "/api/v1/me/grants/{app}", operation_id = "revoke_app",
+    params(crate::openapi::params::App), security(("session" = [])),
+    responses((status = 204, description = "Everything revoked"), (status = 404, description = "No grant"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn revoke_app(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -96,8 +104,10 @@ pub(crate) async fn revoke_app(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(delete, path = "/api/v1/me/grants/{app}/scopes/{scope}",
-    responses((status = 200, body = Object), (status = 404, description = "Not granted")))]
+#[utoipa::path(delete, path = "/api/v1/me/grants/{app}/scopes/{scope}", operation_id = "revoke_scope",
+    params(crate::openapi::params::App, crate::openapi::params::Scope), security(("session" = [])),
+    responses((status = 200, description = "The grant as it is now", body = crate::openapi::AnyObject), (status = 404, description = "Not granted"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn revoke_scope(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -120,14 +130,17 @@ pub(crate) async fn revoke_scope(
 
 /// Query of the privacy record.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PrivacyParams {
     /// How many entries, newest first (1 to 500, default 100).
     limit: Option<u32>,
 }
 
-#[utoipa::path(get, path = "/api/v1/me/privacy", params(PrivacyParams),
-    responses((status = 200, body = Vec<Object>)))]
+#[utoipa::path(get, path = "/api/v1/me/privacy", operation_id = "privacy",
+    params(PrivacyParams), security(("session" = [])),
+    responses((status = 200, description = "Which app read what of the user's, newest first", body = Vec<crate::openapi::AnyObject>), (status = 422, description = "A limit out of range"),
+              crate::openapi::errors::Query, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn privacy(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

@@ -12,7 +12,9 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz))
 }
 
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Healthy")))]
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz",
+    responses((status = 200, description = "Healthy: `{\"status\": \"ok\"}`", body = crate::openapi::AnyObject),
+              (status = 503, response = crate::openapi::errors::Unavailable)))]
 pub(crate) async fn healthz(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     state
         .store

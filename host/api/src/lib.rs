@@ -19,11 +19,13 @@ mod open;
 mod openapi;
 pub mod platform;
 mod registry;
+mod schemas;
 mod state;
 mod ws;
 
 pub use auth::hash_password;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use openapi::document as openapi_document;
 pub use platform::{ActionInput, AppPlatform, BoxFuture, Sideloaded};
 pub use state::{ApiConfig, AppState, publish_hook};
 
@@ -35,6 +37,17 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The whole API: client routes under `/api/v1`, health and the OpenAPI document.
 pub fn router(state: AppState) -> Router {
+    routes()
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(error::json_errors))
+        .with_state(state)
+}
+
+/// Every route of the API, without state, fallbacks or layers: what [`router`] serves. Its
+/// `Debug` form lists the paths (the tests compare them with the OpenAPI document).
+pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(health::router())
         .merge(accounts::router())
@@ -48,7 +61,4 @@ pub fn router(state: AppState) -> Router {
         .merge(registry::router())
         .merge(ws::router())
         .merge(openapi::router())
-        .fallback(|| async { ApiError::NotFound("route") })
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
 }

@@ -28,7 +28,7 @@ pub fn router() -> Router<AppState> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SendMessage {
     /// `{"type": "text", "text": "..."}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::schemas::ContentDoc)]
     content: Content,
 }
 
@@ -52,12 +52,15 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     Ok(Some(key.to_owned()))
 }
 
-#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", request_body = SendMessage,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: a repeat with the same body returns the first message; the same key with another body is 422 idempotency_key_reused")),
-    responses((status = 201, description = "Stored", body = Object),
-              (status = 200, description = "A repeat of an earlier request with the same Idempotency-Key", body = Object),
+#[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", operation_id = "send_message",
+    params(crate::openapi::params::Conversation, ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: a repeat with the same body returns the first message; the same key with another body is 422 idempotency_key_reused")),
+    security(("session" = [])),
+    request_body(content = SendMessage, example = json!({"content": {"type": "text", "text": "hello"}})),
+    responses((status = 201, description = "Stored", body = crate::schemas::MessageDoc),
+              (status = 200, description = "A repeat of an earlier request with the same Idempotency-Key", body = crate::schemas::MessageDoc),
               (status = 404, description = "No such conversation, or not a member"),
-              (status = 422, description = "Empty or oversized text, or an Idempotency-Key reused with a different body (code idempotency_key_reused)")))]
+              (status = 422, description = "Empty or oversized text, a card, a bad Idempotency-Key, or one reused with a different body (code idempotency_key_reused)"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn send(
     State(state): State<AppState>,
     CachedAuthUser(me): CachedAuthUser,
@@ -101,6 +104,7 @@ pub(crate) async fn send(
 
 /// Query of `GET /api/v1/conversations/{id}/messages`.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct HistoryParams {
     /// Only messages with a smaller seq.
@@ -114,12 +118,15 @@ pub(crate) struct HistoryParams {
 /// A page of history, oldest first.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct HistoryPage {
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<crate::schemas::MessageDoc>)]
     messages: Vec<Message>,
 }
 
-#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", params(HistoryParams),
-    responses((status = 200, body = HistoryPage), (status = 404, description = "No such conversation, or not a member")))]
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", operation_id = "list_messages",
+    params(crate::openapi::params::Conversation, HistoryParams), security(("session" = [])),
+    responses((status = 200, body = HistoryPage), (status = 404, description = "No such conversation, or not a member"),
+              (status = 422, description = "A limit out of range, or a negative cursor"),
+              crate::openapi::errors::Query, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn history(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

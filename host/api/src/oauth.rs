@@ -184,8 +184,8 @@ fn tokens_reply(tokens: TokenResponse) -> Response {
     response
 }
 
-#[utoipa::path(get, path = "/.well-known/jwks.json",
-    responses((status = 200, description = "The Ed25519 public keys (RFC 7517/8037) that verify access tokens; `kid` matches the token header", body = Object)))]
+#[utoipa::path(get, path = "/.well-known/jwks.json", operation_id = "jwks",
+    responses((status = 200, description = "The Ed25519 public keys (RFC 7517/8037) that verify access tokens; `kid` matches the token header", body = crate::openapi::AnyObject)))]
 pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
     let jwks: Jwks = state.broker.jwks().await;
     let mut response = Json(jwks).into_response();
@@ -196,12 +196,12 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> Response {
     response
 }
 
-#[utoipa::path(post, path = "/oauth/token",
+#[utoipa::path(post, path = "/oauth/token", operation_id = "oauth_token",
+    security(("client" = []), ()),
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`grant_type=authorization_code&code=..&code_verifier=..`, `grant_type=refresh_token&refresh_token=..`, or `grant_type=client_credentials`; client authentication by HTTP Basic or `client_id` + `client_secret`"),
-    responses((status = 200, description = "`{access_token, token_type: \"Bearer\", expires_in, refresh_token?, scope}`", body = Object),
-              (status = 400, description = "`invalid_request`, `invalid_grant`, `unsupported_grant_type`, `invalid_scope`", body = Object),
-              (status = 401, description = "`invalid_client`", body = Object)))]
+    responses((status = 200, description = "`{access_token, token_type: \"Bearer\", expires_in, refresh_token?, scope}`", body = crate::openapi::AnyObject),
+              crate::openapi::errors::OAuth))]
 pub(crate) async fn token(
     State(state): State<AppState>,
     form: OAuthForm,
@@ -236,12 +236,12 @@ pub(crate) async fn token(
     Ok(tokens_reply(tokens))
 }
 
-#[utoipa::path(post, path = "/oauth/revoke",
+#[utoipa::path(post, path = "/oauth/revoke", operation_id = "oauth_revoke",
+    security(("client" = []), ()),
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`token=..` (an access token or a refresh token), optional `token_type_hint`; client authentication as for /oauth/token"),
     responses((status = 200, description = "Revoked, or nothing to revoke (RFC 7009 answers the same either way)"),
-              (status = 400, description = "`invalid_request`", body = Object),
-              (status = 401, description = "`invalid_client`", body = Object)))]
+              crate::openapi::errors::OAuth))]
 pub(crate) async fn revoke(
     State(state): State<AppState>,
     form: OAuthForm,
@@ -258,11 +258,12 @@ pub(crate) async fn revoke(
     Ok(response)
 }
 
-#[utoipa::path(post, path = "/oauth/introspect",
+#[utoipa::path(post, path = "/oauth/introspect", operation_id = "oauth_introspect",
+    security(("client" = []), ()),
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
         description = "`token=..`; client authentication as for /oauth/token"),
-    responses((status = 200, description = "RFC 7662: `{\"active\": false}` unless the token is a valid access token of the calling app", body = Object),
-              (status = 401, description = "`invalid_client`", body = Object)))]
+    responses((status = 200, description = "RFC 7662: `{\"active\": false}` unless the token is a valid access token of the calling app", body = crate::openapi::AnyObject),
+              crate::openapi::errors::OAuth))]
 pub(crate) async fn introspect(
     State(state): State<AppState>,
     form: OAuthForm,

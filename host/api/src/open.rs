@@ -20,7 +20,6 @@ use minihost_broker::service::now;
 use minihost_broker::{AccessClaims, Scope, Subject, TokenError};
 use minihost_core::{Content, ConversationId, Message, UserId};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::ToSchema;
 
 /// Routes of this module.
@@ -63,11 +62,7 @@ impl From<ApiError> for OpenError {
 }
 
 fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(json!({ "error": { "code": code, "message": message } })),
-    )
-        .into_response()
+    crate::error::ErrorBody::new(code, message).into_response(status)
 }
 
 /// A `WWW-Authenticate` value with only safe characters inside its quoted strings.
@@ -188,9 +183,11 @@ pub(crate) struct TokenInfo {
     exp: u64,
 }
 
-#[utoipa::path(get, path = "/open/v1/me",
+#[utoipa::path(get, path = "/open/v1/me", operation_id = "open_me",
+    security(("access_token" = [])),
     responses((status = 200, body = TokenInfo),
-              (status = 401, description = "Missing, invalid, expired or revoked token")))]
+              (status = 503, description = "Revocations cannot be checked now (`temporarily_unavailable`); try again later"),
+              crate::openapi::errors::Token))]
 pub(crate) async fn me(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -215,16 +212,20 @@ pub(crate) async fn me(
 #[serde(deny_unknown_fields)]
 pub(crate) struct OpenSend {
     /// `{"type": "text", "text": "..."}` or a card.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::schemas::ContentDoc)]
     content: Content,
 }
 
-#[utoipa::path(post, path = "/open/v1/conversations/{id}/messages", request_body = OpenSend,
-    responses((status = 201, description = "Sent as the app", body = Object),
-              (status = 401, description = "Missing, invalid, expired or revoked token"),
-              (status = 403, description = "The token lacks messages.send"),
+#[utoipa::path(post, path = "/open/v1/conversations/{id}/messages", operation_id = "open_send_message",
+    params(crate::openapi::params::Conversation), security(("access_token" = [])),
+    request_body(content = OpenSend, example = json!({"content": {"type": "text", "text": "Your order has shipped"}})),
+    responses((status = 201, description = "Sent as the app", body = crate::schemas::MessageDoc),
+              (status = 403, description = "The token lacks messages.send (`insufficient_scope`), or the user no longer grants it (`permission_denied`)"),
               (status = 404, description = "The app is not installed there, or the user is not a member"),
-              (status = 429, description = "The app's send budget for the conversation is spent")))]
+              (status = 422, description = "Empty or oversized content"),
+              (status = 429, description = "The app's send budget for the conversation is spent"),
+              (status = 503, description = "Revocations cannot be checked now, or the server is shutting down; try again later"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Token, (status = 500, response = crate::openapi::errors::Internal)))]
 pub(crate) async fn send(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -240,11 +241,13 @@ pub(crate) async fn send(
     Ok((StatusCode::CREATED, Json(message)))
 }
 
-#[utoipa::path(get, path = "/open/v1/users/{app_user_id}/profile",
-    responses((status = 200, description = "`{user, display_name, avatar, locale}`", body = Object),
-              (status = 401, description = "Missing, invalid, expired or revoked token"),
-              (status = 403, description = "The token lacks profile.read, or that user has not granted it"),
-              (status = 404, description = "No such user for this app")))]
+#[utoipa::path(get, path = "/open/v1/users/{app_user_id}/profile", operation_id = "open_profile",
+    params(crate::openapi::params::AppUserId), security(("access_token" = [])),
+    responses((status = 200, description = "`{user, display_name, avatar, locale}`", body = crate::openapi::AnyObject),
+              (status = 403, description = "The token lacks profile.read (`insufficient_scope`), or that user has not granted it (`permission_denied`)"),
+              (status = 404, description = "No such user for this app"),
+              (status = 503, description = "Revocations cannot be checked now, or the server is shutting down; try again later"),
+              crate::openapi::errors::Token, (status = 500, response = crate::openapi::errors::Internal)))]
 pub(crate) async fn profile(
     State(state): State<AppState>,
     headers: HeaderMap,

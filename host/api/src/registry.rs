@@ -29,10 +29,14 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/conversations/{id}/apps/{app}", put(install))
 }
 
-#[utoipa::path(post, path = "/api/v1/apps/{app}/versions", request_body = Sideload,
-    responses((status = 201, description = "Submitted for review", body = Object),
+#[utoipa::path(post, path = "/api/v1/apps/{app}/versions", operation_id = "submit_version",
+    params(crate::openapi::params::App), security(("session" = [])),
+    request_body(content = Sideload, example = json!({"manifest": "id = \"echo\"\nname = \"Echo\"\nversion = \"0.1.0\"\ndescription = \"Replies to /echo TEXT with TEXT.\"\n\n[[commands]]\nname = \"echo\"\nhelp = \"/echo TEXT - repeats TEXT\"\n", "component": "AGFzbQ0AAQA... (the whole .wasm, base64)"})),
+    responses((status = 201, description = "Submitted for review", body = crate::Sideloaded),
               (status = 403, description = "Not a developer"),
-              (status = 422, description = "Manifest or component rejected, with findings")))]
+              (status = 409, description = "The app id belongs to another developer, or this version was submitted already"),
+              (status = 422, description = "Manifest or component rejected, with findings, or the manifest's id is not `{app}`"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn submit(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -61,8 +65,10 @@ pub(crate) struct QueueEntry {
     version: String,
 }
 
-#[utoipa::path(get, path = "/api/v1/review/queue",
-    responses((status = 200, body = Vec<QueueEntry>), (status = 403, description = "Reviewers only")))]
+#[utoipa::path(get, path = "/api/v1/review/queue", operation_id = "review_queue",
+    security(("session" = [])),
+    responses((status = 200, body = Vec<QueueEntry>), (status = 403, description = "Reviewers only"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn queue(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -92,9 +98,14 @@ pub(crate) struct Decision {
     reason: String,
 }
 
-#[utoipa::path(post, path = "/api/v1/review/{app}/{version}", request_body = Decision,
-    responses((status = 200, body = Object), (status = 403, description = "Reviewers only"),
-              (status = 409, description = "Not waiting for review")))]
+#[utoipa::path(post, path = "/api/v1/review/{app}/{version}", operation_id = "decide_review",
+    params(crate::openapi::params::App, crate::openapi::params::Version), security(("session" = [])),
+    request_body(content = Decision, example = json!({"decision": "reject", "reason": "The card has no text for screen readers"})),
+    responses((status = 200, description = "`{app, version, status, reason}`", body = crate::openapi::AnyObject), (status = 403, description = "Reviewers only"),
+              (status = 404, description = "No such version"),
+              (status = 409, description = "Not waiting for review"),
+              (status = 422, description = "Neither `approve` nor `reject`, or a rejection without a reason"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn decide(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
@@ -133,10 +144,12 @@ pub(crate) async fn decide(
     })))
 }
 
-#[utoipa::path(put, path = "/api/v1/conversations/{id}/apps/{app}",
-    responses((status = 201, description = "Installed (the newest approved version)", body = Object),
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/apps/{app}", operation_id = "install_app",
+    params(crate::openapi::params::Conversation, crate::openapi::params::App), security(("session" = [])),
+    responses((status = 201, description = "Installed (the newest approved version)", body = crate::Sideloaded),
               (status = 403, description = "Only the group's owner installs apps"),
-              (status = 404, description = "No approved version")))]
+              (status = 404, description = "No such conversation, or no approved version of the app"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn install(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,

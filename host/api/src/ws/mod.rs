@@ -47,6 +47,12 @@ const HOLD_LIVE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Page size when reading a backlog or filling a gap.
 const PAGE: u32 = 500;
 
+#[utoipa::path(get, path = "/api/v1/ws", operation_id = "websocket",
+    security(("session" = []), ("session_query" = [])),
+    responses((status = 101, description = "Switching to the WebSocket protocol; the server's first frame is `{\"type\": \"ready\"}`"),
+              (status = 400, description = "Not a WebSocket handshake (`bad_request`), or a bad query string (`invalid_query`)"),
+              (status = 426, description = "The connection cannot be upgraded (`upgrade_required`)"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
 async fn upgrade(
     State(state): State<AppState>,
     headers: HeaderMap,
