@@ -26,11 +26,18 @@ impl TestNode {
 
     /// Starts a node on `db` with `api` settings.
     pub async fn start_with(db: TestDb, api: ApiConfig) -> Self {
-        let node = minihost::start(NodeOptions {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            store: db.config.clone(),
+        let options = NodeOptions {
             api,
-            cache_dir: None,
+            ..NodeOptions::new("127.0.0.1:0".parse().unwrap(), db.config.clone())
+        };
+        Self::start_options(db, options).await
+    }
+
+    /// Starts a node on `db` with `options` (whose store is replaced by `db`'s).
+    pub async fn start_options(db: TestDb, options: NodeOptions) -> Self {
+        let node = minihost::start(NodeOptions {
+            store: db.config.clone(),
+            ..options
         })
         .await
         .unwrap();

@@ -2,6 +2,8 @@
 //! bounds every sandbox gets ([`Limits`]).
 
 use std::path::PathBuf;
+
+use crate::executor::ExecutorConfig;
 use std::time::Duration;
 
 /// Bounds applied to one invocation's store. The defaults suit a chat reply: 32 MiB of memory,
@@ -81,6 +83,23 @@ pub struct RuntimeConfig {
     pub wasm_backtrace_frames: usize,
     /// Largest component accepted by [`Runtime::load`](crate::Runtime::load), in bytes.
     pub max_component_bytes: usize,
+    /// The longest deadline any invocation gets, whatever it asks for: the operator's cap on
+    /// manifest timeouts.
+    pub max_deadline: Duration,
+    /// Guest execution on dedicated threads behind an admission queue (`None`: on the caller's
+    /// async threads, unqueued; for benchmarks and the local simulator).
+    pub executor: Option<ExecutorConfig>,
+}
+
+impl RuntimeConfig {
+    /// How far past its deadline an invocation that holds a slot may run: five epoch ticks
+    /// (50 ms by default). The epoch check stops wasm on the first tick past the deadline; the
+    /// outer timeout, which also bounds host calls, fires three ticks past it; two more ticks
+    /// allow for the guest thread being scheduled late on a busy machine (guest threads run at
+    /// a lower priority than the messenger's).
+    pub fn deadline_slack(&self) -> Duration {
+        self.epoch_tick * 5
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -95,6 +114,8 @@ impl Default for RuntimeConfig {
             max_wasm_stack: 512 << 10,
             wasm_backtrace_frames: 0,
             max_component_bytes: 32 << 20,
+            max_deadline: Duration::from_secs(2),
+            executor: None,
         }
     }
 }

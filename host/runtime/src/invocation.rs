@@ -114,6 +114,9 @@ pub struct Invocation {
     pub limits: Option<Limits>,
     /// Per-invocation data for capabilities.
     pub extensions: Extensions,
+    /// Who owns the app (its developer), for fair admission: one owner's apps can never take
+    /// every execution slot. `None`: the app is its own owner.
+    pub owner: Option<String>,
 }
 
 impl Invocation {
@@ -131,7 +134,14 @@ impl Invocation {
             grant: Arc::new(Scopes::none()),
             limits: None,
             extensions: Extensions::default(),
+            owner: None,
         }
+    }
+
+    /// Sets the app's owner, for fair admission.
+    pub fn owner(mut self, owner: impl Into<String>) -> Invocation {
+        self.owner = Some(owner.into());
+        self
     }
 
     /// Sets the locale.

@@ -21,7 +21,11 @@
 //! Every store is bounded ([`Limits`]): memory (default 32 MiB, growth past it traps), wall
 //! time (default 200 ms, epoch interruption driven by a ticker thread, plus an outer timeout
 //! covering host calls), fuel, wasm stack, tables and instances, capability calls per
-//! invocation, bytes per capability call, reply size, and concurrency per app. Guests get an
+//! invocation, bytes per capability call and per copy across the boundary (wasmtime's hostcall
+//! fuel, so an oversized lift traps before the host allocates it), reply size, and concurrency
+//! per app. With an [`ExecutorConfig`], guests run on dedicated lower-priority threads behind an
+//! admission queue (bounded per app and per owner, round-robin across apps, overflow refused as
+//! [`ErrorKind::Busy`]), so hostile apps cannot starve the host's other work. Guests get an
 //! empty WASI context: no files, sockets, environment or inherited stdio. A misbehaving guest
 //! yields an [`ErrorKind`], never a host panic or stall, and the next event runs in a fresh
 //! instance.
@@ -30,6 +34,7 @@ pub mod bindings;
 mod cache;
 mod capability;
 mod config;
+mod executor;
 mod invocation;
 mod report;
 mod runtime;
@@ -38,6 +43,7 @@ mod state;
 pub use bindings::{ByteSize, Content, Error, Event, Interface};
 pub use capability::{Capability, CapabilityCx};
 pub use config::{Limits, RuntimeConfig};
+pub use executor::{ExecutorConfig, ExecutorLoad};
 pub use invocation::{Extensions, Grant, Invocation, Scopes};
 pub use report::{CallOutcome, CapabilityCall, ErrorKind, InvocationReport, InvokeError, LogLine};
 pub use runtime::{BuildError, LoadError, LoadOrigin, LoadedApp, Runtime, RuntimeBuilder};

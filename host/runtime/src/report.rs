@@ -13,8 +13,11 @@ pub struct InvocationReport {
     pub outcome: Result<Option<Content>, InvokeError>,
     /// The event kind (`command`, `message`, `action`, `opened`, `payment`).
     pub event: &'static str,
-    /// Wall time from the call to [`Runtime::invoke`](crate::Runtime::invoke) to the report.
+    /// Wall time from getting an execution slot until the guest returned or was stopped (the
+    /// deadline runs from the same start).
     pub duration: Duration,
+    /// Time spent waiting for an execution slot in the admission queue.
+    pub queued: Duration,
     /// Fuel used by instantiation and `handle`. Exact for invocations that return or run out of
     /// fuel; for one stopped by its deadline, wasmtime 48 counts only up to the guest's last call
     /// or function boundary (the epoch check does not flush the fuel counter), so it is a lower
@@ -90,6 +93,19 @@ pub struct LogLine {
     pub message: String,
 }
 
+impl LogLine {
+    /// The level's name: `trace`, `debug`, `info`, `warn` or `error`.
+    pub fn level_name(&self) -> &'static str {
+        match self.level {
+            Level::Trace => "trace",
+            Level::Debug => "debug",
+            Level::Info => "info",
+            Level::Warn => "warn",
+            Level::Error => "error",
+        }
+    }
+}
+
 /// Why an invocation failed: a kind to match on and a message for the developer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{kind}: {message}")]
@@ -126,6 +142,10 @@ pub enum ErrorKind {
     Trap,
     /// The reply was larger than [`Limits::max_output_bytes`](crate::Limits).
     OutputTooLarge,
+    /// The guest passed more bytes to the host in one call (arguments or reply) than
+    /// [`Limits::max_call_bytes`](crate::Limits) allows: stopped while copying, before the host
+    /// allocated the data.
+    DataLimit,
     /// The guest made more capability calls than [`Limits::max_calls`](crate::Limits).
     TooManyCalls,
     /// No instance slot or concurrency permit freed up before the deadline.
@@ -149,6 +169,7 @@ impl ErrorKind {
             ErrorKind::StackOverflow => "stack_overflow",
             ErrorKind::Trap => "trap",
             ErrorKind::OutputTooLarge => "output_too_large",
+            ErrorKind::DataLimit => "data_limit",
             ErrorKind::TooManyCalls => "too_many_calls",
             ErrorKind::Busy => "busy",
             ErrorKind::Link => "link",

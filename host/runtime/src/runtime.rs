@@ -18,6 +18,7 @@ use crate::bindings::{ByteSize, Event, Interface, MiniappPre};
 use crate::cache::{DiskCache, content_hash};
 use crate::capability::{Capability, Registry, add_missing_to_linker};
 use crate::config::{Limits, RuntimeConfig};
+use crate::executor::{Executor, ExecutorLoad};
 use crate::invocation::Invocation;
 use crate::report::{ErrorKind, InvocationReport, InvokeError};
 use crate::state::{Capture, Fault, StoreState};
@@ -106,6 +107,17 @@ impl LoadedApp {
     pub fn origin(&self) -> LoadOrigin {
         self.origin
     }
+
+    /// Another handle on the same compiled component (cheap: the code is shared).
+    fn share(&self, origin: LoadOrigin) -> LoadedApp {
+        LoadedApp {
+            hash: self.hash,
+            pre: self.pre.clone(),
+            imports: self.imports.clone(),
+            origin,
+            permits: self.permits.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for LoadedApp {
@@ -189,6 +201,13 @@ impl RuntimeBuilder {
         };
         spawn_epoch_ticker(&engine, config.epoch_tick);
         let slots = config.max_instances as usize;
+        let executor = match &config.executor {
+            Some(c) => Some(
+                Executor::new(c.clone())
+                    .map_err(|e| BuildError::Engine(format!("guest threads: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Runtime {
             inner: Arc::new(Inner {
                 engine,
@@ -197,6 +216,7 @@ impl RuntimeBuilder {
                 cache,
                 slots: Arc::new(Semaphore::new(slots)),
                 loaded: Mutex::new(HashMap::new()),
+                executor,
                 config,
             }),
         })
@@ -288,6 +308,7 @@ struct Inner {
     cache: Option<DiskCache>,
     slots: Arc<Semaphore>,
     loaded: Mutex<HashMap<[u8; 32], Weak<LoadedApp>>>,
+    executor: Option<Executor>,
     config: RuntimeConfig,
 }
 
@@ -363,13 +384,16 @@ impl Runtime {
     fn loaded(&self, hash: &[u8; 32]) -> Option<Arc<LoadedApp>> {
         let loaded = self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
         let app = loaded.get(hash)?.upgrade()?;
-        Some(Arc::new(LoadedApp {
-            hash: app.hash,
-            pre: app.pre.clone(),
-            imports: app.imports.clone(),
-            origin: LoadOrigin::Memory,
-            permits: app.permits.clone(),
-        }))
+        Some(Arc::new(app.share(LoadOrigin::Memory)))
+    }
+
+    /// Invocations running and waiting in the admission queue (zero without an executor).
+    pub fn load_now(&self) -> ExecutorLoad {
+        self.inner
+            .executor
+            .as_ref()
+            .map(Executor::load)
+            .unwrap_or_default()
     }
 
     /// The path of the disk-cache file for these component bytes, if caching is on.
@@ -380,8 +404,46 @@ impl Runtime {
 
     /// Runs one event: a fresh instance in a fresh store bounded by the invocation's limits,
     /// `handle(ctx, event)`, then the instance is dropped. Never panics and never outlives the
-    /// deadline (plus three epoch ticks of grace): every failure is in the report's outcome.
+    /// deadline (plus [`RuntimeConfig::deadline_slack`]) once it has a slot: every failure is in the
+    /// report's outcome. With an executor, it first waits in the admission queue (at most
+    /// [`ExecutorConfig::max_queue_wait`](crate::ExecutorConfig)) and runs on the guest
+    /// threads; refused, it reports [`ErrorKind::Busy`] without running.
     pub async fn invoke(
+        &self,
+        app: &LoadedApp,
+        invocation: Invocation,
+        event: Event,
+    ) -> InvocationReport {
+        let Some(executor) = &self.inner.executor else {
+            return self.invoke_here(app, invocation, event).await;
+        };
+        let asked = Instant::now();
+        let kind = event.kind();
+        let key = invocation.app.clone();
+        let owner = invocation.owner.clone();
+        let this = self.clone();
+        let app = app.share(app.origin);
+        let run = executor.run(&key, owner.as_deref(), async move {
+            let queued = asked.elapsed();
+            let mut report = this.invoke_here(&app, invocation, event).await;
+            report.queued = queued;
+            report
+        });
+        match run.await {
+            Ok(report) => report,
+            Err(refused) => {
+                let mut report = empty_report(
+                    kind,
+                    InvokeError::new(ErrorKind::Busy, format!("not run: {refused}")),
+                );
+                report.queued = asked.elapsed();
+                report
+            }
+        }
+    }
+
+    /// [`Runtime::invoke`] on the caller's own threads, without admission.
+    async fn invoke_here(
         &self,
         app: &LoadedApp,
         invocation: Invocation,
@@ -398,18 +460,9 @@ impl Runtime {
         let permits = match self.acquire(app, deadline).await {
             Ok(p) => p,
             Err(error) => {
-                return InvocationReport {
-                    outcome: Err(error),
-                    event: kind,
-                    duration: started.elapsed(),
-                    fuel_consumed: 0,
-                    calls: Vec::new(),
-                    logs: Vec::new(),
-                    logs_dropped: 0,
-                    stdout: String::new(),
-                    stderr: String::new(),
-                    stdio_truncated: false,
-                };
+                let mut report = empty_report(kind, error);
+                report.duration = started.elapsed();
+                return report;
             }
         };
 
@@ -424,6 +477,9 @@ impl Runtime {
         );
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
+        // Bytes the host lifts out of the guest in one call (arguments of a capability call,
+        // the reply of `handle`): an oversized copy traps before the host allocates it.
+        store.set_hostcall_fuel(limits.max_call_bytes.max(limits.max_output_bytes));
         let fuel_set = store.set_fuel(limits.fuel).is_ok();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |mut cx| {
@@ -446,6 +502,7 @@ impl Runtime {
             instance.call_handle(&mut store, &ctx, &event).await
         };
         let result = tokio::time::timeout_at(hard_deadline, run).await;
+        let ran = started.elapsed();
         drop(permits);
 
         let fuel_consumed = if fuel_set {
@@ -487,7 +544,8 @@ impl Runtime {
         InvocationReport {
             outcome,
             event: kind,
-            duration: started.elapsed(),
+            duration: ran,
+            queued: Duration::ZERO,
             fuel_consumed,
             calls: data.calls,
             logs: data.logs,
@@ -528,7 +586,25 @@ impl Runtime {
 /// Applies the engine's ceilings to requested limits.
 fn clamp(mut limits: Limits, config: &RuntimeConfig) -> Limits {
     limits.memory_bytes = limits.memory_bytes.min(config.max_memory_bytes);
+    limits.deadline = limits.deadline.min(config.max_deadline);
     limits
+}
+
+/// The report of an invocation that never ran.
+fn empty_report(event: &'static str, error: InvokeError) -> InvocationReport {
+    InvocationReport {
+        outcome: Err(error),
+        event,
+        duration: Duration::ZERO,
+        queued: Duration::ZERO,
+        fuel_consumed: 0,
+        calls: Vec::new(),
+        logs: Vec::new(),
+        logs_dropped: 0,
+        stdout: String::new(),
+        stderr: String::new(),
+        stdio_truncated: false,
+    }
 }
 
 fn link_error(e: wasmtime::Error) -> LoadError {
@@ -564,6 +640,19 @@ fn classify(error: &wasmtime::Error, state: &StoreState) -> InvokeError {
     }
     if state.limiter.memory_denied {
         return InvokeError::new(ErrorKind::MemoryLimit, message);
+    }
+    if message.contains("fuel allocated for hostcalls has been exhausted") {
+        return InvokeError::new(
+            ErrorKind::DataLimit,
+            format!(
+                "the guest tried to pass more than {} bytes to the host in one call",
+                state
+                    .data
+                    .limits
+                    .max_call_bytes
+                    .max(state.data.limits.max_output_bytes)
+            ),
+        );
     }
     if message.contains("instance") && message.contains("limit") {
         return InvokeError::new(ErrorKind::ResourceLimit, message);

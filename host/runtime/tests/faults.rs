@@ -59,8 +59,36 @@ async fn panic_is_a_trap_and_its_message_is_captured() {
 }
 
 #[tokio::test]
-async fn huge_reply_is_rejected() {
-    check("huge", "4", ErrorKind::OutputTooLarge).await;
+async fn a_reply_over_the_copy_limit_is_stopped_before_the_host_allocates_it() {
+    // 4 MiB of reply against the 1 MiB per-call copy limit: wasmtime's hostcall fuel runs out
+    // while lifting, so the host never holds the reply.
+    let report = check("huge", "4", ErrorKind::DataLimit).await;
+    let message = &report.outcome.as_ref().unwrap_err().message;
+    assert!(message.contains("1048576 bytes"), "{message}");
+}
+
+#[tokio::test]
+async fn a_reply_under_the_copy_limit_but_over_the_reply_limit_is_rejected() {
+    // The reply limit (64 KiB) is checked on what was lifted.
+    let rt = runtime();
+    let app = load(&rt, minihost_guest_artifacts::FAULTS);
+    let limits = Limits {
+        max_call_bytes: 2 << 20,
+        max_output_bytes: 512 << 10,
+        ..Limits::default()
+    };
+    let report = rt
+        .invoke(
+            &app,
+            Invocation::new("faults", "u_1", "c_1").limits(limits),
+            Event::command("huge", "1"),
+        )
+        .await;
+    assert_eq!(
+        report.error_kind(),
+        Some(&ErrorKind::OutputTooLarge),
+        "{report:?}"
+    );
 }
 
 #[tokio::test]

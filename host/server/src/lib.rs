@@ -14,7 +14,7 @@ use minihost_cap_messaging::MessagingCapability;
 use minihost_cap_profile::ProfileCapability;
 use minihost_cap_storage::StorageCapability;
 use minihost_hub::{Fanout, LocalHub};
-use minihost_runtime::{RuntimeBuilder, RuntimeConfig};
+use minihost_runtime::{ExecutorConfig, RuntimeBuilder, RuntimeConfig};
 use minihost_store::{Store, StoreConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +32,25 @@ pub struct NodeOptions {
     pub api: ApiConfig,
     /// Where compiled components are cached (`None`: no disk cache).
     pub cache_dir: Option<std::path::PathBuf>,
+    /// How guest execution is isolated from the messenger and admitted (`None`: on the API's
+    /// own threads, unqueued; only for tools).
+    pub executor: Option<ExecutorConfig>,
+    /// The operator's cap on any app's time budget, whatever its manifest asks.
+    pub max_app_timeout: std::time::Duration,
+}
+
+impl NodeOptions {
+    /// Options for a node on `addr` with `store`, and defaults for everything else.
+    pub fn new(addr: SocketAddr, store: StoreConfig) -> NodeOptions {
+        NodeOptions {
+            addr,
+            store,
+            api: ApiConfig::default(),
+            cache_dir: None,
+            executor: Some(ExecutorConfig::default()),
+            max_app_timeout: RuntimeConfig::default().max_deadline,
+        }
+    }
 }
 
 /// A running node.
@@ -65,6 +84,8 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
     let app_services = svc.clone();
     let runtime = RuntimeBuilder::new(RuntimeConfig {
         cache_dir: options.cache_dir.clone(),
+        executor: options.executor.clone(),
+        max_deadline: options.max_app_timeout,
         ..RuntimeConfig::default()
     })
     .with(LogCapability::default())

@@ -3,7 +3,7 @@
 
 use crate::DbArgs;
 use minihost::{NodeOptions, start};
-use minihost_api::ApiConfig;
+use minihost_runtime::ExecutorConfig;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -15,14 +15,39 @@ pub struct ServeArgs {
     addr: SocketAddr,
     #[command(flatten)]
     db: DbArgs,
+    /// Threads that run mini-apps (default: half the cores, at least one); the rest serve chat.
+    #[arg(long, env = "MINIHOST_GUEST_THREADS")]
+    guest_threads: Option<usize>,
+    /// Mini-app invocations running at once (default: 2 per guest thread); more wait in a
+    /// bounded queue, and beyond it are refused as busy.
+    #[arg(long, env = "MINIHOST_GUEST_SLOTS")]
+    guest_slots: Option<usize>,
+    /// The longest time budget any mini-app gets, in milliseconds, whatever its manifest asks.
+    #[arg(long, env = "MINIHOST_MAX_APP_TIMEOUT_MS", default_value_t = 2000)]
+    max_app_timeout_ms: u64,
+}
+
+/// The executor these arguments describe.
+fn executor(args: &ServeArgs) -> ExecutorConfig {
+    let mut c = ExecutorConfig::default();
+    if let Some(t) = args.guest_threads {
+        c.threads = t.max(1);
+        c.max_running = c.threads * 2;
+    }
+    if let Some(slots) = args.guest_slots {
+        c.max_running = slots.max(1);
+    }
+    c.max_running_per_app = (c.max_running / 2).max(1);
+    c.max_running_per_owner = (c.max_running / 2).max(1);
+    c
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let node = start(NodeOptions {
-        addr: args.addr,
-        store: args.db.store_config(),
-        api: ApiConfig::default(),
         cache_dir: Some(args.db.data_dir.join("component-cache")),
+        executor: Some(executor(&args)),
+        max_app_timeout: std::time::Duration::from_millis(args.max_app_timeout_ms.max(1)),
+        ..NodeOptions::new(args.addr, args.db.store_config())
     })
     .await?;
     // Scripts and tests read this line to find the port.

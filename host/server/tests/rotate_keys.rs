@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use minihost::{NodeOptions, start};
-use minihost_api::ApiConfig;
 use minihost_store::StoreConfig;
 use minihost_store::testing::TestDb;
 use serde_json::{Value, json};
@@ -32,12 +31,10 @@ fn rotate_keys(config: &StoreConfig) -> String {
 }
 
 async fn node(config: &StoreConfig) -> minihost::Node {
-    start(NodeOptions {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        store: config.clone(),
-        api: ApiConfig::default(),
-        cache_dir: None,
-    })
+    start(NodeOptions::new(
+        "127.0.0.1:0".parse().unwrap(),
+        config.clone(),
+    ))
     .await
     .unwrap()
 }

@@ -86,6 +86,8 @@ pub struct Install {
     pub installed_by: UserId,
     /// Unreviewed, installed by its developer: it runs only for them.
     pub sideloaded: bool,
+    /// The app's developer.
+    pub owner: UserId,
 }
 
 /// One entry of an app's invocation log.
@@ -111,6 +113,8 @@ pub struct InvocationRecord {
     pub error_message: Option<String>,
     /// Wall time in microseconds.
     pub duration_us: i64,
+    /// Microseconds it waited for an execution slot before running.
+    pub queued_us: i64,
     /// Fuel consumed.
     pub fuel: i64,
     /// Capability calls (JSON array).
@@ -129,6 +133,7 @@ fn install_from_row(r: &AnyRow) -> Result<Install> {
         version: r.try_get("version")?,
         installed_by: UserId::from_string(r.try_get::<String, _>("installed_by")?),
         sideloaded: r.try_get::<i64, _>("sideloaded")? != 0,
+        owner: UserId::from_string(r.try_get::<String, _>("developer_id")?),
     })
 }
 
@@ -364,7 +369,8 @@ impl Store {
     /// The apps installed in a conversation.
     pub async fn installs(&self, conversation: &ConversationId) -> Result<Vec<Install>> {
         let rows = sqlx::query(
-            "SELECT i.conversation_id, i.app_id, a.name, i.version, i.installed_by, i.sideloaded
+            "SELECT i.conversation_id, i.app_id, a.name, a.developer_id, i.version, i.installed_by,
+                    i.sideloaded
                FROM installs i JOIN apps a ON a.id = i.app_id
               WHERE i.conversation_id = $1 ORDER BY i.created_at, i.app_id",
         )
@@ -378,8 +384,9 @@ impl Store {
     pub async fn record_invocation(&self, r: &InvocationRecord) -> Result<()> {
         sqlx::query(
             "INSERT INTO invocations (id, app_id, version, conversation_id, app_user_id, event_kind,
-                 outcome, error_kind, error_message, duration_us, fuel, calls, logs, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 outcome, error_kind, error_message, duration_us, fuel, calls, logs, created_at,
+                 queued_us)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&r.id)
         .bind(&r.app_id)
@@ -395,6 +402,7 @@ impl Store {
         .bind(r.calls.to_string())
         .bind(r.logs.to_string())
         .bind(r.created_at_ms)
+        .bind(r.queued_us)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -404,7 +412,8 @@ impl Store {
     pub async fn invocations(&self, app_id: &str, limit: u32) -> Result<Vec<InvocationRecord>> {
         let rows = sqlx::query(
             "SELECT id, app_id, version, conversation_id, app_user_id, event_kind, outcome,
-                    error_kind, error_message, duration_us, fuel, calls, logs, created_at
+                    error_kind, error_message, duration_us, queued_us, fuel, calls, logs,
+                    created_at
                FROM invocations WHERE app_id = $1 ORDER BY created_at DESC, id LIMIT $2",
         )
         .bind(app_id)
@@ -428,6 +437,7 @@ impl Store {
                     error_kind: r.try_get("error_kind")?,
                     error_message: r.try_get("error_message")?,
                     duration_us: r.try_get("duration_us")?,
+                    queued_us: r.try_get("queued_us")?,
                     fuel: r.try_get("fuel")?,
                     calls: json("calls")?,
                     logs: json("logs")?,

@@ -17,6 +17,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "apps", include_str!("../migrations/0002_apps.sql")),
     (3, "grants", include_str!("../migrations/0003_grants.sql")),
     (4, "tokens", include_str!("../migrations/0004_tokens.sql")),
+    (
+        5,
+        "invocation_queue",
+        include_str!("../migrations/0005_invocation_queue.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

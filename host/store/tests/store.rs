@@ -550,6 +550,7 @@ async fn apps_versions_installs_and_invocation_log() {
             error_kind: Some("timeout".into()),
             error_message: Some("deadline".into()),
             duration_us: 200_000,
+            queued_us: 0,
             fuel: 5,
             calls: serde_json::json!([{"interface": "log"}]),
             logs: serde_json::json!([]),

@@ -243,6 +243,7 @@ impl Platform {
         )
         .grant(Scopes::new(granted))
         .limits(limits)
+        .owner(install.owner.as_str())
         .with(actor.clone());
         let report = self
             .inner
@@ -311,7 +312,7 @@ fn invocation_record(
     let mut logs: Vec<_> = report
         .logs
         .iter()
-        .map(|l| json!({"level": format!("{:?}", l.level).to_lowercase(), "message": l.message}))
+        .map(|l| json!({"level": l.level_name(), "message": l.message}))
         .collect();
     for (stream, text) in [("stdout", &report.stdout), ("stderr", &report.stderr)] {
         if !text.is_empty() {
@@ -329,6 +330,7 @@ fn invocation_record(
         error_kind: failure.as_ref().map(|f| f.0.clone()),
         error_message: failure.map(|f| f.1),
         duration_us: i64::try_from(report.duration.as_micros()).unwrap_or(i64::MAX),
+        queued_us: i64::try_from(report.queued.as_micros()).unwrap_or(i64::MAX),
         fuel: i64::try_from(report.fuel_consumed).unwrap_or(i64::MAX),
         calls: serde_json::Value::Array(calls),
         logs: serde_json::Value::Array(logs),

@@ -25,6 +25,7 @@ pub(super) fn user_notice(app: &str, kind: Option<&ErrorKind>) -> String {
             | ErrorKind::StackOverflow
             | ErrorKind::Trap
             | ErrorKind::OutputTooLarge
+            | ErrorKind::DataLimit
             | ErrorKind::Link,
         ) => format!("{app} stopped unexpectedly. Its developer has been told."),
         Some(ErrorKind::Internal) => {
