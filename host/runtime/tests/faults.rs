@@ -213,3 +213,31 @@ async fn memory_cap_below_the_initial_memory_fails_instantiation() {
     assert_eq!(report.error_kind(), Some(&ErrorKind::MemoryLimit));
     assert_eq!(reply_text(&command(&rt, &app, "echo", "hi").await), "hi");
 }
+
+#[tokio::test]
+async fn copy_amplification_is_stopped_while_copying_for_every_way_out() {
+    // A card whose 112 blocks all point at one 1 MiB guest string is 112 MiB once lifted: the
+    // per-call copy limit (hostcall fuel) stops it before the host allocates it, whether it is
+    // the reply, a send, a card update or a storage write.
+    for args in [
+        "reply 112 1024",
+        "send 112 1024",
+        "update 112 1024",
+        "storage 1 2048",
+    ] {
+        let report = check("amplify", args, ErrorKind::DataLimit).await;
+        assert!(
+            report.calls.is_empty(),
+            "{args}: no call reached the host: {report:?}"
+        );
+    }
+    // Under the limit, the same shape is an ordinary call (here answered `unavailable`: the
+    // test runtime wires no messaging capability).
+    let rt = runtime();
+    let app = load(&rt, minihost_guest_artifacts::FAULTS);
+    let report = command(&rt, &app, "amplify", "send 4 16").await;
+    assert!(
+        reply_text(&report).starts_with("unavailable:"),
+        "{report:?}"
+    );
+}

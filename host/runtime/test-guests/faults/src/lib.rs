@@ -1,11 +1,14 @@
 //! Test guest for the runtime's fault tests: each `/command` misbehaves in one way (loop,
 //! memory bomb, deep recursion, panic, huge reply, call flood, sleep) or probes the host
-//! (fresh memory, typed capability errors, stdout capture).
+//! (fresh memory, typed capability errors, stdout capture, copy amplification).
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use minihost_sdk::{App, Command, Content, Context, Error, Reply, Result, log, messaging, profile};
+use minihost_sdk::{
+    App, Block, Card, Command, Content, Context, Error, Reply, Result, log, messaging, profile,
+    storage,
+};
 
 /// State that must not survive between events.
 static REMEMBERED: Mutex<Option<String>> = Mutex::new(None);
@@ -30,6 +33,23 @@ fn recurse(depth: u64) -> u64 {
     }
     // Not a tail call: the addition after the call keeps every frame alive.
     1 + recurse(std::hint::black_box(depth - 1)) + std::hint::black_box(0)
+}
+
+/// A card of `blocks` text blocks that all point at ONE guest string of `bytes` bytes: small
+/// in the guest's memory, `blocks * bytes` once the host copies it out.
+fn aliased_card(blocks: usize, bytes: usize) -> std::mem::ManuallyDrop<Content> {
+    let mut text = std::mem::ManuallyDrop::new("a".repeat(bytes));
+    let (ptr, len, cap) = (text.as_mut_ptr(), text.len(), text.capacity());
+    let blocks = (0..blocks)
+        .map(|_| {
+            // SAFETY (test guest, on purpose hostile): every block aliases the same buffer.
+            // Nothing writes to it or frees it: the card is never dropped.
+            #[allow(unsafe_code)]
+            let alias = unsafe { String::from_raw_parts(ptr, len, cap) };
+            Block::Text(alias)
+        })
+        .collect();
+    std::mem::ManuallyDrop::new(Content::Card(Card { blocks }))
 }
 
 impl App for Faults {
@@ -90,6 +110,24 @@ impl App for Faults {
             }
             "login" => describe(minihost_sdk::auth::login_code(command.args.trim())),
             "fail" => return Err(Error::invalid("failing on purpose")),
+            // `/amplify TARGET BLOCKS KIB`: pass the host BLOCKS aliases of one KIB string.
+            "amplify" => {
+                let mut args = command.args.split_whitespace();
+                let target = args.next().unwrap_or("reply").to_owned();
+                let blocks: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(112);
+                let kib: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1024);
+                let card = aliased_card(blocks, kib << 10);
+                match target.as_str() {
+                    "send" => describe(messaging::reply(ctx, &card)),
+                    "update" => describe(messaging::update("m_0", &card).map(|()| String::new())),
+                    "storage" => describe(
+                        storage::set(storage::Bucket::Shared, "k", vec![b'a'; kib << 10])
+                            .map(|()| String::new()),
+                    ),
+                    // The reply is moved out to the host; it must not be dropped here either.
+                    _ => return Ok(Some(std::mem::ManuallyDrop::into_inner(card))),
+                }
+            }
             _ => return Ok(None),
         };
         Ok(Some(Content::text(reply)))
