@@ -67,7 +67,10 @@ pub struct RuntimeConfig {
     /// Default bounds of each invocation (an [`Invocation`](crate::Invocation) may override).
     pub limits: Limits,
     /// Most instances alive at once, over all apps (the pooling allocator's slot count).
-    /// Invocations beyond it wait for a slot until their deadline.
+    /// Invocations beyond it wait for a slot until their deadline. Each slot that has run a
+    /// guest keeps up to 7 MiB resident (4 MiB of linear memory, 1 MiB of tables, 2 MiB of
+    /// async stack: the keep-resident settings), so this also bounds the memory the pool holds
+    /// after any burst, memory bombs included: about `7 MiB x max_instances`.
     pub max_instances: u32,
     /// The largest memory any invocation may be allowed (each pool slot reserves it).
     pub max_memory_bytes: usize,

@@ -84,6 +84,15 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
     let app_services = svc.clone();
     let runtime = RuntimeBuilder::new(RuntimeConfig {
         cache_dir: options.cache_dir.clone(),
+        // Sandboxes only run in an execution slot, so the pool needs no more than twice their
+        // number; each idle pool slot keeps up to 7 MiB resident (4 MiB of linear memory, 1 MiB
+        // of tables, 2 MiB of stack), which bounds what the pool holds after any burst.
+        max_instances: options
+            .executor
+            .as_ref()
+            .map_or(RuntimeConfig::default().max_instances, |e| {
+                u32::try_from(e.max_running.saturating_mul(2).max(4)).unwrap_or(u32::MAX)
+            }),
         executor: options.executor.clone(),
         max_deadline: options.max_app_timeout,
         ..RuntimeConfig::default()
