@@ -26,6 +26,10 @@ reason = "To greet you."
 name = "auth.login"
 reason = "To sign you in to our website."
 
+[[scopes]]
+name = "storage"
+reason = "To remember things."
+
 [[commands]]
 name = "loop"
 help = "/loop"
@@ -296,7 +300,10 @@ async fn a_failing_app_is_reported_and_the_next_event_runs() {
             .iter()
             .map(|s| s["name"].as_str().unwrap())
             .collect();
-        assert_eq!(names, vec!["messages.send", "profile.read", "auth.login"]);
+        assert_eq!(
+            names,
+            vec!["messages.send", "profile.read", "auth.login", "storage"]
+        );
         assert_eq!(ask["scopes"][0]["reason"], "To reply.");
         let pending = alice.get("/api/v1/me/consent-requests").await.1;
         assert_eq!(pending[0]["app"], "faults");
