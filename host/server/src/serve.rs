@@ -18,6 +18,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    args.db.announce();
     let node = start(NodeOptions {
         addr: args.addr,
         store: args.db.store_config(),
