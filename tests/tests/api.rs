@@ -106,6 +106,79 @@ async fn accounts_sessions_and_roles() {
 }
 
 #[tokio::test]
+async fn names_that_could_pass_for_another_are_refused_and_names_are_stored_in_nfc() {
+    on_every_backend!(|node| {
+        let anon = node.client();
+        for (display_name, problem) in [
+            ("B\u{43E}b", "must not mix Latin and Cyrillic letters"),
+            (
+                "\u{202E}boB",
+                "must not contain bidirectional control characters",
+            ),
+            ("B\u{200B}ob", "must not contain invisible characters"),
+        ] {
+            let r = anon
+                .post(
+                    "/api/v1/accounts",
+                    &json!({"username": "mallory", "display_name": display_name,
+                            "password": "password-mallory"}),
+                )
+                .await;
+            assert_eq!(
+                (r.0, r.1["error"]["field"].as_str()),
+                (422, Some("display_name")),
+                "{display_name:?} on {}: {}",
+                node.backend(),
+                r.1
+            );
+            let message = r.1["error"]["message"].as_str().unwrap();
+            assert!(message.contains(problem), "{display_name:?}: {message}");
+        }
+        // Nothing was stored: the username is still free.
+        let r = anon
+            .post(
+                "/api/v1/accounts",
+                &json!({"username": "mallory", "display_name": "Mallory",
+                        "password": "password-mallory"}),
+            )
+            .await;
+        assert_eq!(r.0, 201, "{}", r.1);
+
+        // Typed decomposed (e + COMBINING DIAERESIS), stored and shown composed.
+        let r = anon
+            .post(
+                "/api/v1/accounts",
+                &json!({"username": "zoe", "display_name": "Zoe\u{308}",
+                        "password": "password-zoe"}),
+            )
+            .await;
+        assert_eq!((r.0, r.1["display_name"].as_str()), (201, Some("Zo\u{EB}")));
+        let zoe = anon.clone().signed_in("zoe").await;
+        let me = zoe.get("/api/v1/me").await;
+        assert_eq!(me.1["display_name"], "Zo\u{EB}", "{}", node.backend());
+
+        // Group titles are read by every member: the same rules.
+        let r = zoe
+            .post(
+                "/api/v1/conversations",
+                &json!({"kind": "group", "members": ["mallory"], "title": "\u{410}dmins"}),
+            )
+            .await;
+        assert_eq!((r.0, r.1["error"]["field"].as_str()), (422, Some("title")));
+        let r = zoe
+            .post(
+                "/api/v1/conversations",
+                &json!({"kind": "group", "members": ["mallory"], "title": "Cafe\u{301} 读书会"}),
+            )
+            .await;
+        assert_eq!(
+            (r.0, r.1["title"].as_str()),
+            (201, Some("Caf\u{E9} 读书会"))
+        );
+    });
+}
+
+#[tokio::test]
 async fn expired_sessions_are_refused() {
     let api = ApiConfig {
         session_ttl: Duration::from_millis(1),

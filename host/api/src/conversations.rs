@@ -10,7 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use minihost_core::{ConversationId, ConversationKind, Limits, Message, UserId};
+use minihost_core::{ConversationId, ConversationKind, GroupTitle, Limits, Message, UserId};
 use minihost_hub::{Event, Topic};
 use minihost_store::{Conversation, ConversationSummary, Member, User};
 use serde::{Deserialize, Serialize};
@@ -193,16 +193,7 @@ pub(crate) async fn create(
             Ok((status, Json(view(conv, Some(members)))))
         }
         ConversationKind::Group => {
-            let title = body.title.as_deref().map(str::trim).unwrap_or_default();
-            if title.is_empty() || title.chars().count() > Limits::MAX_TITLE_CHARS {
-                return Err(ApiError::invalid(
-                    "title",
-                    format!(
-                        "a group needs a title of 1 to {} characters",
-                        Limits::MAX_TITLE_CHARS
-                    ),
-                ));
-            }
+            let title = GroupTitle::parse(body.title.as_deref().unwrap_or_default())?;
             if names.len() + 1 > Limits::MAX_GROUP_MEMBERS {
                 return Err(ApiError::invalid(
                     "members",
@@ -214,7 +205,10 @@ pub(crate) async fn create(
                 .into_iter()
                 .map(|u| u.id)
                 .collect();
-            let conv = state.store.create_group(&me.id, title, &others).await?;
+            let conv = state
+                .store
+                .create_group(&me.id, title.as_str(), &others)
+                .await?;
             let mut everyone = others;
             everyone.push(me.id.clone());
             announce_joined(&state, &conv.id, &everyone);

@@ -5,13 +5,15 @@
 pub mod content;
 pub mod ids;
 pub mod message;
+pub mod name;
 pub mod scope;
 pub mod user;
 pub mod validation;
 
 pub use content::{Block, Button, Card, Content, Input};
 pub use ids::{ConversationId, MessageId, UserId};
-pub use message::{ConversationKind, Message, Sender};
+pub use message::{ConversationKind, GroupTitle, Message, Sender};
+pub use name::{NameProblem, shown_name};
 pub use scope::{Scope, UnknownScope};
 pub use user::{DisplayName, Password, Role, Username};
 pub use validation::{Invalid, Limits};

@@ -1,5 +1,6 @@
 //! Users: usernames, display names, passwords and roles, with the rules each must follow.
 
+use crate::name::shown_name;
 use crate::validation::Invalid;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -57,29 +58,32 @@ impl fmt::Display for Username {
     }
 }
 
-/// The name shown to other people: 1 to 64 characters, no control characters, trimmed.
+/// The name shown to other people: 1 to 64 characters, trimmed, in NFC, without control,
+/// bidirectional-control or invisible characters, and not mixing scripts whose letters look
+/// alike (see [`crate::name`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct DisplayName(String);
 
 impl DisplayName {
-    /// Validates a display name.
+    /// Validates a display name and returns it normalized.
     pub fn parse(s: &str) -> Result<Self, Invalid> {
         let t = s.trim();
-        let len = t.chars().count();
-        if !(1..=64).contains(&len) {
-            return Err(Invalid::new(
-                "display_name",
-                "must be between 1 and 64 characters",
-            ));
-        }
         if t.chars().any(char::is_control) {
             return Err(Invalid::new(
                 "display_name",
                 "must not contain control characters",
             ));
         }
-        Ok(Self(t.to_owned()))
+        let name = shown_name(t).map_err(|p| Invalid::new("display_name", p.to_string()))?;
+        let len = name.chars().count();
+        if !(1..=64).contains(&len) {
+            return Err(Invalid::new(
+                "display_name",
+                "must be between 1 and 64 characters",
+            ));
+        }
+        Ok(Self(name))
     }
 
     /// Wraps a display name read back from storage.
@@ -192,12 +196,39 @@ mod tests {
         check_username(&"a".repeat(33), false);
     }
 
+    /// `expected` is the stored name, or the start of the `display_name` error's message.
+    fn check_display_name(input: &str, expected: Result<&str, &str>) {
+        match (DisplayName::parse(input), expected) {
+            (Ok(name), Ok(want)) => assert_eq!(name.as_str(), want, "{input:?}"),
+            (Err(e), Err(want)) => {
+                assert_eq!(e.field, "display_name", "{input:?}");
+                assert!(e.message.starts_with(want), "{input:?}: {:?}", e.message);
+            }
+            (got, want) => panic!("{input:?}: got {got:?}, want {want:?}"),
+        }
+    }
+
     #[test]
-    fn display_names_are_trimmed_and_bounded() {
-        assert_eq!(DisplayName::parse("  Bob ").unwrap().as_str(), "Bob");
-        assert!(DisplayName::parse("   ").is_err());
-        assert!(DisplayName::parse("a\u{7}b").is_err());
-        assert!(DisplayName::parse(&"x".repeat(65)).is_err());
+    fn display_names() {
+        check_display_name("  Bob ", Ok("Bob"));
+        check_display_name("Zoë", Ok("Zoë"));
+        check_display_name("Zoe\u{308}", Ok("Zo\u{EB}"));
+        check_display_name("王小明", Ok("王小明"));
+        check_display_name("José Álvarez", Ok("José Álvarez"));
+        check_display_name("Анна", Ok("Анна"));
+        check_display_name("محمد", Ok("محمد"));
+        check_display_name("山田 たろう タロウ", Ok("山田 たろう タロウ"));
+        check_display_name("Bob 🎉", Ok("Bob 🎉"));
+        check_display_name(&"x".repeat(64), Ok(&"x".repeat(64)));
+        // 64 characters once composed, 128 as typed.
+        check_display_name(&"e\u{301}".repeat(64), Ok(&"é".repeat(64)));
+        check_display_name("   ", Err("must be between 1 and 64"));
+        check_display_name(&"x".repeat(65), Err("must be between 1 and 64"));
+        check_display_name("a\u{7}b", Err("must not contain control characters"));
+        check_display_name("B\u{43E}b", Err("must not mix Latin and Cyrillic letters"));
+        check_display_name("\u{202E}boB", Err("must not contain bidirectional control"));
+        check_display_name("B\u{200B}ob", Err("must not contain invisible characters"));
+        check_display_name("Bob\u{FEFF}", Err("must not contain invisible characters"));
     }
 
     #[test]

@@ -44,7 +44,7 @@ pub enum AppCommand {
     },
     /// Run an app component locally for one event, printing the reply and each capability call.
     /// Exits non-zero with the error kind when the app fails.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 /// Runs one `minihost app` subcommand.
@@ -52,6 +52,6 @@ pub async fn run(cmd: AppCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         AppCommand::New { name, path, sdk } => new::run(&name, path, sdk),
         AppCommand::Build { dir, debug } => compile::run(&dir, !debug).await,
-        AppCommand::Run(args) => run::run(args).await,
+        AppCommand::Run(args) => run::run(*args).await,
     }
 }

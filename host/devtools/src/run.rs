@@ -48,6 +48,10 @@ pub struct RunArgs {
     /// payments.request, storage, auth.login.
     #[arg(long = "grant", value_name = "SCOPE")]
     pub grants: Vec<String>,
+    /// The app's miniapp.toml, which --grant is checked against (default: the nearest one in
+    /// the folders above the component, up to its crate, else ./miniapp.toml).
+    #[arg(long, value_name = "PATH")]
+    pub manifest: Option<PathBuf>,
     /// The app id the app sees.
     #[arg(long, default_value = "sim-app")]
     pub app: String,
@@ -108,6 +112,9 @@ pub(crate) async fn load(
 
 pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let event = event(&args)?;
+    for warning in grant_warnings(&args) {
+        eprintln!("warning: {warning}");
+    }
     let wasm =
         std::fs::read(&args.wasm).with_context(|| format!("reading {}", args.wasm.display()))?;
     let world = Shared::default();
@@ -183,6 +190,74 @@ fn event(args: &RunArgs) -> anyhow::Result<Event> {
         }));
     }
     Ok(Event::Opened)
+}
+
+/// Where the app's manifest is: `--manifest`, else the nearest `miniapp.toml` in the folders
+/// above the component up to the first one with a `Cargo.toml` (the crate or workspace that
+/// built it), else `./miniapp.toml`.
+fn find_manifest(args: &RunArgs) -> Option<PathBuf> {
+    if let Some(path) = &args.manifest {
+        return Some(path.clone());
+    }
+    if let Ok(wasm) = std::path::absolute(&args.wasm) {
+        for dir in wasm.ancestors().skip(1) {
+            let candidate = dir.join("miniapp.toml");
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+            if dir.join("Cargo.toml").is_file() {
+                break;
+            }
+        }
+    }
+    let here = PathBuf::from("miniapp.toml");
+    here.is_file().then_some(here)
+}
+
+/// What is wrong with `--grant`: an unknown scope, or a scope the app's manifest does not
+/// declare (no user can grant it on a server, so the local run would mislead).
+fn grant_warnings(args: &RunArgs) -> Vec<String> {
+    if args.grants.is_empty() {
+        return Vec::new();
+    }
+    let mut warnings = Vec::new();
+    let mut scopes = Vec::new();
+    for grant in &args.grants {
+        match grant.parse::<minihost_core::Scope>() {
+            Ok(scope) => scopes.push(scope),
+            Err(e) => warnings.push(format!("--grant {grant}: {e}")),
+        }
+    }
+    let Some(path) = find_manifest(args) else {
+        warnings.push(format!(
+            "--grant is not checked: no miniapp.toml above {} or in the current folder \
+             (name it with --manifest)",
+            args.wasm.display()
+        ));
+        return warnings;
+    };
+    let manifest = match std::fs::read_to_string(&path) {
+        Err(e) => Err(e.to_string()),
+        Ok(text) => minihost_manifest::parse(&text).map_err(|e| e.to_string()),
+    };
+    match manifest {
+        Err(e) => warnings.push(format!(
+            "--grant is not checked: cannot read {}: {e}",
+            path.display()
+        )),
+        Ok(manifest) => {
+            for scope in scopes {
+                if !manifest.scopes.iter().any(|r| r.scope == scope) {
+                    warnings.push(format!(
+                        "--grant {scope}: {} does not declare the scope `{scope}`, so no user \
+                         can grant it to this app on a server",
+                        path.display()
+                    ));
+                }
+            }
+        }
+    }
+    warnings
 }
 
 fn pair(flag: &str, s: &str) -> anyhow::Result<(String, String)> {
@@ -339,6 +414,89 @@ mod tests {
         let both = Cli::try_parse_from(["run", "x.wasm", "--opened", "--command", "/a"]);
         assert!(both.is_err());
         assert!(Cli::try_parse_from(["run", "x.wasm"]).is_err());
+    }
+
+    const DECLARES_SEND: &str = "id = \"demo\"\nname = \"Demo\"\nversion = \"0.1.0\"\n\
+        description = \"d\"\n[[scopes]]\nname = \"messages.send\"\nreason = \"Replies.\"\n";
+
+    /// Lays out `files` (path, text) in a fresh folder, runs `app run WASM ARGV...` there (paths
+    /// relative to it) and compares each `--grant` warning with the expected start of it
+    /// (`{dir}` stands for the folder).
+    fn check_grants(files: &[(&str, &str)], wasm: &str, argv: &[&str], expected: &[&str]) {
+        let tmp = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let path = tmp.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let dir = tmp.path().display().to_string();
+        let wasm = tmp.path().join(wasm);
+        let argv: Vec<String> = argv.iter().map(|a| a.replace("{dir}", &dir)).collect();
+        let mut full = vec!["run", wasm.to_str().unwrap(), "--command", "/demo"];
+        full.extend(argv.iter().map(String::as_str));
+        let warnings = grant_warnings(&Cli::try_parse_from(full).unwrap().args);
+        let expected: Vec<String> = expected.iter().map(|e| e.replace("{dir}", &dir)).collect();
+        assert_eq!(warnings.len(), expected.len(), "{warnings:#?}");
+        for (got, want) in warnings.iter().zip(&expected) {
+            assert!(
+                got.starts_with(want.as_str()),
+                "{got:?}\ndoes not start with\n{want:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn grants_are_checked_against_the_manifest() {
+        let app = [
+            ("demo/Cargo.toml", "[package]"),
+            ("demo/miniapp.toml", DECLARES_SEND),
+        ];
+        let wasm = "demo/target/wasm32-wasip2/release/demo.wasm";
+        check_grants(&app, wasm, &[], &[]);
+        check_grants(&app, wasm, &["--grant", "messages.send"], &[]);
+        check_grants(
+            &app,
+            wasm,
+            &["--grant", "messages.send", "--grant", "storage"],
+            &["--grant storage: {dir}/demo/miniapp.toml does not declare the scope `storage`"],
+        );
+        check_grants(
+            &app,
+            wasm,
+            &["--grant", "mesages.send"],
+            &["--grant mesages.send: unknown scope `mesages.send`"],
+        );
+        // A component kept elsewhere: the manifest is named.
+        check_grants(
+            &app,
+            "dist/demo.wasm",
+            &[
+                "--grant",
+                "profile.read",
+                "--manifest",
+                "{dir}/demo/miniapp.toml",
+            ],
+            &["--grant profile.read: {dir}/demo/miniapp.toml does not declare"],
+        );
+        // The search stops at the crate that built the component.
+        check_grants(
+            &[
+                ("ws/Cargo.toml", "[workspace]"),
+                ("miniapp.toml", DECLARES_SEND),
+            ],
+            "ws/target/wasm32-wasip2/release/demo.wasm",
+            &["--grant", "storage"],
+            &["--grant is not checked: no miniapp.toml above"],
+        );
+        check_grants(
+            &[
+                ("demo/Cargo.toml", "[package]"),
+                ("demo/miniapp.toml", "id = 1"),
+            ],
+            wasm,
+            &["--grant", "storage"],
+            &["--grant is not checked: cannot read {dir}/demo/miniapp.toml"],
+        );
     }
 
     async fn simulate(command: &str, grants: &[&str]) -> (InvocationReport, Shared) {

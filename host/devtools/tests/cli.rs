@@ -16,6 +16,7 @@ fn run_args(wasm: std::path::PathBuf, command: &str) -> RunArgs {
         opened: false,
         message: None,
         grants: Vec::new(),
+        manifest: None,
         app: "demo".into(),
         user: "u_1".into(),
         conversation: "c_1".into(),
@@ -46,14 +47,17 @@ async fn new_build_run() {
     let wasm = dir.join("target/wasm32-wasip2/release/demo.wasm");
     assert!(wasm.is_file());
 
-    let ok = run(AppCommand::Run(run_args(wasm.clone(), "/demo Ada")))
-        .await
-        .unwrap();
+    let ok = run(AppCommand::Run(Box::new(run_args(
+        wasm.clone(),
+        "/demo Ada",
+    ))))
+    .await
+    .unwrap();
     assert_eq!(ok, ExitCode::SUCCESS);
     let mut starved = run_args(wasm, "/demo Ada");
     starved.memory_mib = Some(0);
     assert_eq!(
-        run(AppCommand::Run(starved)).await.unwrap(),
+        run(AppCommand::Run(Box::new(starved))).await.unwrap(),
         ExitCode::from(1)
     );
 }

@@ -33,7 +33,8 @@ pub struct RawManifest {
     /// `id = "polls"`: the app id, 3-40 characters of lowercase letters, digits and `-`,
     /// starting with a letter. Unique on the platform; never changes between versions.
     pub id: Spanned<String>,
-    /// `name = "Polls"`: the name users see, 1-50 characters.
+    /// `name = "Polls"`: the name users see, 1-50 characters, stored in NFC; no bidirectional
+    /// controls, invisible characters or look-alike script mixes (`Pоlls` with a Cyrillic `о`).
     pub name: Spanned<String>,
     /// `version = "1.2.0"`: the version of this upload, semantic versioning (`MAJOR.MINOR.PATCH`).
     pub version: Spanned<String>,

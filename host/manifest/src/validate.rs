@@ -47,7 +47,9 @@ impl Validator<'_> {
                 None
             }
         };
-        let name = self.text(&raw.name, "name", 50);
+        let name = self
+            .text(&raw.name, "name", 50)
+            .and_then(|name| self.shown_name(&raw.name, name));
         let version = match semver::Version::parse(raw.version.get_ref()) {
             Ok(v) => Some(v),
             Err(e) => {
@@ -172,6 +174,18 @@ impl Validator<'_> {
                 None
             }
             None => Some(text.clone()),
+        }
+    }
+
+    /// A text that users read as the app's name: refused if it could pass for another (see
+    /// `minihost_core::name`), otherwise kept in NFC.
+    fn shown_name(&mut self, value: &Spanned<String>, text: String) -> Option<String> {
+        match minihost_core::shown_name(&text) {
+            Ok(name) => Some(name),
+            Err(problem) => {
+                self.error(value.span(), "name", problem.to_string());
+                None
+            }
         }
     }
 

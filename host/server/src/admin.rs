@@ -108,6 +108,7 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
 }
 
 async fn open(db: &DbArgs) -> anyhow::Result<Store> {
+    db.announce();
     Store::open(&db.store_config(), None)
         .await
         .context("opening the database")

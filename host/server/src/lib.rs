@@ -65,8 +65,12 @@ pub struct Node {
     task: JoinHandle<std::io::Result<()>>,
 }
 
-/// Opens the store and starts serving.
+/// Binds the address, then opens the store and starts serving. Binding comes first so that a
+/// busy address is reported before anything is written (database, keys, caches).
 pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.addr))?;
     let hub = LocalHub::new();
     let fanout: Arc<dyn Fanout> = hub.clone();
     let store = Store::open(&options.store, Some(publish_hook(fanout.clone())))
@@ -116,9 +120,6 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         app_services,
     };
     let app = minihost_api::router(state);
-    let listener = tokio::net::TcpListener::bind(options.addr)
-        .await
-        .with_context(|| format!("binding {}", options.addr))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

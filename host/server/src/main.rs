@@ -5,6 +5,7 @@ mod admin;
 mod serve;
 
 use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,7 +20,8 @@ struct Cli {
 /// Where the state lives; shared by every subcommand that opens the database.
 #[derive(clap::Args, Clone)]
 pub struct DbArgs {
-    /// Data directory for the embedded SQLite database (ignored when DATABASE_URL is set).
+    /// Data directory for the embedded SQLite database, relative to the current folder (ignored
+    /// when DATABASE_URL is set).
     #[arg(long, env = "MINIHOST_DATA_DIR", default_value = "./minihost-data")]
     pub data_dir: PathBuf,
     /// PostgreSQL (or sqlite://) URL; overrides the embedded database.
@@ -37,6 +39,59 @@ impl DbArgs {
             },
         }
     }
+
+    /// Tells the operator, on stderr, which database a command is about to open: the SQLite
+    /// file as an absolute path (and whether it is new), or the URL without its password. A
+    /// command run from another folder would otherwise quietly make a fresh `./minihost-data`.
+    pub fn announce(&self) {
+        eprintln!("database: {}", self.describe());
+    }
+
+    fn describe(&self) -> String {
+        match self.store_config() {
+            minihost_store::StoreConfig::Sqlite { data_dir } => {
+                // The file name `Store::open` gives the embedded database.
+                let file = data_dir.join("minihost.db");
+                let file = std::path::absolute(&file).unwrap_or(file);
+                let new = if file.exists() { "" } else { ", new file" };
+                format!("{} (SQLite{new})", file.display())
+            }
+            minihost_store::StoreConfig::Url(url) => redacted(&url),
+        }
+    }
+}
+
+/// A database URL fit to print: the password, in the user part or a `password=` parameter,
+/// replaced by `***`.
+fn redacted(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "a database URL that does not parse (not shown: it may hold a password)".to_owned();
+    };
+    if parsed.password().is_some() {
+        let _ = parsed.set_password(Some("***"));
+    }
+    if parsed.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = parsed
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" { "***".into() } else { v };
+                (k.into_owned(), v.into_owned())
+            })
+            .collect();
+        parsed.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    let kind = if parsed.scheme().starts_with("postgres") {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
+    format!("{parsed} ({kind})")
+}
+
+/// Whether log lines on stderr get ANSI colours: only on a terminal, and never when `NO_COLOR`
+/// is set to anything but the empty string (<https://no-color.org>).
+fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
 }
 
 #[derive(Subcommand)]
@@ -55,6 +110,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(colour(
+            std::io::stderr().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -82,6 +141,57 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    fn check_redacted(url: &str, expected: &str) {
+        assert_eq!(redacted(url), expected, "{url}");
+    }
+
+    #[test]
+    fn database_urls_are_printed_without_their_password() {
+        check_redacted(
+            "postgres://minihost:s3cret@db.internal:5432/minihost",
+            "postgres://minihost:***@db.internal:5432/minihost (PostgreSQL)",
+        );
+        check_redacted(
+            "postgres://postgres@127.0.0.1:5432/postgres",
+            "postgres://postgres@127.0.0.1:5432/postgres (PostgreSQL)",
+        );
+        check_redacted(
+            "postgresql://db/minihost?user=mh&password=s3cret&sslmode=require",
+            "postgresql://db/minihost?user=mh&password=***&sslmode=require (PostgreSQL)",
+        );
+        check_redacted(
+            "sqlite:///var/lib/mh.db",
+            "sqlite:///var/lib/mh.db (SQLite)",
+        );
+        check_redacted(
+            "not a url :s3cret@",
+            "a database URL that does not parse (not shown: it may hold a password)",
+        );
+    }
+
+    #[test]
+    fn logs_are_coloured_only_on_a_terminal_without_no_color() {
+        for (terminal, no_color, expected) in [
+            (true, None, true),
+            (true, Some(""), true),
+            (true, Some("1"), false),
+            (false, None, false),
+            (false, Some("1"), false),
+        ] {
+            assert_eq!(
+                colour(terminal, no_color.map(OsStr::new)),
+                expected,
+                "terminal {terminal}, NO_COLOR {no_color:?}"
+            );
         }
     }
 }

@@ -43,6 +43,7 @@ fn executor(args: &ServeArgs) -> ExecutorConfig {
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    args.db.announce();
     let node = start(NodeOptions {
         cache_dir: Some(args.db.data_dir.join("component-cache")),
         executor: Some(executor(&args)),

@@ -1,7 +1,7 @@
 //! The developer loop through the real binary, as a developer types it on a fresh clone:
 //! `minihost app new demo && cd demo && cargo test && minihost app build && minihost app run
-//! target/.../demo.wasm --command "/demo Ada"`, plus the JSON report and the non-zero exit of a
-//! failing app.
+//! target/.../demo.wasm --command "/demo Ada"`, plus the JSON report, the warning for a `--grant`
+//! miniapp.toml does not declare, and the non-zero exit of a failing app.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::path::{Path, PathBuf};
@@ -87,6 +87,29 @@ fn new_build_run() {
         &minihost(&demo, &["app", "run", wasm, "--command", "/demo Ada"]),
     );
     assert!(ran.contains("reply: Hello, Ada!"), "{ran}");
+
+    // A grant the manifest does not declare is named: no user could give it on a server.
+    let undeclared = minihost(
+        &demo,
+        &[
+            "app",
+            "run",
+            wasm,
+            "--command",
+            "/demo",
+            "--grant",
+            "storage",
+        ],
+    );
+    ok("minihost app run --grant storage", &undeclared);
+    let stderr = String::from_utf8_lossy(&undeclared.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: --grant storage: {} does not declare the scope `storage`",
+            demo.join("miniapp.toml").display()
+        )),
+        "{stderr}"
+    );
 
     let json = ok(
         "minihost app run --json",
