@@ -51,9 +51,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         ..NodeOptions::new(args.addr, args.db.store_config())
     })
     .await?;
-    // Scripts and tests read this line to find the port.
-    println!("minihost listening on {}", node.url());
+    // The log line first: scripts and tests read the stdout line below to find the port, and
+    // may stop the server at once.
     tracing::info!(addr = %node.addr, "listening");
+    println!("minihost listening on {}", node.url());
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests and committing queued messages");
     node.shutdown().await?;
