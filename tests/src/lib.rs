@@ -33,6 +33,15 @@ impl TestNode {
         Self::start_options(db, options).await
     }
 
+    /// Starts a node on `db` whose compiled components are cached in `cache_dir`.
+    pub async fn start_with_cache(db: TestDb, cache_dir: &std::path::Path) -> Self {
+        let options = NodeOptions {
+            cache_dir: Some(cache_dir.to_path_buf()),
+            ..NodeOptions::new("127.0.0.1:0".parse().unwrap(), db.config.clone())
+        };
+        Self::start_options(db, options).await
+    }
+
     /// Starts a node on `db` with `options` (whose store is replaced by `db`'s).
     pub async fn start_options(db: TestDb, options: NodeOptions) -> Self {
         let node = minihost::start(NodeOptions {

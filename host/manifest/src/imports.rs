@@ -1,9 +1,14 @@
 //! The upload-time check of a component's imports: every `minihost:app` interface it imports
-//! must be covered by a declared scope, and it may import only the harmless part of WASI.
+//! must be of the platform's version and covered by a declared scope, and it may import only
+//! the harmless part of WASI.
 
 use crate::model::Manifest;
 use crate::scope::Scope;
 use std::fmt;
+
+/// The version of the `minihost:app` package the platform implements; an app built against
+/// another version is refused at upload.
+pub const PLATFORM_VERSION: &str = "0.1.0";
 
 /// `minihost:app` interfaces every app may import without a scope.
 const FREE_PLATFORM_INTERFACES: [&str; 2] = ["log", "types"];
@@ -32,6 +37,12 @@ pub enum Finding {
         /// The import.
         import: String,
     },
+    /// The component imports a `minihost:app` interface of a version the platform does not
+    /// implement.
+    UnsupportedVersion {
+        /// The import (`minihost:app/messaging@0.2.0`).
+        import: String,
+    },
     /// The component imports something the platform does not provide at all.
     UnknownImport {
         /// The import.
@@ -46,6 +57,7 @@ impl Finding {
             Finding::UndeclaredScope { import, .. }
             | Finding::ForbiddenWasi { import }
             | Finding::UnknownPlatformInterface { import }
+            | Finding::UnsupportedVersion { import }
             | Finding::UnknownImport { import } => import,
         }
     }
@@ -68,6 +80,11 @@ impl fmt::Display for Finding {
                     "imports `{import}`, which is not a minihost:app interface"
                 )
             }
+            Finding::UnsupportedVersion { import } => write!(
+                f,
+                "imports `{import}`, but the platform implements minihost:app@{PLATFORM_VERSION}; \
+                 rebuild against that version of the SDK"
+            ),
             Finding::UnknownImport { import } => {
                 write!(f, "imports `{import}`, which the platform does not provide")
             }
@@ -80,10 +97,14 @@ struct ImportName<'a> {
     namespace: &'a str,
     package: &'a str,
     interface: Option<&'a str>,
+    version: Option<&'a str>,
 }
 
 fn split(import: &str) -> Option<ImportName<'_>> {
-    let without_version = import.split('@').next().unwrap_or(import);
+    let (without_version, version) = match import.split_once('@') {
+        Some((name, version)) => (name, Some(version)),
+        None => (import, None),
+    };
     let (namespace, rest) = without_version.split_once(':')?;
     let (package, interface) = match rest.split_once('/') {
         Some((package, interface)) => (package, Some(interface)),
@@ -93,6 +114,7 @@ fn split(import: &str) -> Option<ImportName<'_>> {
         namespace,
         package,
         interface,
+        version,
     })
 }
 
@@ -117,7 +139,9 @@ fn check_one(import: &str, manifest: &Manifest) -> Option<Finding> {
     match (name.namespace, name.package) {
         ("minihost", "app") => {
             let interface = name.interface.unwrap_or("");
-            if FREE_PLATFORM_INTERFACES.contains(&interface) {
+            if name.version != Some(PLATFORM_VERSION) {
+                Some(Finding::UnsupportedVersion { import: owned() })
+            } else if FREE_PLATFORM_INTERFACES.contains(&interface) {
                 None
             } else if let Some(scope) = Scope::for_interface(interface) {
                 (!manifest.declares(scope)).then(|| Finding::UndeclaredScope {

@@ -10,7 +10,7 @@ mod scope;
 mod validate;
 
 pub use error::{ManifestError, ManifestErrors};
-pub use imports::{Finding, check_imports};
+pub use imports::{Finding, PLATFORM_VERSION, check_imports};
 pub use model::{AppId, Command, Limits, Manifest, PlatformCaps, ScopeRequest};
 pub use scope::{Scope, UnknownScope};
 pub use validate::{parse, parse_with_caps};

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use crate::executor::ExecutorConfig;
 use std::time::Duration;
 
+use crate::compile::CompileConfig;
+
 /// Bounds applied to one invocation's store. The defaults suit a chat reply: 32 MiB of memory,
 /// 200 ms of wall time, a generous fuel budget, 1 000 capability calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,11 +61,22 @@ impl Default for Limits {
     }
 }
 
+/// Default bound of the compiled-component cache: 512 MiB.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 512 << 20;
+
 /// Engine-wide settings, fixed when the [`Runtime`](crate::Runtime) is built.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Where compiled components are cached (`None`: compile on every fresh runtime).
+    /// Where compiled components are cached (`None`: compile on every fresh runtime). The
+    /// directory is opened once, when the runtime is built, and every cache file is reached
+    /// through that handle only (`cap_std::fs::Dir`).
     pub cache_dir: Option<PathBuf>,
+    /// Most bytes the cache directory may hold (default 512 MiB). Past it, the artefacts used
+    /// least recently (by this cache's own record, not the filesystem's atime) are deleted.
+    pub cache_max_bytes: u64,
+    /// Bounds on compiling: how many at once, and whether in a bounded child process
+    /// (see [`CompileConfig`]).
+    pub compile: CompileConfig,
     /// Default bounds of each invocation (an [`Invocation`](crate::Invocation) may override).
     pub limits: Limits,
     /// Most instances alive at once, over all apps (the pooling allocator's slot count).
@@ -109,6 +122,8 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             cache_dir: None,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            compile: CompileConfig::default(),
             limits: Limits::default(),
             max_instances: 128,
             max_memory_bytes: 64 << 20,

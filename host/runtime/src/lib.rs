@@ -8,10 +8,13 @@
 //! 1. Build one [`Runtime`] per process with [`RuntimeBuilder`], wiring each capability with
 //!    one line: `RuntimeBuilder::new(config).with(LogCapability::default()).build()?`.
 //!    Interfaces without a capability answer every call with `error::unavailable`.
-//! 2. [`Runtime::load`] an app version's component once: it is compiled (or read from the disk
-//!    cache, keyed by the component's sha256 and the engine) and pre-linked. The result,
-//!    [`LoadedApp`], lists its [`imports`](LoadedApp::imports) for static checks.
-//! 3. For each event, build an [`Invocation`] (app, app-scoped user, conversation, locale, the
+//! 2. Before storing an upload, [`inspect`] its bytes: imports, exports and sizes, read
+//!    without compiling, for the static checks that may refuse it.
+//! 3. [`Runtime::load`] an app version's component once: it is compiled within the bounds of
+//!    [`CompileConfig`] (or read from the disk cache, keyed by the component's sha256 and the
+//!    engine, bounded in size, least recently used evicted) and pre-linked. The result,
+//!    [`LoadedApp`], lists its [`imports`](LoadedApp::imports).
+//! 4. For each event, build an [`Invocation`] (app, app-scoped user, conversation, locale, the
 //!    user's [`Grant`], optional [`Limits`], typed [`Extensions`] for capabilities) and call
 //!    [`Runtime::invoke`]. It returns an [`InvocationReport`]: the reply or a typed
 //!    [`InvokeError`], duration, fuel, capability calls, log lines, captured stdout/stderr.
@@ -33,8 +36,10 @@
 pub mod bindings;
 mod cache;
 mod capability;
+mod compile;
 mod config;
 mod executor;
+mod inspect;
 mod invocation;
 mod report;
 mod runtime;
@@ -42,8 +47,13 @@ mod state;
 
 pub use bindings::{ByteSize, Content, Error, Event, Interface};
 pub use capability::{Capability, CapabilityCx};
-pub use config::{Limits, RuntimeConfig};
+pub use compile::{
+    CompileConfig, CompileWorker, DEFAULT_COMPILE_MEMORY_BYTES, DEFAULT_COMPILE_TIMEOUT,
+    compile_worker_main,
+};
+pub use config::{DEFAULT_CACHE_MAX_BYTES, Limits, RuntimeConfig};
 pub use executor::{ExecutorConfig, ExecutorLoad};
+pub use inspect::{ComponentInfo, InspectError, inspect};
 pub use invocation::{Extensions, Grant, Invocation, Scopes};
 pub use report::{CallOutcome, CapabilityCall, ErrorKind, InvocationReport, InvokeError, LogLine};
 pub use runtime::{BuildError, LoadError, LoadOrigin, LoadedApp, Runtime, RuntimeBuilder};

@@ -1,9 +1,11 @@
 //! [`Runtime`]: the one wasmtime `Engine` (pooling allocator, copy-on-write memory images,
-//! epoch ticker), loading components into [`LoadedApp`]s (disk cache, pre-linked
-//! `InstancePre`), and invoking them in a fresh bounded store per event.
+//! epoch ticker), loading components into [`LoadedApp`]s (checked before compiling, compiled
+//! within bounds, disk cache, pre-linked `InstancePre`), and invoking them in a fresh bounded
+//! store per event.
 
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -15,10 +17,12 @@ use wasmtime::{
 };
 
 use crate::bindings::{ByteSize, Event, Interface, MiniappPre};
-use crate::cache::{DiskCache, content_hash};
+use crate::cache::{DiskCache, content_hash, deserialize, parse_hash};
 use crate::capability::{Capability, Registry, add_missing_to_linker};
+use crate::compile::{Slots, compile_in_worker};
 use crate::config::{Limits, RuntimeConfig};
 use crate::executor::{Executor, ExecutorLoad};
+use crate::inspect::inspect;
 use crate::invocation::Invocation;
 use crate::report::{ErrorKind, InvocationReport, InvokeError};
 use crate::state::{Capture, Fault, StoreState};
@@ -60,6 +64,16 @@ pub enum LoadError {
         /// wasmtime's explanation.
         message: String,
     },
+    /// Compiling went over a bound of [`CompileConfig`](crate::CompileConfig) (time or memory)
+    /// and was stopped.
+    #[error("{0}")]
+    CompileLimit(String),
+    /// Every compile slot stayed taken for as long as a load may wait: try again later.
+    #[error("{0}")]
+    Busy(String),
+    /// The compile worker could not be run (a fault of the host, not of the component).
+    #[error("compile worker: {0}")]
+    Worker(String),
 }
 
 /// Where a [`LoadedApp`]'s compiled code came from.
@@ -190,7 +204,7 @@ impl RuntimeBuilder {
             }
         }
         let cache = match &config.cache_dir {
-            Some(dir) => match DiskCache::new(dir, &engine) {
+            Some(dir) => match DiskCache::new(dir, &engine, config.cache_max_bytes) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(dir = %dir.display(), error = %e, "component cache disabled");
@@ -215,6 +229,8 @@ impl RuntimeBuilder {
                 registry: Arc::new(self.registry),
                 cache,
                 slots: Arc::new(Semaphore::new(slots)),
+                compile_slots: Slots::new(config.compile.max_concurrent),
+                compiles: AtomicU64::new(0),
                 loaded: Mutex::new(HashMap::new()),
                 executor,
                 config,
@@ -223,7 +239,7 @@ impl RuntimeBuilder {
     }
 }
 
-fn engine_config(config: &RuntimeConfig) -> Config {
+pub(crate) fn engine_config(config: &RuntimeConfig) -> Config {
     let mut c = Config::new();
     c.strategy(Strategy::Cranelift)
         .cranelift_opt_level(OptLevel::Speed)
@@ -307,6 +323,8 @@ struct Inner {
     registry: Arc<Registry>,
     cache: Option<DiskCache>,
     slots: Arc<Semaphore>,
+    compile_slots: Slots,
+    compiles: AtomicU64,
     loaded: Mutex<HashMap<[u8; 32], Weak<LoadedApp>>>,
     executor: Option<Executor>,
     config: RuntimeConfig,
@@ -323,11 +341,19 @@ impl Runtime {
         &self.inner.engine
     }
 
-    /// Compiles (or fetches from the disk cache) and pre-links a component. Loading the same
-    /// bytes again while the first [`LoadedApp`] is alive returns it.
+    /// Checks, compiles (or fetches from the disk cache) and pre-links a component. Loading
+    /// the same bytes again while the first [`LoadedApp`] is alive returns it.
     ///
-    /// This is CPU-bound (compiling takes milliseconds to seconds); from async code call it via
-    /// `tokio::task::spawn_blocking`.
+    /// Before anything is compiled, the bytes are read without compiling
+    /// ([`inspect`](crate::inspect())): over [`RuntimeConfig::max_component_bytes`], not a
+    /// component, or importing anything outside WASI and `minihost:app@0.1.0`, it is refused at
+    /// the cost of a parse. Compiling then takes one of the compile slots and, with a
+    /// [`CompileWorker`](crate::CompileWorker) configured, runs in a child process bounded in
+    /// time and memory (see [`CompileConfig`](crate::CompileConfig)). A component that
+    /// compiles but does not link leaves no artefact in the cache.
+    ///
+    /// This is blocking (compiling takes milliseconds to seconds, and may wait for a slot);
+    /// from async code call it via `tokio::task::spawn_blocking`.
     pub fn load(&self, wasm: &[u8]) -> Result<Arc<LoadedApp>, LoadError> {
         let inner = &*self.inner;
         let max = inner.config.max_component_bytes;
@@ -341,22 +367,23 @@ impl Runtime {
         if let Some(app) = self.loaded(&hash) {
             return Ok(app);
         }
+        let info = inspect(wasm).map_err(|e| LoadError::Invalid(e.to_string()))?;
+        if let Some(import) = info.imports.iter().find(|i| !linkable(i)) {
+            return Err(LoadError::Link {
+                import: Some(import.clone()),
+                message: format!(
+                    "component imports `{import}`, which the host does not provide (it provides \
+                     WASI and minihost:app@{WORLD_VERSION})"
+                ),
+            });
+        }
         let cached = inner
             .cache
             .as_ref()
             .and_then(|c| c.load(&inner.engine, &hash));
         let (component, origin) = match cached {
             Some(c) => (c, LoadOrigin::DiskCache),
-            None => {
-                let c = Component::new(&inner.engine, wasm)
-                    .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-                if let Some(cache) = &inner.cache
-                    && let Err(e) = cache.store(&hash, &c)
-                {
-                    tracing::warn!(error = %e, "could not write the component cache");
-                }
-                (c, LoadOrigin::Compiled)
-            }
+            None => (self.compile(&hash, wasm)?, LoadOrigin::Compiled),
         };
         let imports = component
             .component_type()
@@ -366,8 +393,12 @@ impl Runtime {
         let pre = inner
             .linker
             .instantiate_pre(&component)
-            .map_err(link_error)?;
-        let pre = MiniappPre::new(pre).map_err(link_error)?;
+            .and_then(MiniappPre::new)
+            .map_err(|e| {
+                // Nothing that cannot run stays in the cache.
+                self.forget_artefact(&hash);
+                link_error(e)
+            })?;
         let app = Arc::new(LoadedApp {
             hash,
             pre,
@@ -379,6 +410,82 @@ impl Runtime {
         loaded.retain(|_, weak| weak.strong_count() > 0);
         loaded.insert(hash, Arc::downgrade(&app));
         Ok(app)
+    }
+
+    /// Compiles within the configured bounds and writes the artefact to the disk cache.
+    fn compile(&self, hash: &[u8; 32], wasm: &[u8]) -> Result<Component, LoadError> {
+        let inner = &*self.inner;
+        let bounds = &inner.config.compile;
+        let _slot = inner.compile_slots.acquire(bounds.timeout).ok_or_else(|| {
+            LoadError::Busy(format!(
+                "all {} compile slots stayed busy for {} s; try again later",
+                bounds.max_concurrent.max(1),
+                bounds.timeout.as_secs_f32()
+            ))
+        })?;
+        inner.compiles.fetch_add(1, Ordering::Relaxed);
+        let (component, artefact) = match &bounds.worker {
+            Some(worker) => {
+                let artefact = compile_in_worker(worker, &inner.config, wasm)?;
+                let component = deserialize(&inner.engine, &artefact).map_err(|e| {
+                    LoadError::Worker(format!("the worker's artefact does not load: {e:#}"))
+                })?;
+                (component, Some(artefact))
+            }
+            None => {
+                let component = Component::new(&inner.engine, wasm)
+                    .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+                let artefact = match &inner.cache {
+                    Some(_) => component
+                        .serialize()
+                        .map_err(|e| tracing::warn!(error = %e, "could not serialize"))
+                        .ok(),
+                    None => None,
+                };
+                (component, artefact)
+            }
+        };
+        if let (Some(cache), Some(artefact)) = (&inner.cache, artefact)
+            && let Err(e) = cache.store(hash, &artefact)
+        {
+            tracing::warn!(error = %e, "could not write the component cache");
+        }
+        Ok(component)
+    }
+
+    /// How many components this runtime has compiled (not counting cache hits).
+    pub fn compile_count(&self) -> u64 {
+        self.inner.compiles.load(Ordering::Relaxed)
+    }
+
+    /// Deletes the cached artefact of the component whose sha256 is `content_hash` (64
+    /// lowercase hex digits, as [`LoadedApp::content_hash`] gives), e.g. when its version is
+    /// deleted. `Ok(true)` when a file was removed; anything but a hash is `InvalidInput`.
+    /// Apps already loaded keep running.
+    pub fn evict_cached(&self, content_hash: &str) -> std::io::Result<bool> {
+        let hash = parse_hash(content_hash).ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a component hash (64 lowercase hex digits)",
+            )
+        })?;
+        match &self.inner.cache {
+            Some(cache) => cache.remove(&hash),
+            None => Ok(false),
+        }
+    }
+
+    /// Bytes held by the disk cache, if caching is on.
+    pub fn cache_size(&self) -> Option<u64> {
+        self.inner.cache.as_ref().map(DiskCache::size)
+    }
+
+    fn forget_artefact(&self, hash: &[u8; 32]) {
+        if let Some(cache) = &self.inner.cache
+            && let Err(e) = cache.remove(hash)
+        {
+            tracing::warn!(error = %e, "could not remove an artefact from the component cache");
+        }
     }
 
     fn loaded(&self, hash: &[u8; 32]) -> Option<Arc<LoadedApp>> {
@@ -605,6 +712,25 @@ fn empty_report(event: &'static str, error: InvokeError) -> InvocationReport {
         stderr: String::new(),
         stdio_truncated: false,
     }
+}
+
+/// The `minihost:app` package version the host implements.
+const WORLD_VERSION: &str = "0.1.0";
+
+/// Whether the host can provide `import`: WASI (the linker has all of WASI p2; the upload
+/// check refuses the parts apps may not use) or an interface of `minihost:app@0.1.0`.
+fn linkable(import: &str) -> bool {
+    if import.starts_with("wasi:") {
+        return true;
+    }
+    let Some(rest) = import.strip_prefix("minihost:app/") else {
+        return false;
+    };
+    let Some((interface, version)) = rest.split_once('@') else {
+        return false;
+    };
+    version == WORLD_VERSION
+        && (interface == "types" || Interface::ALL.iter().any(|i| i.name() == interface))
 }
 
 fn link_error(e: wasmtime::Error) -> LoadError {

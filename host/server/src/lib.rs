@@ -14,7 +14,7 @@ use minihost_cap_messaging::MessagingCapability;
 use minihost_cap_profile::ProfileCapability;
 use minihost_cap_storage::StorageCapability;
 use minihost_hub::{Fanout, LocalHub};
-use minihost_runtime::{ExecutorConfig, RuntimeBuilder, RuntimeConfig};
+use minihost_runtime::{CompileConfig, ExecutorConfig, Runtime, RuntimeBuilder, RuntimeConfig};
 use minihost_store::{Store, StoreConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,6 +37,12 @@ pub struct NodeOptions {
     pub executor: Option<ExecutorConfig>,
     /// The operator's cap on any app's time budget, whatever its manifest asks.
     pub max_app_timeout: std::time::Duration,
+    /// Most bytes the component cache may hold; the least recently used artefacts go first
+    /// (`minihost_runtime::DEFAULT_CACHE_MAX_BYTES`, 512 MiB, by default).
+    pub cache_max_bytes: u64,
+    /// How components are compiled: concurrency, and whether in a bounded worker process
+    /// (`minihost serve` turns it on; `CompileConfig::default()` compiles in this process).
+    pub compile: CompileConfig,
 }
 
 impl NodeOptions {
@@ -49,6 +55,8 @@ impl NodeOptions {
             cache_dir: None,
             executor: Some(ExecutorConfig::default()),
             max_app_timeout: RuntimeConfig::default().max_deadline,
+            cache_max_bytes: minihost_runtime::DEFAULT_CACHE_MAX_BYTES,
+            compile: CompileConfig::default(),
         }
     }
 }
@@ -61,6 +69,8 @@ pub struct Node {
     pub store: Store,
     /// Its token broker (for tests that mint login codes as the `auth` capability would).
     pub broker: Arc<Broker>,
+    /// Its sandbox runtime (for tests that count compiles or look at the component cache).
+    pub runtime: Runtime,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -99,6 +109,8 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
             }),
         executor: options.executor.clone(),
         max_deadline: options.max_app_timeout,
+        cache_max_bytes: options.cache_max_bytes,
+        compile: options.compile.clone(),
         ..RuntimeConfig::default()
     })
     .with(LogCapability::default())
@@ -108,7 +120,7 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
     .with(AuthCapability::new(svc.clone(), broker.clone()))
     .build()
     .map_err(|e| anyhow::anyhow!("starting the sandbox runtime: {e}"))?;
-    let platform = platform::Platform::new(store.clone(), svc, fanout.clone(), runtime);
+    let platform = platform::Platform::new(store.clone(), svc, fanout.clone(), runtime.clone());
     let state = AppState {
         store: store.clone(),
         hub,
@@ -133,6 +145,7 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         addr,
         store,
         broker,
+        runtime,
         stop: Some(stop),
         task,
     })

@@ -1,5 +1,6 @@
 //! The `minihost` binary: parses the command line and runs a subcommand (`serve`, `admin`,
-//! `app`).
+//! `app`), or, as `minihost __compile`, is the compile worker `serve` starts for each component
+//! (hidden: it reads a component on stdin and writes the compiled artefact on stdout).
 
 mod admin;
 mod serve;
@@ -106,7 +107,15 @@ enum Command {
     App(minihost_devtools::AppCommand),
 }
 
+/// The hidden argument that makes this process a compile worker.
+pub const COMPILE_WORKER_ARG: &str = "__compile";
+
 fn main() -> ExitCode {
+    // A compile worker starts nothing else: no logging, no async runtime, no threads.
+    let mut args = std::env::args_os();
+    if args.nth(1).as_deref() == Some(std::ffi::OsStr::new(COMPILE_WORKER_ARG)) {
+        return minihost_runtime::compile_worker_main(args);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -1,11 +1,13 @@
 //! `minihost serve`: starts a node and shuts it down gracefully on Ctrl-C or SIGTERM (in-flight
 //! requests finish, queued messages commit).
 
-use crate::DbArgs;
+use crate::{COMPILE_WORKER_ARG, DbArgs};
+use anyhow::Context;
 use minihost::{NodeOptions, start};
-use minihost_runtime::ExecutorConfig;
+use minihost_runtime::{CompileConfig, CompileWorker, ExecutorConfig};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Arguments of `minihost serve`.
 #[derive(clap::Args)]
@@ -25,6 +27,8 @@ pub struct ServeArgs {
     /// The longest time budget any mini-app gets, in milliseconds, whatever its manifest asks.
     #[arg(long, env = "MINIHOST_MAX_APP_TIMEOUT_MS", default_value_t = 2000)]
     max_app_timeout_ms: u64,
+    #[command(flatten)]
+    compile: CompileArgs,
 }
 
 /// The executor these arguments describe.
@@ -42,10 +46,53 @@ fn executor(args: &ServeArgs) -> ExecutorConfig {
     c
 }
 
+/// Bounds on compiling uploaded components and on their cache.
+#[derive(clap::Args)]
+struct CompileArgs {
+    /// Most components compiled at once [default: one per two cores].
+    #[arg(long, env = "MINIHOST_COMPILE_CONCURRENCY")]
+    compile_concurrency: Option<usize>,
+    /// Seconds one compile may take before its worker is killed (also its CPU-time limit, and
+    /// the longest wait for a free compile slot).
+    #[arg(long, env = "MINIHOST_COMPILE_TIMEOUT_SECS", default_value_t = 60)]
+    compile_timeout_secs: u64,
+    /// Address space of a compile worker, in MiB.
+    #[arg(long, env = "MINIHOST_COMPILE_MEMORY_MIB", default_value_t = 2048)]
+    compile_memory_mib: u64,
+    /// Compile in the server process (no time or memory bound; for debugging only).
+    #[arg(long, env = "MINIHOST_COMPILE_IN_PROCESS")]
+    compile_in_process: bool,
+    /// Most MiB of compiled components kept in the data directory's component cache.
+    #[arg(long, env = "MINIHOST_COMPONENT_CACHE_MIB", default_value_t = 512)]
+    component_cache_mib: u64,
+}
+
+impl CompileArgs {
+    fn config(&self) -> anyhow::Result<CompileConfig> {
+        let defaults = CompileConfig::default();
+        let worker = if self.compile_in_process {
+            None
+        } else {
+            Some(
+                CompileWorker::current_exe([COMPILE_WORKER_ARG])
+                    .context("finding this executable to run compile workers")?,
+            )
+        };
+        Ok(CompileConfig {
+            max_concurrent: self.compile_concurrency.unwrap_or(defaults.max_concurrent),
+            worker,
+            timeout: Duration::from_secs(self.compile_timeout_secs),
+            memory_bytes: self.compile_memory_mib.saturating_mul(1 << 20),
+        })
+    }
+}
+
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     args.db.announce();
     let node = start(NodeOptions {
         cache_dir: Some(args.db.data_dir.join("component-cache")),
+        cache_max_bytes: args.compile.component_cache_mib.saturating_mul(1 << 20),
+        compile: args.compile.config()?,
         executor: Some(executor(&args)),
         max_app_timeout: std::time::Duration::from_millis(args.max_app_timeout_ms.max(1)),
         ..NodeOptions::new(args.addr, args.db.store_config())

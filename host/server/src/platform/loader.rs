@@ -1,10 +1,12 @@
 //! Loading app versions for the runtime: component bytes from the store, compiled (or read from
 //! the disk cache) once per content hash and kept in memory; and sideloading, which validates a
-//! manifest and component (with the static import check) before anything is stored.
+//! manifest and component before anything is stored. The component is checked first (its
+//! imports, read without compiling, against the manifest) and compiled only if that passes,
+//! within the runtime's compile bounds.
 
 use minihost_api::{ApiError, Sideloaded};
 use minihost_manifest::Manifest;
-use minihost_runtime::{LoadError, LoadedApp, Runtime};
+use minihost_runtime::{ComponentInfo, LoadError, LoadOrigin, LoadedApp, Runtime};
 use minihost_store::{AppVersion, Conversation, Store, StoreError, User, VersionStatus};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -37,6 +39,20 @@ fn manifest_errors(e: minihost_manifest::ManifestErrors) -> ApiError {
     invalid("manifest", text.join("; "))
 }
 
+/// The answer to a component that did not load.
+fn load_error(e: LoadError) -> ApiError {
+    match e {
+        LoadError::TooLarge { .. }
+        | LoadError::Invalid(_)
+        | LoadError::Link { .. }
+        | LoadError::CompileLimit(_) => invalid("component", e.to_string()),
+        LoadError::Busy(_) => {
+            ApiError::Unavailable("every compile slot is busy; try again in a minute")
+        }
+        LoadError::Worker(_) => ApiError::Internal(e.to_string()),
+    }
+}
+
 impl Loader {
     pub(crate) fn new(store: Store, runtime: Runtime) -> Self {
         Loader {
@@ -66,10 +82,11 @@ impl Loader {
                 "stored manifest of {app}@{version} no longer parses: {e:?}"
             ))
         })?;
-        let loaded = self.compile(v.wasm).await.map_err(|e| {
-            ApiError::Internal(format!(
+        let loaded = self.compile(v.wasm).await.map_err(|e| match e {
+            LoadError::Busy(_) => load_error(e),
+            e => ApiError::Internal(format!(
                 "stored component of {app}@{version} does not load: {e}"
-            ))
+            )),
         })?;
         let entry = Arc::new(Loaded {
             manifest,
@@ -95,31 +112,47 @@ impl Loader {
 
     async fn compile(&self, wasm: Vec<u8>) -> Result<Arc<LoadedApp>, LoadError> {
         let runtime = self.runtime.clone();
-        // Compiling is CPU work: keep it off the async threads.
+        // Compiling is CPU work (and may wait for a compile slot): keep it off the async threads.
         tokio::task::spawn_blocking(move || runtime.load(&wasm))
             .await
-            .unwrap_or_else(|e| Err(LoadError::Invalid(format!("compile task: {e}"))))
+            .unwrap_or_else(|e| Err(LoadError::Worker(format!("compile task: {e}"))))
     }
 
-    /// Checks a manifest and its component: the manifest parses, the component compiles and
-    /// links against the world, and it imports nothing its manifest does not cover.
+    /// Checks a manifest and its component, cheapest first: the manifest parses; the
+    /// component's bytes (read, not compiled) are within the size limit and import nothing its
+    /// manifest does not cover, no forbidden WASI and no other `minihost:app` version; only then
+    /// is it compiled and linked against the world.
     async fn validate(
         &self,
         manifest_text: &str,
         component: &[u8],
     ) -> Result<(Manifest, Arc<LoadedApp>), ApiError> {
         let manifest = minihost_manifest::parse(manifest_text).map_err(manifest_errors)?;
-        let app = self
-            .compile(component.to_vec())
-            .await
-            .map_err(|e| invalid("component", e.to_string()))?;
+        let info = self.inspect(component).await?;
         let findings =
-            minihost_manifest::check_imports(app.imports().iter().map(String::as_str), &manifest);
+            minihost_manifest::check_imports(info.imports.iter().map(String::as_str), &manifest);
         if !findings.is_empty() {
             let text: Vec<String> = findings.iter().map(ToString::to_string).collect();
             return Err(invalid("component", text.join("; ")));
         }
+        let app = self.compile(component.to_vec()).await.map_err(load_error)?;
         Ok((manifest, app))
+    }
+
+    /// Reads a component's imports and sizes without compiling it.
+    async fn inspect(&self, component: &[u8]) -> Result<ComponentInfo, ApiError> {
+        let max = self.runtime.config().max_component_bytes;
+        if component.len() > max {
+            return Err(load_error(LoadError::TooLarge {
+                size: component.len(),
+                max,
+            }));
+        }
+        let bytes = component.to_vec();
+        tokio::task::spawn_blocking(move || minihost_runtime::inspect(&bytes))
+            .await
+            .map_err(|e| ApiError::Internal(format!("inspect task: {e}")))?
+            .map_err(|e| invalid("component", e.to_string()))
     }
 
     /// Validates and stores a version with `status`; returns its id and version.
@@ -131,6 +164,32 @@ impl Loader {
         status: VersionStatus,
     ) -> Result<(String, String), ApiError> {
         let (manifest, app) = self.validate(&manifest_text, &component).await?;
+        let stored = self.put(developer, manifest, manifest_text, component, status, &app);
+        match stored.await {
+            Ok(stored) => Ok(stored),
+            Err(e) => {
+                // Refused after compiling: the artefact this upload made must not stay in the
+                // cache (one that was there before belongs to a version already stored).
+                if app.origin() == LoadOrigin::Compiled
+                    && let Err(io) = self.runtime.evict_cached(&app.content_hash())
+                {
+                    tracing::warn!(error = %io, "could not evict a refused version's artefact");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores a validated version.
+    async fn put(
+        &self,
+        developer: &User,
+        manifest: Manifest,
+        manifest_text: String,
+        component: Vec<u8>,
+        status: VersionStatus,
+        app: &Arc<LoadedApp>,
+    ) -> Result<(String, String), ApiError> {
         let id = manifest.id.as_str().to_owned();
         let version = manifest.version.to_string();
         self.store
@@ -160,7 +219,13 @@ impl Loader {
                 other => other.into(),
             })?;
         if let Ok(mut map) = self.by_hash.lock() {
-            map.insert(hash, Arc::new(Loaded { manifest, app }));
+            map.insert(
+                hash,
+                Arc::new(Loaded {
+                    manifest,
+                    app: app.clone(),
+                }),
+            );
         }
         Ok((id, version))
     }
@@ -239,5 +304,16 @@ impl Loader {
             version: newest,
             findings: Vec::new(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_manifest_check_and_the_runtime_agree_on_the_platform_version() {
+        let suffix = format!("@{}", minihost_manifest::PLATFORM_VERSION);
+        for interface in minihost_runtime::Interface::ALL {
+            assert!(interface.qualified_name().ends_with(&suffix), "{interface}");
+        }
     }
 }
