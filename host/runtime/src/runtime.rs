@@ -239,6 +239,9 @@ impl RuntimeBuilder {
     }
 }
 
+/// The engine's configuration. Compile workers build theirs with this same function from the
+/// settings on their command line (`compile.rs`, `WorkerArgs`): a field read here must be passed
+/// there too, or their artefacts will not deserialize.
 pub(crate) fn engine_config(config: &RuntimeConfig) -> Config {
     let mut c = Config::new();
     c.strategy(Strategy::Cranelift)
