@@ -98,8 +98,16 @@ async fn the_echo_app_answers_a_command_live() {
         assert_eq!(reply["sender"]["id"], "echo");
         assert_eq!(reply["sender"]["name"], "Echo (unreviewed)");
 
-        // The developer reads the invocation log; others cannot.
-        let log = alice.get("/api/v1/apps/echo/invocations").await;
+        // The developer reads the invocation log; others cannot. The record is written just
+        // after the reply is posted, so it may take a moment to appear.
+        let mut log = alice.get("/api/v1/apps/echo/invocations").await;
+        for _ in 0..100 {
+            if log.1.as_array().is_some_and(|a| !a.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            log = alice.get("/api/v1/apps/echo/invocations").await;
+        }
         assert_eq!(log.0, 200);
         assert_eq!(log.1[0]["event_kind"], "command");
         assert_eq!(log.1[0]["outcome"], "ok");
