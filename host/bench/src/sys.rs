@@ -1,5 +1,5 @@
 //! What the bench reads from and asks of the operating system: a process's RSS and CPU time
-//! from /proc, the machine's description, the open-file limit, and polite termination.
+//! from /proc, the machine's description and load, the open-file limit, and polite termination.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -172,6 +172,13 @@ impl Machine {
     }
 }
 
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), as the kernel prints them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 /// Raises this process's open-file limit so that it allows at least `want` descriptors,
 /// raising the hard limit too when allowed (root). Child processes inherit the result.
 /// Returns the soft limit now in force.
@@ -223,6 +230,7 @@ mod tests {
         assert!(rss_kib(me).unwrap() > 0);
         assert!(cpu_seconds(me).unwrap() >= 0.0);
         assert!(machine_busy_seconds().unwrap() > 0.0);
+        assert_eq!(load_average().split(' ').count(), 3);
     }
 
     #[test]
