@@ -70,6 +70,8 @@ const STORM_LEAD: Duration = Duration::from_secs(2);
 const SETTLE: Duration = Duration::from_secs(120);
 /// Longest wait for the echo app's outstanding answers after a phase.
 const ECHO_GRACE: Duration = Duration::from_secs(10);
+/// The name of the server's guest threads (`host/runtime/src/executor.rs`).
+const GUEST_THREAD: &str = "minihost-guest";
 /// Entries the log endpoint returns at most per app (newest first).
 const LOG_LIMIT: u32 = 500;
 
@@ -411,14 +413,28 @@ async fn phase(
         Duration::from_secs_f64(o.chat.warmup.max(0.0)),
         stop_rx,
     ));
+    let guest_cpu = || {
+        let pid = target.pid?;
+        Some((
+            Instant::now(),
+            sys::threads_cpu_seconds(pid, GUEST_THREAD).ok()?,
+        ))
+    };
+    let before = guest_cpu();
     let chat = messages::chat_phase(&o.chat, Some(o.rate), target, pop).await;
+    let after = guest_cpu();
     let _ = stop_tx.send(true);
     let echo = probe.await.context("the echo probe panicked")??;
     let (sends, deliveries) = chat?;
+    let guest_cpu_cores = match (before, after) {
+        (Some((t0, c0)), Some((t1, c1))) => Some((c1 - c0) / (t1 - t0).as_secs_f64().max(1e-9)),
+        _ => None,
+    };
     Ok(Phase {
         sends,
         deliveries,
         echo,
+        guest_cpu_cores,
     })
 }
 

@@ -143,6 +143,9 @@ pub struct Phase {
     pub sends: Sends,
     pub deliveries: Deliveries,
     pub echo: EchoProbe,
+    /// Cores the server's guest threads used over the phase (WebSocket setup and drain
+    /// included).
+    pub guest_cpu_cores: Option<f64>,
 }
 
 /// The looping apps' storm, from what was posted and their invocation logs.
@@ -317,6 +320,10 @@ pub fn print_idle(r: &IdleReport) {
 fn print_phase(title: &str, p: &Phase) {
     print_sends(title, &p.sends);
     print_deliveries(&p.deliveries);
+    println!(
+        "  guest cpu    {} cores (the server's guest threads, included in its cpu above)",
+        cores(p.guest_cpu_cores)
+    );
     let e = &p.echo;
     println!(
         "  echo app     {} of {} asks answered; {}",
