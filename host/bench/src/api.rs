@@ -1,5 +1,6 @@
 //! The few Minihost API calls the bench makes outside the timed phase: sign up, sign in,
-//! create a group conversation, health check. Written to the contract in issue 2.
+//! create a group conversation, health check (issue 2's contract); and for `hostile`, a
+//! developer's sideload, consent answer, plain text post and invocation log.
 
 use std::time::Duration;
 
@@ -78,6 +79,81 @@ pub async fn create_group(
         serde_json::Value::String(s) => s,
         other => other.to_string(),
     })
+}
+
+/// Sideloads `component` with `manifest` into `conversation` (the caller must be a developer).
+pub async fn sideload(
+    conn: &mut Conn,
+    token: &str,
+    conversation: &str,
+    manifest: &str,
+    component: &[u8],
+) -> Result<()> {
+    use base64::Engine as _;
+    let component = base64::engine::general_purpose::STANDARD.encode(component);
+    let body = json!({"manifest": manifest, "component": component});
+    let auth = format!("Bearer {token}");
+    let path = format!("/api/v1/conversations/{conversation}/apps");
+    let (status, resp) = call(conn, "POST", &path, Some(&auth), &body).await?;
+    expect(status, 201, &format!("sideload into {conversation}"), &resp)
+}
+
+/// Answers the consent request of `app` with `scopes`; false while there is none to answer.
+pub async fn grant(conn: &mut Conn, token: &str, app: &str, scopes: &[&str]) -> Result<bool> {
+    let auth = format!("Bearer {token}");
+    let path = format!("/api/v1/me/grants/{app}");
+    let (status, resp) = call(
+        conn,
+        "PUT",
+        &path,
+        Some(&auth),
+        &json!({ "scopes": scopes }),
+    )
+    .await?;
+    if status == 404 {
+        return Ok(false);
+    }
+    expect(status, 200, &format!("grant {app}"), &resp)?;
+    Ok(true)
+}
+
+/// Posts a text message; returns the HTTP status and body (the caller decides what is an error).
+pub async fn post_text(
+    conn: &mut Conn,
+    token: &str,
+    conversation: &str,
+    text: &str,
+) -> Result<(u16, Vec<u8>)> {
+    let auth = format!("Bearer {token}");
+    let path = format!("/api/v1/conversations/{conversation}/messages");
+    let body = json!({"content": {"type": "text", "text": text}});
+    call(conn, "POST", &path, Some(&auth), &body).await
+}
+
+/// One entry of an app's invocation log (the fields the bench reads).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Invocation {
+    pub id: String,
+    pub outcome: String,
+    pub error_kind: Option<String>,
+    pub duration_us: u64,
+    pub queued_us: u64,
+}
+
+/// The newest `limit` (at most 500) entries of `app`'s invocation log, as its developer.
+pub async fn invocations(
+    conn: &mut Conn,
+    token: &str,
+    app: &str,
+    limit: u32,
+) -> Result<Vec<Invocation>> {
+    let auth = format!("Bearer {token}");
+    let path = format!("/api/v1/apps/{app}/invocations?limit={limit}");
+    let r = tokio::time::timeout(CALL_TIMEOUT, conn.request("GET", &path, Some(&auth), None))
+        .await
+        .with_context(|| format!("GET {path} timed out"))??;
+    expect(r.status, 200, &format!("invocation log of {app}"), r.body)?;
+    serde_json::from_slice(r.body).context("invocation log")
 }
 
 /// Polls `GET /healthz` until it answers 200, for at most `within`.

@@ -1,6 +1,7 @@
 //! Child servers under test: the real `minihost serve`, or this binary's own `echo-server`.
 //! Starts one, reads the address it bound from its stdout, sends its logs to a file, and stops
-//! it with SIGTERM (SIGKILL if it does not exit in time; killed on drop as a last resort).
+//! it with SIGTERM (SIGKILL if it does not exit in time; killed on drop as a last resort); and
+//! runs the setup commands a server needs first (`minihost admin ...`) to completion.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -104,6 +105,35 @@ impl Server {
             }
         }
     }
+}
+
+/// Runs `program ARGS --data-dir DATA_DIR` with `env` to completion (a setup command such as
+/// `minihost admin create-user`); fails with its output if it fails.
+pub async fn run_to_end(
+    program: &Path,
+    args: &[String],
+    data_dir: &str,
+    env: &[(String, String)],
+) -> Result<()> {
+    let out = Command::new(program)
+        .args(args)
+        .args(["--data-dir", data_dir])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("starting {}", program.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} {} failed ({}): {}{}",
+            program.display(),
+            args.first().map_or("", String::as_str),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(())
 }
 
 /// Reads `... listening on http://HOST:PORT` (the line both servers print once bound).

@@ -1,12 +1,14 @@
 //! The `minihost-bench` binary: command line and dispatch. `messages` measures message
-//! throughput and latency against a bare axum baseline, `idle-ws` measures server memory per
-//! idle WebSocket, `echo-server` is the baseline server itself (started as a child).
+//! throughput and latency against a bare axum baseline, `hostile` measures chat beside a storm
+//! of looping mini-apps, `idle-ws` measures server memory per idle WebSocket, `echo-server` is
+//! the baseline server itself (started as a child).
 
 mod api;
 mod child;
 mod clock;
 mod echo;
 mod hist;
+mod hostile;
 mod http;
 mod idle;
 mod load;
@@ -44,6 +46,8 @@ struct Cli {
 enum Cmd {
     /// Messages/s accepted and delivered, latency and seq order, against the bare echo.
     Messages(messages::MessagesOpts),
+    /// Chat latency quiet and beside a storm of looping mini-apps (one server, one run).
+    Hostile(hostile::HostileOpts),
     /// Server RSS per idle WebSocket connection.
     IdleWs(idle::IdleOpts),
     /// The bare axum JSON echo (`POST /echo`) the `messages` baseline starts.
@@ -67,6 +71,9 @@ fn main() -> ExitCode {
     let result = match cli.cmd {
         Cmd::Messages(o) => {
             runtime(Some(cli.threads)).and_then(|rt| rt.block_on(messages::run(o, command)))
+        }
+        Cmd::Hostile(o) => {
+            runtime(Some(cli.threads)).and_then(|rt| rt.block_on(hostile::run(o, command)))
         }
         Cmd::IdleWs(o) => {
             runtime(Some(cli.threads)).and_then(|rt| rt.block_on(idle::run(o, command)))

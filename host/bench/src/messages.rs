@@ -28,6 +28,25 @@ use crate::ws::{self, ReaderSetup, ReaderStats};
 pub struct MessagesOpts {
     #[command(flatten)]
     pub target: TargetOpts,
+    #[command(flatten)]
+    pub chat: ChatOpts,
+    /// Open-loop target rate in messages/s over all senders (default: as fast as accepted).
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Skip the bare echo baseline.
+    #[arg(long)]
+    pub no_echo: bool,
+    /// Only the bare echo baseline.
+    #[arg(long, conflicts_with = "no_echo")]
+    pub echo_only: bool,
+    /// Print the report as JSON on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The chat population and its load (shared by `messages` and `hostile`).
+#[derive(Debug, Clone, Args)]
+pub struct ChatOpts {
     /// Users, each with one WebSocket.
     #[arg(long, default_value_t = 200)]
     pub clients: usize,
@@ -46,9 +65,6 @@ pub struct MessagesOpts {
     /// Seconds of sending before measuring starts.
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
-    /// Open-loop target rate in messages/s over all senders (default: as fast as accepted).
-    #[arg(long)]
-    pub rate: Option<f64>,
     /// Longest wait for deliveries after the last send, in seconds.
     #[arg(long, default_value_t = 15.0)]
     pub drain_timeout: f64,
@@ -59,15 +75,20 @@ pub struct MessagesOpts {
     /// Concurrent sign-ups during setup.
     #[arg(long, default_value_t = 4)]
     pub setup_workers: usize,
-    /// Skip the bare echo baseline.
-    #[arg(long)]
-    pub no_echo: bool,
-    /// Only the bare echo baseline.
-    #[arg(long, conflicts_with = "no_echo")]
-    pub echo_only: bool,
-    /// Print the report as JSON on stdout instead of the summary.
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl ChatOpts {
+    pub fn check(&self) -> Result<()> {
+        if self.senders == 0 || self.clients == 0 || self.conversations == 0 {
+            bail!("--senders, --clients and --conversations must be positive");
+        }
+        let want = (self.clients as u64) * 2 + self.senders as u64 * 2 + 1024;
+        let limit = sys::raise_nofile(want);
+        if limit < want {
+            eprintln!("warning: open-file limit {limit} is below the {want} this run may need");
+        }
+        Ok(())
+    }
 }
 
 /// A fake token as long as a real one, so the echo request is the same size.
@@ -77,7 +98,13 @@ fn secs_us(s: f64) -> u64 {
     (s.max(0.0) * 1e6) as u64
 }
 
-fn shared(addr: SocketAddr, o: &MessagesOpts, senders: usize, parse_seq: bool) -> Arc<Shared> {
+fn shared(
+    addr: SocketAddr,
+    o: &ChatOpts,
+    rate: Option<f64>,
+    senders: usize,
+    parse_seq: bool,
+) -> Arc<Shared> {
     let clock = Clock::start();
     let measure_from_us = secs_us(o.warmup);
     Arc::new(Shared {
@@ -89,12 +116,12 @@ fn shared(addr: SocketAddr, o: &MessagesOpts, senders: usize, parse_seq: bool) -
         deadline_us: measure_from_us + secs_us(o.duration),
         max_messages: o.messages,
         claimed: AtomicU64::new(0),
-        rate: o.rate,
+        rate,
         senders,
     })
 }
 
-async fn echo_phase(o: &MessagesOpts) -> Result<report::Sends> {
+async fn echo_phase(o: &ChatOpts, rate: Option<f64>) -> Result<report::Sends> {
     let target = Target::echo().await?;
     api::wait_healthy(target.addr, Duration::from_secs(10)).await?;
     let slots = (0..o.senders)
@@ -106,7 +133,7 @@ async fn echo_phase(o: &MessagesOpts) -> Result<report::Sends> {
             }]
         })
         .collect();
-    let shared = shared(target.addr, o, o.senders, false);
+    let shared = shared(target.addr, o, rate, o.senders, false);
     let out = load::drive(target.label.clone(), shared, slots, 1, target.pid).await;
     target.close().await?;
     Ok(out?.sends)
@@ -200,7 +227,8 @@ async fn drain(readers: &[Reader], per_conv: &[Accepted], timeout: Duration) -> 
     start.elapsed()
 }
 
-async fn messenger_phase(o: &MessagesOpts, target: &Target) -> Result<(report::Sends, Deliveries)> {
+/// Signs up the chat population on a fresh server.
+pub async fn populate(o: &ChatOpts, target: &Target) -> Result<Population> {
     api::wait_healthy(target.addr, Duration::from_secs(30)).await?;
     eprintln!(
         "setup: signing up {} users, {} conversations ...",
@@ -208,20 +236,27 @@ async fn messenger_phase(o: &MessagesOpts, target: &Target) -> Result<(report::S
     );
     let t = Instant::now();
     let pop = setup::populate(target.addr, o.clients, o.conversations, o.setup_workers).await?;
-    eprintln!(
-        "setup: done in {:.1} s; opening {} WebSockets",
-        t.elapsed().as_secs_f64(),
-        pop.users.len()
-    );
+    eprintln!("setup: done in {:.1} s", t.elapsed().as_secs_f64());
+    Ok(pop)
+}
 
-    let slots = sender_slots(&pop, o.senders);
+/// One timed phase of chat: a WebSocket per user, senders at `rate` (or closed loop), every
+/// push checked; the WebSockets are closed again at the end.
+pub async fn chat_phase(
+    o: &ChatOpts,
+    rate: Option<f64>,
+    target: &Target,
+    pop: &Population,
+) -> Result<(report::Sends, Deliveries)> {
+    let slots = sender_slots(pop, o.senders);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let conns = connect_all(target.addr, &pop).await;
+    eprintln!("load: opening {} WebSockets", pop.users.len());
+    let conns = connect_all(target.addr, pop).await;
     // The clock starts when sending starts; readers share it.
-    let shared = shared(target.addr, o, slots.len(), true);
+    let shared = shared(target.addr, o, rate, slots.len(), true);
     let readers = spawn_readers(
         conns,
-        &pop,
+        pop,
         shared.clock,
         shared.measure_from_us,
         o.ack_every,
@@ -270,23 +305,21 @@ async fn messenger_phase(o: &MessagesOpts, target: &Target) -> Result<(report::S
     Ok((sends, deliveries))
 }
 
+async fn messenger_phase(o: &MessagesOpts, target: &Target) -> Result<(report::Sends, Deliveries)> {
+    let pop = populate(&o.chat, target).await?;
+    chat_phase(&o.chat, o.rate, target, &pop).await
+}
+
 pub async fn run(o: MessagesOpts, command: String) -> Result<bool> {
-    if o.senders == 0 || o.clients == 0 || o.conversations == 0 {
-        bail!("--senders, --clients and --conversations must be positive");
-    }
-    let want = (o.clients as u64) * 2 + o.senders as u64 * 2 + 1024;
-    let limit = sys::raise_nofile(want);
-    if limit < want {
-        eprintln!("warning: open-file limit {limit} is below the {want} this run may need");
-    }
+    o.chat.check()?;
     let echo = if o.no_echo {
         None
     } else {
         eprintln!(
             "echo: bare axum baseline, {} senders for {:.1} s",
-            o.senders, o.duration
+            o.chat.senders, o.chat.duration
         );
-        Some(echo_phase(&o).await?)
+        Some(echo_phase(&o.chat, o.rate).await?)
     };
     let (server, deliveries) = if o.echo_only {
         (None, None)

@@ -122,11 +122,94 @@ pub struct IdleReport {
     pub ok: bool,
 }
 
+/// The well-behaved app's answers during one phase of `hostile`.
+#[derive(Debug, Clone, Serialize)]
+pub struct EchoProbe {
+    /// `/echo` asks sent after warm-up.
+    pub asked: u64,
+    /// Of those, answered by the app.
+    pub answered: u64,
+    /// From the ask's scheduled time to the app's reply on the asker's WebSocket.
+    pub latency: Latency,
+    /// `app_error` kinds the app's invocations ended with (warm-up included).
+    pub failures: Vec<(String, u64)>,
+    /// Asks the server did not accept.
+    pub ask_errors: u64,
+}
+
+/// One chat phase of `hostile`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Phase {
+    pub sends: Sends,
+    pub deliveries: Deliveries,
+    pub echo: EchoProbe,
+    /// Cores the server's guest threads used over the phase (WebSocket setup and drain
+    /// included).
+    pub guest_cpu_cores: Option<f64>,
+}
+
+/// The looping apps' storm, from what was posted and their invocation logs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Storm {
+    pub apps: usize,
+    pub commands_per_burst: usize,
+    pub bursts: u64,
+    pub loops_posted: u64,
+    pub post_errors: u64,
+    pub first_post_error: Option<String>,
+    /// One per app per `/loop` posted.
+    pub invocations_expected: u64,
+    pub invocations_logged: u64,
+    /// More than the log endpoint shows per app (500): the counts cover the newest 500.
+    pub log_truncated: bool,
+    pub timeouts: u64,
+    pub busy: u64,
+    /// Any other outcome, by error kind (or `ok`).
+    pub other: Vec<(String, u64)>,
+    /// The operator's cap on app time budgets.
+    pub cap_ms: f64,
+    /// Shortest and longest run of a timed-out invocation (`duration_us`).
+    pub min_timeout_run_ms: f64,
+    pub max_timeout_run_ms: f64,
+    /// Longest run past the cap.
+    pub max_overrun_ms: f64,
+    /// The runtime's documented slack past a deadline.
+    pub slack_ms: f64,
+    /// Longest wait for a slot of an invocation that then ran (`queued_us`).
+    pub max_start_delay_ms: f64,
+    /// Longest wait before an invocation was refused as busy.
+    pub max_busy_wait_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HostileReport {
+    pub machine: Machine,
+    pub command: String,
+    pub db: String,
+    /// `/proc/loadavg` (1, 5, 15 minutes) before and after the run.
+    pub load_average_before: String,
+    pub load_average_after: String,
+    /// What the bench added to `minihost serve`.
+    pub server_args: Vec<String>,
+    /// Open-loop chat messages/s, both phases.
+    pub chat_rate: f64,
+    pub quiet: Phase,
+    pub stormy: Phase,
+    pub storm: Storm,
+    /// Chat send round trip p99, storm over quiet.
+    pub send_p99_ratio: f64,
+    /// Chat delivery latency p99, storm over quiet.
+    pub delivery_p99_ratio: f64,
+    /// `send_p99_ratio <= 2`.
+    pub within_2x: bool,
+    pub ok: bool,
+}
+
 fn cores(c: Option<f64>) -> String {
     c.map_or_else(|| "?".into(), |c| format!("{c:.2}"))
 }
 
-fn print_sends(title: &str, s: &Sends) {
+pub fn print_sends(title: &str, s: &Sends) {
     println!("{title}: {}", s.target);
     println!(
         "  accepted     {:>10.0} /s   ({} measured in {:.2} s, {} senders, {} attempted in total)",
@@ -152,12 +235,43 @@ fn print_sends(title: &str, s: &Sends) {
     }
 }
 
-pub fn print_messages(r: &MessagesReport) {
-    let m = &r.machine;
+fn print_deliveries(d: &Deliveries) {
+    println!(
+        "  delivered    {:>10.0} /s   ({} measured in {:.2} s; {} of {} expected in total; {} clients in {} conversations)",
+        d.delivered_per_s,
+        d.measured,
+        d.window_s,
+        d.delivered,
+        d.expected,
+        d.clients,
+        d.conversations
+    );
+    println!(
+        "  latency      {}  (send start -> WebSocket push, per recipient)",
+        d.latency
+    );
+    println!("  drain        {:.2} s after the last send", d.drain_s);
+    println!("  seq checks   {} violations", d.violations);
+    for v in &d.violation_samples {
+        println!("    {v}");
+    }
+    if d.other_frames > 0 {
+        println!("  other frames {} (not message pushes)", d.other_frames);
+    }
+    for p in &d.problems {
+        println!("  problem      {p}");
+    }
+}
+
+fn print_machine(m: &Machine) {
     println!(
         "machine: {} cores, {}, {} MiB, Linux {}",
         m.nproc, m.cpu_model, m.mem_total_mib, m.kernel
     );
+}
+
+pub fn print_messages(r: &MessagesReport) {
+    print_machine(&r.machine);
     println!("command: {}", r.command);
     if let Some(e) = &r.echo {
         print_sends("echo baseline", e);
@@ -166,31 +280,7 @@ pub fn print_messages(r: &MessagesReport) {
         print_sends(&format!("messenger ({})", r.db), s);
     }
     if let Some(d) = &r.deliveries {
-        println!(
-            "  delivered    {:>10.0} /s   ({} measured in {:.2} s; {} of {} expected in total; {} clients in {} conversations)",
-            d.delivered_per_s,
-            d.measured,
-            d.window_s,
-            d.delivered,
-            d.expected,
-            d.clients,
-            d.conversations
-        );
-        println!(
-            "  latency      {}  (send start -> WebSocket push, per recipient)",
-            d.latency
-        );
-        println!("  drain        {:.2} s after the last send", d.drain_s);
-        println!("  seq checks   {} violations", d.violations);
-        for v in &d.violation_samples {
-            println!("    {v}");
-        }
-        if d.other_frames > 0 {
-            println!("  other frames {} (not message pushes)", d.other_frames);
-        }
-        for p in &d.problems {
-            println!("  problem      {p}");
-        }
+        print_deliveries(d);
     }
     if let Some(ratio) = r.ratio_to_echo {
         println!(
@@ -208,11 +298,7 @@ pub fn print_messages(r: &MessagesReport) {
 }
 
 pub fn print_idle(r: &IdleReport) {
-    let m = &r.machine;
-    println!(
-        "machine: {} cores, {}, {} MiB, Linux {}",
-        m.nproc, m.cpu_model, m.mem_total_mib, m.kernel
-    );
+    print_machine(&r.machine);
     println!("command: {}", r.command);
     println!("target:  {}", r.target);
     println!(
@@ -229,4 +315,86 @@ pub fn print_idle(r: &IdleReport) {
         r.nofile_limit, r.ephemeral_ports
     );
     println!("result: {}", if r.ok { "OK" } else { "FAILED" });
+}
+
+fn print_phase(title: &str, p: &Phase) {
+    print_sends(title, &p.sends);
+    print_deliveries(&p.deliveries);
+    println!(
+        "  guest cpu    {} cores (the server's guest threads, included in its cpu above)",
+        cores(p.guest_cpu_cores)
+    );
+    let e = &p.echo;
+    println!(
+        "  echo app     {} of {} asks answered; {}",
+        e.answered, e.asked, e.latency
+    );
+    for (kind, n) in &e.failures {
+        println!("  echo failed  {n} x {kind}");
+    }
+    if e.ask_errors > 0 {
+        println!("  echo asks    {} not accepted", e.ask_errors);
+    }
+}
+
+pub fn print_hostile(r: &HostileReport) {
+    print_machine(&r.machine);
+    println!("command: {}", r.command);
+    println!(
+        "load average: {} before, {} after (1/5/15 min)",
+        r.load_average_before, r.load_average_after
+    );
+    println!("server args: {}", r.server_args.join(" "));
+    print_phase(
+        &format!("quiet chat ({}, {} msg/s)", r.db, r.chat_rate),
+        &r.quiet,
+    );
+    print_phase(&format!("chat beside the storm ({})", r.db), &r.stormy);
+    let s = &r.storm;
+    println!(
+        "storm: {} apps x {} /loop per burst, {} bursts: {} /loop posted ({} failed)",
+        s.apps, s.commands_per_burst, s.bursts, s.loops_posted, s.post_errors
+    );
+    if let Some(e) = &s.first_post_error {
+        println!("  first error  {e}");
+    }
+    println!(
+        "  invocations  {} logged of {} expected{}: {} timed out, {} refused busy",
+        s.invocations_logged,
+        s.invocations_expected,
+        if s.log_truncated {
+            " (newest 500 per app)"
+        } else {
+            ""
+        },
+        s.timeouts,
+        s.busy
+    );
+    for (kind, n) in &s.other {
+        println!("               {n} x {kind}");
+    }
+    println!(
+        "  deadline     timed-out runs took {:.1}-{:.1} ms against a cap of {:.0} ms: overrun at most {:.1} ms (slack {:.0} ms)",
+        s.min_timeout_run_ms, s.max_timeout_run_ms, s.cap_ms, s.max_overrun_ms, s.slack_ms
+    );
+    println!(
+        "  queue        ran after waiting at most {:.1} ms; refused after waiting at most {:.1} ms",
+        s.max_start_delay_ms, s.max_busy_wait_ms
+    );
+    println!(
+        "ratio: chat send p99 beside the storm / quiet = {:.2} ({:.2} / {:.2} ms): {}",
+        r.send_p99_ratio,
+        r.stormy.sends.round_trip.p99_ms,
+        r.quiet.sends.round_trip.p99_ms,
+        if r.within_2x {
+            "within 2x"
+        } else {
+            "NOT within 2x"
+        }
+    );
+    println!(
+        "       chat delivery p99 beside the storm / quiet = {:.2}",
+        r.delivery_p99_ratio
+    );
+    println!("result: {}", if r.ok { "OK" } else { "FAILED (see above)" });
 }

@@ -1,5 +1,5 @@
 //! What the bench reads from and asks of the operating system: a process's RSS and CPU time
-//! from /proc, the machine's description, the open-file limit, and polite termination.
+//! from /proc, the machine's description and load, the open-file limit, and polite termination.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -24,8 +24,27 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
 
 /// User plus system CPU time of process `pid` (all its threads), in seconds.
 pub fn cpu_seconds(pid: u32) -> Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .with_context(|| format!("reading /proc/{pid}/stat"))?;
+    stat_cpu_seconds(&format!("/proc/{pid}/stat"))
+}
+
+/// CPU seconds of the threads of process `pid` named `name` (e.g. a runtime's workers).
+pub fn threads_cpu_seconds(pid: u32, name: &str) -> Result<f64> {
+    let dir = format!("/proc/{pid}/task");
+    let mut total = 0.0;
+    for task in std::fs::read_dir(&dir).with_context(|| format!("reading {dir}"))? {
+        let path = task?.path();
+        let named = std::fs::read_to_string(path.join("comm")).is_ok_and(|c| c.trim() == name);
+        if named {
+            // A thread that ended meanwhile just stops counting.
+            total += stat_cpu_seconds(&path.join("stat").to_string_lossy()).unwrap_or(0.0);
+        }
+    }
+    Ok(total)
+}
+
+/// User plus system CPU seconds from a `/proc/.../stat` file (a process or one thread).
+fn stat_cpu_seconds(path: &str) -> Result<f64> {
+    let stat = std::fs::read_to_string(path).with_context(|| format!("reading {path}"))?;
     // The command name may hold spaces or parentheses; the fields we want follow the last ')'.
     let after = stat
         .rsplit_once(')')
@@ -34,7 +53,7 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     let fields: Vec<&str> = after.split_whitespace().collect();
     // After ')': state is field 3 of the man page, so utime (14) and stime (15) are at 11 and 12.
     let (Some(utime), Some(stime)) = (fields.get(11), fields.get(12)) else {
-        bail!("short /proc/{pid}/stat");
+        bail!("short {path}");
     };
     let ticks: u64 = utime.parse::<u64>()? + stime.parse::<u64>()?;
     Ok(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
@@ -172,6 +191,13 @@ impl Machine {
     }
 }
 
+/// The 1-, 5- and 15-minute load averages (`/proc/loadavg`), as the kernel prints them.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
 /// Raises this process's open-file limit so that it allows at least `want` descriptors,
 /// raising the hard limit too when allowed (root). Child processes inherit the result.
 /// Returns the soft limit now in force.
@@ -222,7 +248,11 @@ mod tests {
         let me = std::process::id();
         assert!(rss_kib(me).unwrap() > 0);
         assert!(cpu_seconds(me).unwrap() >= 0.0);
+        let main = std::fs::read_to_string(format!("/proc/{me}/comm")).unwrap();
+        assert!(threads_cpu_seconds(me, main.trim()).unwrap() >= 0.0);
+        assert_eq!(threads_cpu_seconds(me, "no-such-thread").unwrap(), 0.0);
         assert!(machine_busy_seconds().unwrap() > 0.0);
+        assert_eq!(load_average().split(' ').count(), 3);
     }
 
     #[test]

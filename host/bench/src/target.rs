@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
-use crate::child::{Server, Spec};
+use crate::child::{self, Server, Spec};
 use crate::pg::Database;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -47,6 +47,16 @@ pub struct TargetOpts {
     pub pg_admin_url: String,
 }
 
+/// What a started server needs beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Appended to the arguments of `serve`.
+    pub serve_args: Vec<String>,
+    /// Commands of the same binary (e.g. `admin create-user ...`) run to completion, in order,
+    /// before the server starts, on its database (`--data-dir` is appended, DATABASE_URL set).
+    pub before: Vec<Vec<String>>,
+}
+
 /// A server under test and what must be cleaned up after it.
 pub struct Target {
     pub addr: SocketAddr,
@@ -59,6 +69,15 @@ pub struct Target {
 
 impl Target {
     pub async fn open(opts: &TargetOpts) -> Result<Self> {
+        Self::open_with(opts, &Launch::default()).await
+    }
+
+    /// Like [`Target::open`], with extra steps for a started server (a running one cannot
+    /// take them: it is refused).
+    pub async fn open_with(opts: &TargetOpts, launch: &Launch) -> Result<Self> {
+        if opts.url.is_some() && (!launch.serve_args.is_empty() || !launch.before.is_empty()) {
+            bail!("this command starts its own server: give --server-bin, not --url");
+        }
         if let Some(url) = &opts.url {
             let addr = parse_loopback_url(url)?;
             return Ok(Self {
@@ -89,19 +108,33 @@ impl Target {
                 Some(db)
             }
         };
+        let data_dir = data.to_string_lossy().into_owned();
+        let mut args: Vec<String> = vec![
+            "serve".into(),
+            "--addr".into(),
+            "127.0.0.1:0".into(),
+            "--data-dir".into(),
+            data_dir.clone(),
+        ];
+        args.extend(launch.serve_args.iter().cloned());
         let spec = Spec {
             program,
-            args: vec![
-                "serve".into(),
-                "--addr".into(),
-                "127.0.0.1:0".into(),
-                "--data-dir".into(),
-                data.to_string_lossy().into_owned(),
-            ],
+            args,
             env,
             log: dir.path().join("server.log"),
         };
-        let server = match Server::start(spec).await {
+        let mut prepared = Ok(());
+        for before in &launch.before {
+            prepared = child::run_to_end(program, before, &data_dir, &spec.env).await;
+            if prepared.is_err() {
+                break;
+            }
+        }
+        let started = match prepared {
+            Ok(()) => Server::start(spec).await,
+            Err(e) => Err(e),
+        };
+        let server = match started {
             Ok(s) => s,
             Err(e) => {
                 if let Some(db) = db {
