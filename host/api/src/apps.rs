@@ -12,7 +12,7 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use minihost_core::{ConversationKind, Sender};
+use minihost_core::ConversationKind;
 use minihost_store::{Install, InvocationRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -203,43 +203,8 @@ pub(crate) async fn action(
         .message(&conv.id, &message)
         .await?
         .ok_or(ApiError::NotFound("message"))?;
-    if !matches!(card.sender, Sender::App { .. }) {
-        return Err(ApiError::invalid(
-            "message",
-            "only cards sent by apps have buttons",
-        ));
-    }
-    let minihost_core::Content::Card(c) = &card.content else {
-        return Err(ApiError::invalid("message", "the message is not a card"));
-    };
-    let value = c
-        .blocks
-        .iter()
-        .find_map(|b| match b {
-            minihost_core::Block::Button(btn) if btn.id == body.button => Some(btn.value.clone()),
-            _ => None,
-        })
-        .ok_or_else(|| ApiError::invalid("button", "the card has no such button"))?;
-    let inputs = body
-        .inputs
-        .into_iter()
-        .filter(|(k, _)| {
-            c.blocks
-                .iter()
-                .any(|b| matches!(b, minihost_core::Block::Input(i) if &i.id == k))
-        })
-        .collect();
-    platform
-        .action(
-            &me,
-            &card,
-            ActionInput {
-                button: body.button,
-                value,
-                inputs,
-            },
-        )
-        .await?;
+    let input = ActionInput::from_card(&card, body.button, body.inputs)?;
+    platform.action(&me, &card, input).await?;
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -3,7 +3,7 @@
 //! messenger-only node), app routes answer 503.
 
 use crate::error::ApiError;
-use minihost_core::Message;
+use minihost_core::{Block, Content, Message, Sender};
 use minihost_store::{Conversation, GrantRecord, User};
 use serde::Serialize;
 use std::future::Future;
@@ -32,6 +32,48 @@ pub struct ActionInput {
     pub value: String,
     /// Values of the card's inputs.
     pub inputs: Vec<(String, String)>,
+}
+
+impl ActionInput {
+    /// The press of `button` on `card`, as the messenger accepts it: only on a card an app
+    /// sent, only a button the card has (its value comes from the card, not the client), and
+    /// only the inputs the card has (others are dropped).
+    pub fn from_card(
+        card: &Message,
+        button: String,
+        inputs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<ActionInput, ApiError> {
+        if !matches!(card.sender, Sender::App { .. }) {
+            return Err(ApiError::invalid(
+                "message",
+                "only cards sent by apps have buttons",
+            ));
+        }
+        let Content::Card(c) = &card.content else {
+            return Err(ApiError::invalid("message", "the message is not a card"));
+        };
+        let value = c
+            .blocks
+            .iter()
+            .find_map(|b| match b {
+                Block::Button(btn) if btn.id == button => Some(btn.value.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| ApiError::invalid("button", "the card has no such button"))?;
+        let inputs = inputs
+            .into_iter()
+            .filter(|(k, _)| {
+                c.blocks
+                    .iter()
+                    .any(|b| matches!(b, Block::Input(i) if &i.id == k))
+            })
+            .collect();
+        Ok(ActionInput {
+            button,
+            value,
+            inputs,
+        })
+    }
 }
 
 /// The mini-app platform as the API sees it.

@@ -7,47 +7,40 @@ use std::process::{ExitCode, Stdio};
 
 use anyhow::{Context as _, bail};
 
-use crate::run::{load, runtime};
-use crate::sim::Shared;
+use crate::Simulator;
 
-pub(crate) async fn run(dir: &Path, release: bool) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(
+    dir: &Path,
+    release: bool,
+    simulator: &dyn Simulator,
+) -> anyhow::Result<ExitCode> {
     let wasm = cargo_build(dir, release).await?;
     let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
     let size = bytes.len();
-    let runtime = runtime(&Shared::default())?;
-    let app = match load(&runtime, bytes).await? {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("error: {} does not load: {e}", wasm.display());
-            return Ok(ExitCode::FAILURE);
-        }
-    };
     let manifest_path = dir.join("miniapp.toml");
     let text = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("reading {}", manifest_path.display()))?;
-    let manifest = match minihost_manifest::parse(&text) {
-        Ok(m) => m,
-        Err(errors) => {
-            eprintln!("error: {} is invalid:\n{errors}", manifest_path.display());
+    let checked = match simulator.check(text, bytes).await? {
+        Ok(checked) => checked,
+        Err(refusal) => {
+            eprintln!(
+                "error: a server would refuse {} with {}: {refusal}",
+                wasm.display(),
+                manifest_path.display()
+            );
             return Ok(ExitCode::FAILURE);
         }
     };
-    let findings =
-        minihost_manifest::check_imports(app.imports().iter().map(String::as_str), &manifest);
-    if !findings.is_empty() {
-        for f in &findings {
-            eprintln!("error: the component {f}");
-        }
-        return Ok(ExitCode::FAILURE);
-    }
-    let interfaces: Vec<&str> = app.interfaces().iter().map(|i| i.name()).collect();
     println!("built {} ({} KiB)", wasm.display(), size.div_ceil(1024));
     println!(
-        "ok: links against minihost:app/miniapp; capabilities used: {}; miniapp.toml covers them",
-        if interfaces.is_empty() {
+        "ok: {}@{} links against minihost:app/miniapp; capabilities used: {}; miniapp.toml \
+         covers them",
+        checked.app,
+        checked.version,
+        if checked.interfaces.is_empty() {
             "none".to_string()
         } else {
-            interfaces.join(", ")
+            checked.interfaces.join(", ")
         }
     );
     Ok(ExitCode::SUCCESS)

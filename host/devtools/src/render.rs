@@ -3,33 +3,11 @@
 
 use minihost_core as core;
 use minihost_runtime::Content;
-use minihost_runtime::bindings::Block;
 
-/// WIT content in the core model (the JSON the messenger stores and sends).
+/// WIT content in the core model (the JSON the messenger stores and sends), by the same
+/// conversion the server's capabilities use.
 pub(crate) fn to_core(content: &Content) -> core::Content {
-    match content {
-        Content::Text(text) => core::Content::Text { text: text.clone() },
-        Content::Card(card) => core::Content::Card(core::Card {
-            blocks: card
-                .blocks
-                .iter()
-                .map(|block| match block {
-                    Block::Text(text) => core::Block::Text { text: text.clone() },
-                    Block::Button(b) => core::Block::Button(core::Button {
-                        id: b.id.clone(),
-                        label: b.label.clone(),
-                        value: b.value.clone(),
-                    }),
-                    Block::Image(url) => core::Block::Image { url: url.clone() },
-                    Block::Input(i) => core::Block::Input(core::Input {
-                        id: i.id.clone(),
-                        placeholder: i.placeholder.clone(),
-                    }),
-                    Block::Divider => core::Block::Divider,
-                })
-                .collect(),
-        }),
-    }
+    minihost_cap_common::to_core(content.clone())
 }
 
 /// The content as JSON.
@@ -37,24 +15,29 @@ pub(crate) fn to_json(content: &Content) -> serde_json::Value {
     serde_json::to_value(to_core(content)).unwrap_or(serde_json::Value::Null)
 }
 
-/// The content as terminal lines (a card is drawn block by block).
+/// WIT content as terminal lines.
 pub(crate) fn to_text(content: &Content) -> String {
+    core_to_text(&to_core(content))
+}
+
+/// Messenger content as terminal lines (a card is drawn block by block).
+pub(crate) fn core_to_text(content: &core::Content) -> String {
     match content {
-        Content::Text(text) => text.clone(),
-        Content::Card(card) => {
+        core::Content::Text { text } => text.clone(),
+        core::Content::Card(card) => {
             let mut out = String::from("card:");
             for block in &card.blocks {
                 out.push_str("\n  | ");
                 match block {
-                    Block::Text(text) => out.push_str(text),
-                    Block::Button(b) => {
-                        out.push_str(&format!("[{}]  (--action {}={})", b.label, b.id, b.value))
+                    core::Block::Text { text } => out.push_str(text),
+                    core::Block::Button(b) => {
+                        out.push_str(&format!("[{}]  (--action {})", b.label, b.id))
                     }
-                    Block::Image(url) => out.push_str(&format!("<image {url}>")),
-                    Block::Input(i) => {
+                    core::Block::Image { url } => out.push_str(&format!("<image {url}>")),
+                    core::Block::Input(i) => {
                         out.push_str(&format!("[{}____]  (--input {}=...)", i.placeholder, i.id))
                     }
-                    Block::Divider => out.push_str("----"),
+                    core::Block::Divider => out.push_str("----"),
                 }
             }
             out
@@ -65,7 +48,7 @@ pub(crate) fn to_text(content: &Content) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use minihost_runtime::bindings::{Button, Card};
+    use minihost_runtime::bindings::{Block, Button, Card};
 
     #[test]
     fn json_is_the_core_content_model() {
@@ -89,7 +72,7 @@ mod tests {
             ]})
         );
         assert!(to_core(&card).validate().is_ok());
-        assert!(to_text(&card).contains("[A]  (--action a=1)"));
+        assert!(to_text(&card).contains("[A]  (--action a)"));
         assert_eq!(
             to_json(&Content::Text("hi".into())),
             serde_json::json!({"type": "text", "text": "hi"})

@@ -1,75 +1,47 @@
-//! `minihost app run APP.wasm --command "/echo hi"`: one event through the real runtime (same
-//! limits as the server) with simulated capabilities obeying `--grant`, printed for a human or
-//! as JSON.
+//! `minihost app run APP.wasm --command "/echo hi"`: one event run as a server runs it. The
+//! component and its miniapp.toml are uploaded into a throwaway messenger (the
+//! [`Simulator`]), the simulated user grants the `--grant` scopes, and the event goes through
+//! the server's dispatch: the manifest's commands, scopes and limits, the platform's budgets and
+//! quotas, real message storage. The result is printed for a human or as JSON.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use minihost_cap_log::LogCapability;
-use minihost_runtime::bindings::log::Level;
-use minihost_runtime::bindings::{Action, Incoming, InputValue};
-use minihost_runtime::{
-    CallOutcome, Event, Invocation, InvocationReport, Limits, LoadedApp, Runtime, RuntimeBuilder,
-    RuntimeConfig, Scopes,
-};
+use minihost_runtime::{CallOutcome, Event, InvocationReport};
 
-use crate::render;
-use crate::sim::{Shared, SimAuth, SimMessaging, SimPayments, SimProfile, SimStorage};
+use crate::{SimRequest, SimResult, Simulator};
 
 /// `minihost app run`: the event to simulate and the grant of the simulated user.
 #[derive(Debug, clap::Args)]
 #[command(group(
     clap::ArgGroup::new("event")
         .required(true)
-        .args(["command", "action", "opened", "message"])
+        .args(["command", "opened"])
 ))]
 pub struct RunArgs {
     /// The app component (a .wasm built for wasm32-wasip2).
     pub wasm: PathBuf,
-    /// A slash command, e.g. "/echo hi".
+    /// A slash command, e.g. "/echo hi" (miniapp.toml must declare it, as on a server).
     #[arg(long)]
     pub command: Option<String>,
-    /// A button press on the app's card: the button's ID=VALUE.
-    #[arg(long, value_name = "ID=VALUE")]
+    /// The user opens the app's panel.
+    #[arg(long)]
+    pub opened: bool,
+    /// Then press the button ID on the card the app answered with.
+    #[arg(long, value_name = "ID")]
     pub action: Option<String>,
     /// With --action: the value of a card input, ID=VALUE (repeatable).
     #[arg(long = "input", value_name = "ID=VALUE", requires = "action")]
     pub inputs: Vec<String>,
-    /// The user opens the app's panel.
-    #[arg(long)]
-    pub opened: bool,
-    /// A plain message in the conversation.
-    #[arg(long)]
-    pub message: Option<String>,
-    /// A scope the simulated user granted (repeatable): messages.send, profile.read,
-    /// payments.request, storage, auth.login.
+    /// A scope the simulated user granted (repeatable); miniapp.toml must declare it, as no
+    /// user can grant anything else on a server.
     #[arg(long = "grant", value_name = "SCOPE")]
     pub grants: Vec<String>,
-    /// The app's miniapp.toml, which --grant is checked against (default: the nearest one in
-    /// the folders above the component, up to its crate, else ./miniapp.toml).
+    /// The app's miniapp.toml (default: the nearest one in the folders above the component, up
+    /// to its crate, else ./miniapp.toml).
     #[arg(long, value_name = "PATH")]
     pub manifest: Option<PathBuf>,
-    /// The app id the app sees.
-    #[arg(long, default_value = "sim-app")]
-    pub app: String,
-    /// The app-scoped id of the simulated user.
-    #[arg(long, default_value = "u_sim")]
-    pub user: String,
-    /// The conversation of the event.
-    #[arg(long, default_value = "c_sim")]
-    pub conversation: String,
-    /// The simulated user's locale.
-    #[arg(long, default_value = "en")]
-    pub locale: String,
-    /// Memory cap in MiB (default: the platform's 32).
-    #[arg(long)]
-    pub memory_mib: Option<u32>,
-    /// Deadline in milliseconds (default: the platform's 200).
-    #[arg(long)]
-    pub timeout_ms: Option<u32>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -77,80 +49,70 @@ pub struct RunArgs {
 
 /// Exit code when the app fails (its error kind is printed).
 const APP_FAILED: u8 = 1;
-/// Exit code when the component cannot be loaded.
-const LOAD_FAILED: u8 = 2;
+/// Exit code when a server would refuse the app or the run (or the component cannot be read).
+const REFUSED: u8 = 2;
 
-/// The runtime `app run` and `app build` use: the server's defaults, every capability
-/// simulated, and wasm backtraces in trap messages for the developer.
-pub(crate) fn runtime(world: &Shared) -> anyhow::Result<Runtime> {
-    let config = RuntimeConfig {
-        max_instances: 4,
-        wasm_backtrace_frames: 16,
-        ..RuntimeConfig::default()
-    };
-    RuntimeBuilder::new(config)
-        .with(LogCapability::default())
-        .with(SimMessaging(world.clone()))
-        .with(SimProfile)
-        .with(SimPayments(world.clone()))
-        .with(SimStorage(world.clone()))
-        .with(SimAuth)
-        .build()
-        .context("starting the runtime")
-}
-
-/// Loads a component off the async threads (compiling is CPU-bound).
-pub(crate) async fn load(
-    runtime: &Runtime,
-    wasm: Vec<u8>,
-) -> anyhow::Result<Result<Arc<LoadedApp>, minihost_runtime::LoadError>> {
-    let rt = runtime.clone();
-    tokio::task::spawn_blocking(move || rt.load(&wasm))
-        .await
-        .context("the loader thread failed")
-}
-
-pub(crate) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: RunArgs, simulator: &dyn Simulator) -> anyhow::Result<ExitCode> {
     let event = event(&args)?;
-    for warning in grant_warnings(&args) {
-        eprintln!("warning: {warning}");
-    }
-    let wasm =
-        std::fs::read(&args.wasm).with_context(|| format!("reading {}", args.wasm.display()))?;
-    let world = Shared::default();
-    let runtime = runtime(&world)?;
-    let app = match load(&runtime, wasm).await? {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("error: cannot load {}: {e}", args.wasm.display());
-            return Ok(ExitCode::from(LOAD_FAILED));
+    let then_press = match &args.action {
+        None => None,
+        Some(button) => {
+            let inputs = args
+                .inputs
+                .iter()
+                .map(|i| pair("--input", i))
+                .collect::<anyhow::Result<_>>()?;
+            Some((button.clone(), inputs))
         }
     };
-    let mut limits = Limits::default();
-    if let Some(mib) = args.memory_mib {
-        limits.memory_bytes = (mib as usize) << 20;
-    }
-    if let Some(ms) = args.timeout_ms {
-        limits.deadline = Duration::from_millis(ms.into());
-    }
-    let invocation = Invocation::new(&args.app, &args.user, &args.conversation)
-        .locale(&args.locale)
-        .grant(Scopes::new(args.grants.iter().cloned()))
-        .limits(limits);
-    let report = runtime.invoke(&app, invocation, event).await;
-
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&json_report(&report, &world))?
+    let Some(manifest_path) = find_manifest(&args) else {
+        eprintln!(
+            "error: no miniapp.toml above {} or in the current folder (name it with --manifest): \
+             a server runs an app only with its manifest",
+            args.wasm.display()
         );
+        return Ok(ExitCode::from(REFUSED));
+    };
+    let manifest = std::fs::read_to_string(&manifest_path)
+        .with_context(|| format!("reading {}", manifest_path.display()))?;
+    let component =
+        std::fs::read(&args.wasm).with_context(|| format!("reading {}", args.wasm.display()))?;
+    let request = SimRequest {
+        manifest,
+        component,
+        grants: args.grants.clone(),
+        event,
+        then_press,
+    };
+    let result = match simulator.simulate(request).await? {
+        Ok(result) => result,
+        Err(refusal) => {
+            eprintln!(
+                "error: a server would refuse this ({} with {}): {refusal}",
+                args.wasm.display(),
+                manifest_path.display()
+            );
+            return Ok(ExitCode::from(REFUSED));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&json_result(&result))?);
     } else {
-        print_report(&report, &world);
+        print_result(&result);
     }
-    match &report.outcome {
-        Ok(_) => Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            eprintln!("error: the app failed: {}: {}", e.kind, e.message);
+    let failed = result
+        .reports
+        .iter()
+        .zip(&result.rejected)
+        .find_map(|(r, rejected)| match (&r.outcome, rejected) {
+            (Err(e), _) => Some(format!("{}: {}", e.kind, e.message)),
+            (Ok(_), Some(why)) => Some(format!("reply_rejected: {why}")),
+            _ => None,
+        });
+    match failed {
+        None => Ok(ExitCode::SUCCESS),
+        Some(why) => {
+            eprintln!("error: the app failed: {why}");
             Ok(ExitCode::from(APP_FAILED))
         }
     }
@@ -167,27 +129,6 @@ fn event(args: &RunArgs) -> anyhow::Result<Event> {
             bail!("--command needs a command name after `/`");
         }
         return Ok(Event::command(name, rest.trim()));
-    }
-    if let Some(action) = &args.action {
-        let (id, value) = pair("--action", action)?;
-        let inputs = args
-            .inputs
-            .iter()
-            .map(|i| pair("--input", i).map(|(id, value)| InputValue { id, value }))
-            .collect::<anyhow::Result<_>>()?;
-        return Ok(Event::Action(Action {
-            message: "sim-msg-0".into(),
-            id,
-            value,
-            inputs,
-        }));
-    }
-    if let Some(text) = &args.message {
-        return Ok(Event::Message(Incoming {
-            id: "sim-msg-0".into(),
-            sender: args.user.clone(),
-            text: text.clone(),
-        }));
     }
     Ok(Event::Opened)
 }
@@ -214,66 +155,10 @@ fn find_manifest(args: &RunArgs) -> Option<PathBuf> {
     here.is_file().then_some(here)
 }
 
-/// What is wrong with `--grant`: an unknown scope, or a scope the app's manifest does not
-/// declare (no user can grant it on a server, so the local run would mislead).
-fn grant_warnings(args: &RunArgs) -> Vec<String> {
-    if args.grants.is_empty() {
-        return Vec::new();
-    }
-    let mut warnings = Vec::new();
-    let mut scopes = Vec::new();
-    for grant in &args.grants {
-        match grant.parse::<minihost_core::Scope>() {
-            Ok(scope) => scopes.push(scope),
-            Err(e) => warnings.push(format!("--grant {grant}: {e}")),
-        }
-    }
-    let Some(path) = find_manifest(args) else {
-        warnings.push(format!(
-            "--grant is not checked: no miniapp.toml above {} or in the current folder \
-             (name it with --manifest)",
-            args.wasm.display()
-        ));
-        return warnings;
-    };
-    let manifest = match std::fs::read_to_string(&path) {
-        Err(e) => Err(e.to_string()),
-        Ok(text) => minihost_manifest::parse(&text).map_err(|e| e.to_string()),
-    };
-    match manifest {
-        Err(e) => warnings.push(format!(
-            "--grant is not checked: cannot read {}: {e}",
-            path.display()
-        )),
-        Ok(manifest) => {
-            for scope in scopes {
-                if !manifest.scopes.iter().any(|r| r.scope == scope) {
-                    warnings.push(format!(
-                        "--grant {scope}: {} does not declare the scope `{scope}`, so no user \
-                         can grant it to this app on a server",
-                        path.display()
-                    ));
-                }
-            }
-        }
-    }
-    warnings
-}
-
 fn pair(flag: &str, s: &str) -> anyhow::Result<(String, String)> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
         _ => bail!("{flag} takes ID=VALUE, got `{s}`"),
-    }
-}
-
-fn level_name(level: Level) -> &'static str {
-    match level {
-        Level::Trace => "trace",
-        Level::Debug => "debug",
-        Level::Info => "info",
-        Level::Warn => "warn",
-        Level::Error => "error",
     }
 }
 
@@ -286,7 +171,7 @@ fn outcome_text(outcome: &CallOutcome) -> String {
     }
 }
 
-fn print_report(report: &InvocationReport, world: &Shared) {
+fn print_report(report: &InvocationReport, rejected: Option<&String>, notice: Option<&String>) {
     for call in &report.calls {
         println!(
             "call  {}.{} -> {}  ({:.3} ms)",
@@ -296,21 +181,8 @@ fn print_report(report: &InvocationReport, world: &Shared) {
             call.duration.as_secs_f64() * 1e3
         );
     }
-    let world = world.lock();
-    for (id, conversation, content) in &world.sent {
-        println!("sent  {id} to {conversation}: {}", render::to_text(content));
-    }
-    for (id, content) in &world.updated {
-        println!("updated  {id}: {}", render::to_text(content));
-    }
-    for (id, order) in &world.payments {
-        println!(
-            "payment request  {id}: {} {} for {:?} (the simulated user does not confirm)",
-            order.amount, order.currency, order.description
-        );
-    }
     for line in &report.logs {
-        println!("log   [{}] {}", level_name(line.level), line.message);
+        println!("log   [{}] {}", line.level_name(), line.message);
     }
     if report.logs_dropped > 0 {
         println!("log   ({} lines dropped)", report.logs_dropped);
@@ -321,29 +193,65 @@ fn print_report(report: &InvocationReport, world: &Shared) {
         }
     }
     match &report.outcome {
-        Ok(Some(content)) => println!("reply: {}", render::to_text(content)),
+        Ok(Some(content)) => println!("reply: {}", crate::render::to_text(content)),
         Ok(None) => println!("reply: (none)"),
-        Err(_) => {}
+        Err(e) => println!("failed: {}: {}", e.kind, e.message),
+    }
+    if let Some(why) = rejected {
+        println!("rejected: the messenger refused the reply: {why}");
+    }
+    if let Some(notice) = notice {
+        println!("the user reads: {notice}");
     }
     println!(
-        "({} event, {:.2} ms, fuel {})",
+        "({} event, {:.2} ms, {:.2} ms queued, fuel {})",
         report.event,
         report.duration.as_secs_f64() * 1e3,
+        report.queued.as_secs_f64() * 1e3,
         report.fuel_consumed
     );
 }
 
-fn json_report(report: &InvocationReport, world: &Shared) -> serde_json::Value {
+fn print_result(result: &SimResult) {
+    for (i, report) in result.reports.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print_report(
+            report,
+            result.rejected.get(i).and_then(Option::as_ref),
+            result.notices.get(i).and_then(Option::as_ref),
+        );
+    }
+    if !result.messages.is_empty() {
+        println!();
+    }
+    for message in &result.messages {
+        println!(
+            "message {} in the conversation: {}",
+            message.id,
+            crate::render::core_to_text(&message.content)
+        );
+    }
+}
+
+fn json_report(
+    report: &InvocationReport,
+    rejected: Option<&String>,
+    notice: Option<&String>,
+) -> serde_json::Value {
     use serde_json::json;
     let outcome = match &report.outcome {
-        Ok(reply) => json!({"ok": reply.as_ref().map(render::to_json)}),
+        Ok(reply) => json!({"ok": reply.as_ref().map(crate::render::to_json)}),
         Err(e) => json!({"error": {"kind": e.kind.as_str(), "message": e.message}}),
     };
-    let world = world.lock();
     json!({
         "event": report.event,
         "outcome": outcome,
+        "rejected": rejected,
+        "notice": notice,
         "duration_us": report.duration.as_micros() as u64,
+        "queued_us": report.queued.as_micros() as u64,
         "fuel": report.fuel_consumed,
         "calls": report.calls.iter().map(|c| json!({
             "interface": c.interface.name(),
@@ -352,14 +260,8 @@ fn json_report(report: &InvocationReport, world: &Shared) -> serde_json::Value {
             "detail": outcome_text(&c.outcome),
             "duration_us": c.duration.as_micros() as u64,
         })).collect::<Vec<_>>(),
-        "sent": world.sent.iter().map(|(id, conversation, content)| json!({
-            "id": id, "conversation": conversation, "content": render::to_json(content),
-        })).collect::<Vec<_>>(),
-        "payments": world.payments.iter().map(|(id, o)| json!({
-            "id": id, "amount": o.amount, "currency": o.currency, "description": o.description,
-        })).collect::<Vec<_>>(),
         "logs": report.logs.iter().map(|l| json!({
-            "level": level_name(l.level), "message": l.message,
+            "level": l.level_name(), "message": l.message,
         })).collect::<Vec<_>>(),
         "logs_dropped": report.logs_dropped,
         "stdout": report.stdout,
@@ -367,11 +269,33 @@ fn json_report(report: &InvocationReport, world: &Shared) -> serde_json::Value {
     })
 }
 
+/// The JSON form of a run: `runs` (one per event) and `messages` (what the conversation
+/// holds from the app).
+fn json_result(result: &SimResult) -> serde_json::Value {
+    let runs: Vec<_> = result
+        .reports
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            json_report(
+                r,
+                result.rejected.get(i).and_then(Option::as_ref),
+                result.notices.get(i).and_then(Option::as_ref),
+            )
+        })
+        .collect();
+    let messages: Vec<_> = result
+        .messages
+        .iter()
+        .map(|m| serde_json::json!({"id": m.id, "content": m.content}))
+        .collect();
+    serde_json::json!({"runs": runs, "messages": messages})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::Parser;
-    use minihost_runtime::{Content, ErrorKind};
 
     #[derive(Parser)]
     struct Cli {
@@ -380,7 +304,7 @@ mod tests {
     }
 
     fn args(argv: &[&str]) -> RunArgs {
-        let mut full = vec!["run", minihost_guest_artifacts::FAULTS];
+        let mut full = vec!["run", "app.wasm"];
         full.extend_from_slice(argv);
         Cli::try_parse_from(full).unwrap().args
     }
@@ -396,151 +320,65 @@ mod tests {
             Event::command("ping", "")
         );
         assert!(event(&args(&["--command", "echo"])).is_err());
+        assert!(event(&args(&["--command", "/"])).is_err());
         assert_eq!(event(&args(&["--opened"])).unwrap(), Event::Opened);
-        let Event::Action(a) = event(&args(&["--action", "yes=1", "--input", "c=hi"])).unwrap()
-        else {
-            panic!("not an action")
-        };
-        assert_eq!((a.id.as_str(), a.value.as_str()), ("yes", "1"));
+        // A button press follows an event that answered with a card.
+        let press = args(&["--command", "/card", "--action", "yes", "--input", "c=hi"]);
+        assert_eq!(press.action.as_deref(), Some("yes"));
         assert_eq!(
-            a.inputs,
-            [InputValue {
-                id: "c".into(),
-                value: "hi".into()
-            }]
+            pair("--input", &press.inputs[0]).unwrap(),
+            ("c".into(), "hi".into())
         );
-        assert!(event(&args(&["--action", "novalue"])).is_err());
+        assert!(pair("--input", "novalue").is_err());
         // Exactly one event.
-        let both = Cli::try_parse_from(["run", "x.wasm", "--opened", "--command", "/a"]);
-        assert!(both.is_err());
+        assert!(Cli::try_parse_from(["run", "x.wasm", "--opened", "--command", "/a"]).is_err());
         assert!(Cli::try_parse_from(["run", "x.wasm"]).is_err());
+        assert!(Cli::try_parse_from(["run", "x.wasm", "--action", "yes"]).is_err());
     }
 
-    const DECLARES_SEND: &str = "id = \"demo\"\nname = \"Demo\"\nversion = \"0.1.0\"\n\
-        description = \"d\"\n[[scopes]]\nname = \"messages.send\"\nreason = \"Replies.\"\n";
-
-    /// Lays out `files` (path, text) in a fresh folder, runs `app run WASM ARGV...` there (paths
-    /// relative to it) and compares each `--grant` warning with the expected start of it
-    /// (`{dir}` stands for the folder).
-    fn check_grants(files: &[(&str, &str)], wasm: &str, argv: &[&str], expected: &[&str]) {
+    /// Lays out `files` (path, text) in a fresh folder and returns the manifest `app run` would
+    /// use for a component at `wasm` with `argv`, relative to that folder.
+    fn manifest_for(files: &[(&str, &str)], wasm: &str, argv: &[&str]) -> Option<PathBuf> {
         let tmp = tempfile::tempdir().unwrap();
         for (path, text) in files {
             let path = tmp.path().join(path);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(path, text).unwrap();
         }
-        let dir = tmp.path().display().to_string();
         let wasm = tmp.path().join(wasm);
+        let dir = tmp.path().display().to_string();
         let argv: Vec<String> = argv.iter().map(|a| a.replace("{dir}", &dir)).collect();
-        let mut full = vec!["run", wasm.to_str().unwrap(), "--command", "/demo"];
+        let mut full = vec!["run", wasm.to_str().unwrap(), "--opened"];
         full.extend(argv.iter().map(String::as_str));
-        let warnings = grant_warnings(&Cli::try_parse_from(full).unwrap().args);
-        let expected: Vec<String> = expected.iter().map(|e| e.replace("{dir}", &dir)).collect();
-        assert_eq!(warnings.len(), expected.len(), "{warnings:#?}");
-        for (got, want) in warnings.iter().zip(&expected) {
-            assert!(
-                got.starts_with(want.as_str()),
-                "{got:?}\ndoes not start with\n{want:?}"
-            );
-        }
+        find_manifest(&Cli::try_parse_from(full).unwrap().args)
+            .map(|p| p.strip_prefix(tmp.path()).map(PathBuf::from).unwrap_or(p))
     }
 
     #[test]
-    fn grants_are_checked_against_the_manifest() {
-        let app = [
-            ("demo/Cargo.toml", "[package]"),
-            ("demo/miniapp.toml", DECLARES_SEND),
-        ];
+    fn the_manifest_is_found_beside_the_crate_that_built_the_component() {
+        let app = [("demo/Cargo.toml", "[package]"), ("demo/miniapp.toml", "x")];
         let wasm = "demo/target/wasm32-wasip2/release/demo.wasm";
-        check_grants(&app, wasm, &[], &[]);
-        check_grants(&app, wasm, &["--grant", "messages.send"], &[]);
-        check_grants(
-            &app,
-            wasm,
-            &["--grant", "messages.send", "--grant", "storage"],
-            &["--grant storage: {dir}/demo/miniapp.toml does not declare the scope `storage`"],
-        );
-        check_grants(
-            &app,
-            wasm,
-            &["--grant", "mesages.send"],
-            &["--grant mesages.send: unknown scope `mesages.send`"],
+        assert_eq!(
+            manifest_for(&app, wasm, &[]),
+            Some(PathBuf::from("demo/miniapp.toml"))
         );
         // A component kept elsewhere: the manifest is named.
-        check_grants(
-            &app,
-            "dist/demo.wasm",
-            &[
-                "--grant",
-                "profile.read",
-                "--manifest",
-                "{dir}/demo/miniapp.toml",
-            ],
-            &["--grant profile.read: {dir}/demo/miniapp.toml does not declare"],
+        assert_eq!(
+            manifest_for(
+                &app,
+                "dist/demo.wasm",
+                &["--manifest", "{dir}/demo/miniapp.toml"]
+            ),
+            Some(PathBuf::from("demo/miniapp.toml"))
         );
         // The search stops at the crate that built the component.
-        check_grants(
-            &[
-                ("ws/Cargo.toml", "[workspace]"),
-                ("miniapp.toml", DECLARES_SEND),
-            ],
-            "ws/target/wasm32-wasip2/release/demo.wasm",
-            &["--grant", "storage"],
-            &["--grant is not checked: no miniapp.toml above"],
-        );
-        check_grants(
-            &[
-                ("demo/Cargo.toml", "[package]"),
-                ("demo/miniapp.toml", "id = 1"),
-            ],
-            wasm,
-            &["--grant", "storage"],
-            &["--grant is not checked: cannot read {dir}/demo/miniapp.toml"],
-        );
-    }
-
-    async fn simulate(command: &str, grants: &[&str]) -> (InvocationReport, Shared) {
-        let world = Shared::default();
-        let rt = runtime(&world).unwrap();
-        let wasm = std::fs::read(minihost_guest_artifacts::FAULTS).unwrap();
-        let app = load(&rt, wasm).await.unwrap().unwrap();
-        let inv =
-            Invocation::new("sim-app", "u_sim", "c_sim").grant(Scopes::new(grants.iter().copied()));
-        let report = rt.invoke(&app, inv, Event::command(command, "")).await;
-        (report, world)
-    }
-
-    #[tokio::test]
-    async fn simulated_capabilities_obey_the_grant() {
-        let (denied, world) = simulate("send", &[]).await;
         assert_eq!(
-            denied.outcome,
-            Ok(Some(Content::text("permission-denied:messages.send")))
+            manifest_for(
+                &[("ws/Cargo.toml", "[workspace]"), ("miniapp.toml", "x")],
+                "ws/target/wasm32-wasip2/release/demo.wasm",
+                &[]
+            ),
+            None
         );
-        assert!(world.lock().sent.is_empty());
-
-        let (sent, world) = simulate("send", &["messages.send"]).await;
-        assert_eq!(sent.outcome, Ok(Some(Content::text("ok:sim-msg-1"))));
-        let json = json_report(&sent, &world);
-        assert_eq!(json["sent"][0]["conversation"], "c_sim");
-        assert_eq!(
-            json["sent"][0]["content"],
-            serde_json::json!({"type": "text", "text": "hello"})
-        );
-        assert_eq!(json["calls"][0]["outcome"], "ok");
-
-        let (profile, _) = simulate("profile", &["profile.read"]).await;
-        assert_eq!(
-            profile.outcome,
-            Ok(Some(Content::text("ok:Simulated User")))
-        );
-    }
-
-    #[tokio::test]
-    async fn failures_carry_their_kind() {
-        let (report, world) = simulate("panic", &[]).await;
-        assert_eq!(report.error_kind(), Some(&ErrorKind::Trap));
-        let json = json_report(&report, &world);
-        assert_eq!(json["outcome"]["error"]["kind"], "trap");
     }
 }

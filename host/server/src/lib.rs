@@ -3,6 +3,7 @@
 //! binary and the black-box tests both start nodes through [`start`].
 
 pub mod platform;
+pub mod simulate;
 
 use anyhow::Context;
 use minihost_api::{ApiConfig, AppState, publish_hook};
@@ -75,12 +76,21 @@ pub struct Node {
     task: JoinHandle<std::io::Result<()>>,
 }
 
-/// Binds the address, then opens the store and starts serving. Binding comes first so that a
-/// busy address is reported before anything is written (database, keys, caches).
-pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
-    let listener = tokio::net::TcpListener::bind(options.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.addr))?;
+/// The parts of a node, wired, before anything listens: what `minihost serve` serves and what
+/// the simulator behind `minihost app run` drives directly.
+pub(crate) struct Parts {
+    pub hub: Arc<LocalHub>,
+    pub fanout: Arc<dyn Fanout>,
+    pub store: Store,
+    pub svc: AppServices,
+    pub broker: Arc<Broker>,
+    pub runtime: Runtime,
+    pub platform: platform::Platform,
+}
+
+/// Opens the store and wires the hub, app services, broker, sandbox runtime (one line per
+/// capability) and mini-app platform.
+pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
     let hub = LocalHub::new();
     let fanout: Arc<dyn Fanout> = hub.clone();
     let store = Store::open(&options.store, Some(publish_hook(fanout.clone())))
@@ -95,7 +105,6 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
             .await
             .context("starting the token broker")?,
     );
-    let app_services = svc.clone();
     let runtime = RuntimeBuilder::new(RuntimeConfig {
         cache_dir: options.cache_dir.clone(),
         // Sandboxes only run in an execution slot, so the pool needs no more than twice their
@@ -120,16 +129,35 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
     .with(AuthCapability::new(svc.clone(), broker.clone()))
     .build()
     .map_err(|e| anyhow::anyhow!("starting the sandbox runtime: {e}"))?;
-    let platform = platform::Platform::new(store.clone(), svc, fanout.clone(), runtime.clone());
-    let state = AppState {
-        store: store.clone(),
+    let platform =
+        platform::Platform::new(store.clone(), svc.clone(), fanout.clone(), runtime.clone());
+    Ok(Parts {
         hub,
         fanout,
+        store,
+        svc,
+        broker,
+        runtime,
+        platform,
+    })
+}
+
+/// Binds the address, then opens the store and starts serving. Binding comes first so that a
+/// busy address is reported before anything is written (database, keys, caches).
+pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
+    let listener = tokio::net::TcpListener::bind(options.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.addr))?;
+    let parts = assemble(&options).await?;
+    let state = AppState {
+        store: parts.store.clone(),
+        hub: parts.hub,
+        fanout: parts.fanout,
         config: Arc::new(options.api),
         cache: Arc::default(),
-        platform: Some(Arc::new(platform)),
-        broker: broker.clone(),
-        app_services,
+        platform: Some(Arc::new(parts.platform)),
+        broker: parts.broker.clone(),
+        app_services: parts.svc,
     };
     let app = minihost_api::router(state);
     let addr = listener.local_addr().context("reading the bound address")?;
@@ -143,9 +171,9 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
     });
     Ok(Node {
         addr,
-        store,
-        broker,
-        runtime,
+        store: parts.store,
+        broker: parts.broker,
+        runtime: parts.runtime,
         stop: Some(stop),
         task,
     })

@@ -117,6 +117,11 @@ fn main() -> ExitCode {
         return minihost_runtime::compile_worker_main(args);
     }
     let cli = Cli::parse();
+    // The developer CLI's simulator is a node too; its start-up lines are not news there.
+    let default_filter = match cli.command {
+        Command::App(_) => "warn",
+        _ => "info",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(colour(
@@ -125,7 +130,7 @@ fn main() -> ExitCode {
         ))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -142,7 +147,10 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Admin(cmd) => admin::run(cmd).await,
-            Command::App(cmd) => minihost_devtools::run(cmd).await,
+            Command::App(cmd) => {
+                let simulator = minihost::simulate::NodeSimulator::for_user();
+                minihost_devtools::run(cmd, &simulator).await
+            }
         }
     });
     match result {

@@ -88,7 +88,7 @@ fn new_build_run() {
     );
     assert!(ran.contains("reply: Hello, Ada!"), "{ran}");
 
-    // A grant the manifest does not declare is named: no user could give it on a server.
+    // A grant the manifest does not declare is refused: no user could give it on a server.
     let undeclared = minihost(
         &demo,
         &[
@@ -101,41 +101,82 @@ fn new_build_run() {
             "storage",
         ],
     );
-    ok("minihost app run --grant storage", &undeclared);
+    assert_eq!(undeclared.status.code(), Some(2), "{undeclared:?}");
     let stderr = String::from_utf8_lossy(&undeclared.stderr);
     assert!(
-        stderr.contains(&format!(
-            "warning: --grant storage: {} does not declare the scope `storage`",
-            demo.join("miniapp.toml").display()
-        )),
+        stderr.contains("\"storage\" is not a scope this app declares"),
         "{stderr}"
     );
+    // So is a command it does not declare: a server would not run the app for it.
+    let unknown = minihost(&demo, &["app", "run", wasm, "--command", "/nope"]);
+    assert_eq!(unknown.status.code(), Some(2), "{unknown:?}");
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("declares no command /nope"), "{stderr}");
 
     let json = ok(
         "minihost app run --json",
         &minihost(&demo, &["app", "run", wasm, "--command", "/demo", "--json"]),
     );
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let run = &report["runs"][0];
     assert_eq!(
-        report["outcome"]["ok"],
+        run["outcome"]["ok"],
         serde_json::json!({"type": "text", "text": "Hello from demo!"})
     );
-    assert_eq!(report["event"], "command");
+    assert_eq!(run["event"], "command");
+    // The reply was posted into the simulated conversation, as on a server.
+    assert_eq!(
+        report["messages"][0]["content"],
+        serde_json::json!({"type": "text", "text": "Hello from demo!"})
+    );
 
-    // An app that cannot run exits non-zero and names the error kind.
-    let starved = minihost(
-        &demo,
+    // An app that cannot run exits 1 and names the error kind.
+    std::fs::write(tmp.path().join("faults.toml"), FAULTS_MANIFEST).unwrap();
+    let looping = minihost(
+        tmp.path(),
         &[
             "app",
             "run",
-            wasm,
+            minihost_guest_artifacts::FAULTS,
+            "--manifest",
+            "faults.toml",
             "--command",
-            "/demo",
-            "--memory-mib",
-            "0",
+            "/loop",
         ],
     );
-    assert_eq!(starved.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&starved.stderr);
-    assert!(stderr.contains("memory_limit"), "{stderr}");
+    assert_eq!(looping.status.code(), Some(1), "{looping:?}");
+    let stderr = String::from_utf8_lossy(&looping.stderr);
+    assert!(stderr.contains("timeout"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&looping.stdout);
+    assert!(
+        stdout.contains("the user reads: Faults (unreviewed) took too long to answer"),
+        "{stdout}"
+    );
 }
+
+const FAULTS_MANIFEST: &str = r#"
+id = "faults"
+name = "Faults"
+version = "0.1.0"
+description = "Misbehaves on purpose."
+
+[[scopes]]
+name = "messages.send"
+reason = "To reply."
+
+[[scopes]]
+name = "profile.read"
+reason = "To greet you."
+
+[[scopes]]
+name = "auth.login"
+reason = "To sign you in to our website."
+
+[[scopes]]
+name = "storage"
+reason = "To remember things."
+
+[[commands]]
+name = "loop"
+help = "/loop"
+"#;

@@ -86,7 +86,8 @@ impl Platform {
             }
             return Ok(());
         }
-        self.invoke(&user, &install, &loaded, event).await
+        self.invoke(&user, &install, &loaded, event).await?;
+        Ok(())
     }
 
     /// The consent request to send before running, if the user has not answered for every
@@ -169,7 +170,7 @@ impl Platform {
             (None, None) => return Err(ApiError::NotFound("consent request for this app")),
         };
         let declared = self.declared_scopes(app, &version).await?;
-        if let Some(unknown) = scopes.iter().find(|s| !declared.contains(*s)) {
+        if let Err(e) = check_answer(&declared, &scopes) {
             // Put the request back: the user can answer again.
             if let Some(w) = waiting {
                 for e in w.events {
@@ -178,10 +179,7 @@ impl Platform {
                         .park(&user.id, w.request.clone(), w.install.clone(), e);
                 }
             }
-            return Err(ApiError::invalid(
-                "scopes",
-                format!("{unknown:?} is not a scope this app declares"),
-            ));
+            return Err(e);
         }
         let record = self
             .inner
@@ -196,14 +194,58 @@ impl Platform {
         Ok(record)
     }
 
-    /// Runs the event in a fresh sandbox and deals with its outcome.
+    /// Runs `event` for `user` now, as if they had just answered the consent request with
+    /// `answer` (checked as a real answer is), and returns what happened. For the simulator:
+    /// it runs what the server runs, minus the wait for the user.
+    pub(crate) async fn run_answered(
+        &self,
+        user: &User,
+        install: &Install,
+        event: Event,
+        answer: &[String],
+    ) -> Result<Ran, ApiError> {
+        let loaded = self
+            .inner
+            .loader
+            .get(&install.app_id, &install.version)
+            .await?;
+        if let Event::Command(command) = &event
+            && !loaded
+                .manifest
+                .commands
+                .iter()
+                .any(|c| c.name == command.name)
+        {
+            return Err(ApiError::invalid(
+                "command",
+                format!(
+                    "miniapp.toml declares no command /{}, so a server would not run the app for it",
+                    command.name
+                ),
+            ));
+        }
+        let declared = self
+            .declared_scopes(&install.app_id, &install.version)
+            .await?;
+        check_answer(&declared, answer)?;
+        if self.consent_needed(user, install, &loaded).await?.is_some() {
+            self.inner
+                .store
+                .set_grant(&user.id, &install.app_id, answer, &install.version)
+                .await?;
+        }
+        self.invoke(user, install, &loaded, event).await
+    }
+
+    /// Runs the event in a fresh sandbox and deals with its outcome: posts the reply, logs the
+    /// invocation, tells the user when it failed.
     async fn invoke(
         &self,
         user: &User,
         install: &Install,
         loaded: &Arc<Loaded>,
         event: Event,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Ran, ApiError> {
         let svc = &self.inner.svc;
         let app = &install.app_id;
         let app_user_id = svc.app_user_id(app, &user.id).await.map_err(app_err)?;
@@ -264,10 +306,12 @@ impl Platform {
         let record = invocation_record(install, &app_user_id, &report, failure.clone());
         // The developer's log first, then the user's notice.
         self.inner.store.record_invocation(&record).await?;
+        let mut notice = None;
         if let Some((kind, _detail)) = &failure {
             // A sentence for the user; the typed detail is in the developer's log.
             let message =
                 super::notice::user_notice(&name, report.outcome.as_ref().err().map(|e| &e.kind));
+            notice = Some(message.clone());
             let frame = json!({
                 "type": "app_error",
                 "app": app,
@@ -279,11 +323,40 @@ impl Platform {
                 .fanout
                 .publish(Topic::User(user.id.clone()), HubEvent::json(&frame));
         }
-        Ok(())
+        let rejected = match failure {
+            Some((kind, detail)) if kind == "reply_rejected" => Some(detail),
+            _ => None,
+        };
+        Ok(Ran {
+            report,
+            rejected,
+            notice,
+        })
     }
 
     fn runtime_limits(&self) -> minihost_runtime::Limits {
         self.inner.loader_runtime().config().limits
+    }
+}
+
+/// What one invocation came to.
+pub(crate) struct Ran {
+    /// The runtime's report.
+    pub report: InvocationReport,
+    /// Why the messenger refused the app's reply, if it did.
+    pub rejected: Option<String>,
+    /// The sentence the user was shown, if the invocation failed.
+    pub notice: Option<String>,
+}
+
+/// A consent answer may only grant scopes the version declares.
+fn check_answer(declared: &BTreeSet<String>, scopes: &[String]) -> Result<(), ApiError> {
+    match scopes.iter().find(|s| !declared.contains(*s)) {
+        Some(unknown) => Err(ApiError::invalid(
+            "scopes",
+            format!("{unknown:?} is not a scope this app declares"),
+        )),
+        None => Ok(()),
     }
 }
 

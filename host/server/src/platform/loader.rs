@@ -122,7 +122,7 @@ impl Loader {
     /// component's bytes (read, not compiled) are within the size limit and import nothing its
     /// manifest does not cover, no forbidden WASI and no other `minihost:app` version; only then
     /// is it compiled and linked against the world.
-    async fn validate(
+    pub(crate) async fn validate(
         &self,
         manifest_text: &str,
         component: &[u8],

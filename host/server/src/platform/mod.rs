@@ -55,6 +55,22 @@ impl Platform {
         }
     }
 
+    /// Checks a manifest and component exactly as an upload is checked (for `minihost app
+    /// build`).
+    pub(crate) async fn check(
+        &self,
+        manifest: &str,
+        component: &[u8],
+    ) -> Result<
+        (
+            minihost_manifest::Manifest,
+            Arc<minihost_runtime::LoadedApp>,
+        ),
+        ApiError,
+    > {
+        self.inner.loader.validate(manifest, component).await
+    }
+
     /// The consent requests waiting for `user`'s answer.
     pub fn pending_for(&self, user: &minihost_core::UserId) -> Vec<PendingConsent> {
         self.inner.consent.pending_for(user)
@@ -74,6 +90,20 @@ fn parse_command(text: &str) -> Option<(String, String)> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     ok.then(|| (name.to_owned(), args.to_owned()))
+}
+
+/// The event of a button press on `card`.
+pub(crate) fn action_event(card: &Message, action: ActionInput) -> Event {
+    Event::Action(Action {
+        message: card.id.to_string(),
+        id: action.button,
+        value: action.value,
+        inputs: action
+            .inputs
+            .into_iter()
+            .map(|(id, value)| InputValue { id, value })
+            .collect(),
+    })
 }
 
 impl AppPlatform for Platform {
@@ -143,17 +173,7 @@ impl AppPlatform for Platform {
                 .installed(user, &card.conversation, app)
                 .await?
                 .ok_or(ApiError::NotFound("app"))?;
-            let event = Event::Action(Action {
-                message: card.id.to_string(),
-                id: action.button,
-                value: action.value,
-                inputs: action
-                    .inputs
-                    .into_iter()
-                    .map(|(id, value)| InputValue { id, value })
-                    .collect(),
-            });
-            self.spawn_event(user.clone(), install, event);
+            self.spawn_event(user.clone(), install, action_event(card, action));
             Ok(())
         })
     }
