@@ -100,6 +100,10 @@ reason = "To greet you."
 name = "auth.login"
 reason = "To sign you in."
 
+[[scopes]]
+name = "storage"
+reason = "To remember things."
+
 [[commands]]
 name = "loop"
 help = "/loop"
