@@ -154,6 +154,7 @@ fn unknown(param: &str) -> &'static str {
         "version" => "9.9.9",
         "scope" => "storage",
         "app_user_id" => "au_00000000000000000000000000000000",
+        "payment" => "po_00000000000000000000",
         other => panic!("no unknown value for path parameter {other}"),
     }
 }

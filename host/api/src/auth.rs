@@ -78,6 +78,47 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
     .map_err(|e| ApiError::Internal(format!("hash task: {e}")))?
 }
 
+/// argon2id parameters for payment PINs: 1 MiB and one pass (about a millisecond), not the
+/// password defaults (19 MiB, two passes). A six-digit PIN has a million values whatever the
+/// hash costs, so what protects it is the lockout after five wrong tries (in the store) and the
+/// database's confidentiality; a cheap hash keeps confirming a payment fast.
+fn pin_hasher() -> Result<Argon2<'static>, ApiError> {
+    let params = argon2::Params::new(1024, 1, 1, None)
+        .map_err(|e| ApiError::Internal(format!("PIN hash parameters: {e}")))?;
+    Ok(Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params,
+    ))
+}
+
+/// An argon2id PHC string for a payment PIN.
+pub async fn hash_pin(pin: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::encode_b64(&minihost_core::ids::random_bytes(16))
+            .map_err(|e| ApiError::Internal(format!("salt: {e}")))?;
+        pin_hasher()?
+            .hash_password(pin.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::Internal(format!("hash: {e}")))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("hash task: {e}")))?
+}
+
+/// Whether `pin` matches the stored PIN hash (whose PHC string carries its parameters).
+pub async fn verify_pin(pin: String, hash: String) -> Result<bool, ApiError> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&hash)
+            .map_err(|e| ApiError::Internal(format!("stored PIN hash: {e}")))?;
+        Ok(pin_hasher()?
+            .verify_password(pin.as_bytes(), &parsed)
+            .is_ok())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("verify task: {e}")))?
+}
+
 /// A hash of a password nobody has, verified when the username is unknown so that sign-in takes
 /// as long for unknown users as for wrong passwords.
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Zb5bU2bS3vX8yqL0pYQZ7cU1yR8t8dX2oVpXh3yQ5nE";

@@ -57,6 +57,17 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// A refusal with its own status and code (e.g. 409 `insufficient_funds`, 423
+    /// `payments_locked`).
+    #[error("{message}")]
+    Refused {
+        /// The HTTP status.
+        status: StatusCode,
+        /// Machine-readable code.
+        code: &'static str,
+        /// What is wrong.
+        message: String,
+    },
     /// 500: a bug or an outage; the detail is logged only.
     #[error("internal error")]
     Internal(String),
@@ -116,6 +127,7 @@ impl ApiError {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
             ApiError::Unprocessable { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, code),
+            ApiError::Refused { status, code, .. } => (*status, code),
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

@@ -17,6 +17,7 @@ mod messages;
 mod oauth;
 mod open;
 mod openapi;
+mod payments;
 pub mod platform;
 mod registry;
 mod schemas;
@@ -55,6 +56,7 @@ pub fn routes() -> Router<AppState> {
         .merge(messages::router())
         .merge(apps::router())
         .merge(grants::router())
+        .merge(payments::router())
         .merge(developer::router())
         .merge(oauth::router())
         .merge(open::router())

@@ -28,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/open/v1/me", get(me))
         .route("/open/v1/conversations/{id}/messages", post(send))
         .route("/open/v1/users/{app_user_id}/profile", get(profile))
+        .route("/open/v1/payments", post(request_payment))
+        .route("/open/v1/payments/{payment}", get(payment))
 }
 
 /// A refusal of the Open API.
@@ -120,6 +122,7 @@ impl IntoResponse for OpenError {
                     AppError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
                     AppError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
                     AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+                    AppError::Conflict(_) => (StatusCode::CONFLICT, "idempotency_key_reused"),
                     AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
                 };
                 error_body(status, code, &e.to_string())
@@ -258,4 +261,87 @@ pub(crate) async fn profile(
     Ok(Json(
         state.app_services.profile(&actor, &app_user_id).await?,
     ))
+}
+
+/// Body of `POST /open/v1/payments`: the "unified order" of the app's backend.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OpenPayment {
+    /// The user asked to pay, as this app sees them; must be the token's user when given.
+    #[serde(default)]
+    user: Option<String>,
+    /// Minor units (cents), at least 1.
+    amount: u64,
+    /// ISO 4217 code such as `EUR`.
+    currency: String,
+    /// What it is for, shown to the user (1 to 200 bytes).
+    description: String,
+    /// The app's key for this order: the same key with the same parameters is the same order;
+    /// with other parameters it is refused (409).
+    idempotency_key: String,
+    /// How long the user has to answer, 60 to 86400 seconds (default 900).
+    #[serde(default)]
+    expires_in_seconds: Option<u32>,
+}
+
+#[utoipa::path(post, path = "/open/v1/payments", operation_id = "open_request_payment",
+    security(("access_token" = [])),
+    request_body(content = OpenPayment, example = json!({"amount": 1250, "currency": "EUR", "description": "Green tea, 2 boxes", "idempotency_key": "order-7731"})),
+    responses((status = 201, description = "The payment request, pending until the user answers (an earlier one for a repeated key)", body = crate::openapi::AnyObject),
+              (status = 403, description = "The token lacks payments.request (`insufficient_scope`), the user no longer grants it (`permission_denied`), or `user` is not the token's user"),
+              (status = 409, description = "The idempotency key was used for a different order (`idempotency_key_reused`)"),
+              (status = 422, description = "Amount zero or over the cap, unknown currency, bad description, key or expiry"),
+              (status = 503, description = "Revocations cannot be checked now; try again later"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Token, (status = 500, response = crate::openapi::errors::Internal)))]
+pub(crate) async fn request_payment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<OpenPayment>,
+) -> Result<(StatusCode, Json<minihost_appsvc::PaymentView>), OpenError> {
+    let claims = verified(&state, &headers, Some(Scope::PaymentsRequest)).await?;
+    let actor = actor(&state, &claims).await?;
+    if body.user.as_ref().is_some_and(|u| *u != actor.app_user_id) {
+        return Err(ApiError::Forbidden(
+            "`user` must be the user the access token was issued for".into(),
+        )
+        .into());
+    }
+    let order = state
+        .app_services
+        .request_payment(
+            &actor,
+            minihost_appsvc::PaymentAsk {
+                amount: body.amount,
+                currency: body.currency,
+                description: body.description,
+                idempotency_key: body.idempotency_key,
+                expires_in_secs: body.expires_in_seconds,
+            },
+        )
+        .await?;
+    let view = state.app_services.payment_view(&order, "en").await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+#[utoipa::path(get, path = "/open/v1/payments/{payment}", operation_id = "open_payment",
+    params(crate::openapi::params::Payment), security(("access_token" = [])),
+    responses((status = 200, description = "Where the app's payment request stands", body = crate::openapi::AnyObject),
+              (status = 404, description = "No such payment request of this app"),
+              (status = 503, description = "Revocations cannot be checked now; try again later"),
+              crate::openapi::errors::Token, (status = 500, response = crate::openapi::errors::Internal)))]
+pub(crate) async fn payment(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(payment): Path<String>,
+) -> Result<Json<minihost_appsvc::PaymentView>, OpenError> {
+    // Any token of the app: its backend may look up its own orders with an app-level token.
+    let claims = verified(&state, &headers, None).await?;
+    let order = state
+        .store
+        .order(&payment)
+        .await
+        .map_err(ApiError::from)?
+        .filter(|o| o.app_id == claims.aud.as_str())
+        .ok_or(ApiError::NotFound("payment request"))?;
+    Ok(Json(state.app_services.payment_view(&order, "en").await?))
 }

@@ -6,7 +6,8 @@
 use crate::error::ErrorBody;
 use crate::state::AppState;
 use crate::{
-    accounts, apps, conversations, developer, grants, health, messages, oauth, open, registry, ws,
+    accounts, apps, conversations, developer, grants, health, messages, oauth, open, payments,
+    registry, ws,
 };
 use axum::routing::get;
 use axum::{Json, Router};
@@ -44,6 +45,13 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         apps::open,
         apps::action,
         apps::invocations,
+        payments::set_pin,
+        payments::history,
+        payments::pending,
+        payments::confirm,
+        payments::decline,
+        payments::wallet,
+        payments::merchant_ledger,
         grants::consent_requests,
         grants::list,
         grants::answer,
@@ -63,6 +71,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         open::me,
         open::send,
         open::profile,
+        open::request_payment,
+        open::payment,
         ws::upgrade,
         openapi_json,
     ),
@@ -497,6 +507,13 @@ pub(crate) mod params {
         ObjectBuilder::new().enum_values(Some(
             minihost_core::Scope::ALL.iter().map(|s| s.as_str())
         ))
+    );
+    param!(
+        /// `{payment}`: a payment request (order).
+        Payment,
+        "payment",
+        "A payment request id (`po_` and 20 hex digits).",
+        pattern("^po_[0-9a-f]{20}$")
     );
     param!(
         /// `{app_user_id}`: a user as one app sees them.

@@ -82,6 +82,10 @@ pub trait AppPlatform: Send + Sync + 'static {
     /// the work happens in the background and replies arrive as messages.
     fn message_posted(&self, author: &User, message: &Message);
 
+    /// A payment changed state (confirmed, declined, refunded): deliver what the outbox holds
+    /// to the apps now rather than at the next sweep. Must return quickly.
+    fn payments_changed(&self) {}
+
     /// Validates a component against its manifest and installs it, unreviewed, in a
     /// conversation the developer owns.
     fn sideload<'a>(

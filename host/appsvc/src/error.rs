@@ -15,6 +15,10 @@ pub enum AppError {
     /// An argument was rejected.
     #[error("invalid: {0}")]
     Invalid(String),
+    /// The request clashes with an earlier one (an idempotency key reused with other
+    /// parameters).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The thing named does not exist for this app.
     #[error("{0} not found")]
     NotFound(&'static str),

@@ -6,10 +6,12 @@
 
 mod error;
 mod messaging;
+mod payments;
 mod profile;
 mod storage;
 
 pub use error::AppError;
+pub use payments::{PaymentAsk, PaymentView};
 pub use profile::Profile;
 pub use storage::Bucket;
 
@@ -71,6 +73,9 @@ pub struct AppServices {
     pub(crate) fanout: Arc<dyn Fanout>,
     pub(crate) secret: Arc<PlatformSecret>,
     pub(crate) limits: AppLimits,
+    /// (app, app-scoped id) pairs already in the store's map: remembering is a read per
+    /// invocation otherwise.
+    pub(crate) remembered: Arc<std::sync::Mutex<std::collections::HashSet<(String, String)>>>,
 }
 
 impl AppServices {
@@ -92,6 +97,7 @@ impl AppServices {
             fanout,
             secret: Arc::new(secret),
             limits,
+            remembered: Arc::default(),
         })
     }
 
@@ -110,7 +116,17 @@ impl AppServices {
     pub async fn app_user_id(&self, app: &str, user: &UserId) -> Result<String, AppError> {
         let app_id = AppId::parse(app).map_err(|e| AppError::Invalid(e.to_string()))?;
         let id = self.secret.app_user_id(&app_id, user).as_str().to_owned();
+        let key = (app.to_owned(), id.clone());
+        if self.remembered.lock().is_ok_and(|r| r.contains(&key)) {
+            return Ok(id);
+        }
         self.store.remember_app_user(app, &id, user).await?;
+        if let Ok(mut r) = self.remembered.lock() {
+            if r.len() >= 100_000 {
+                r.clear();
+            }
+            r.insert(key);
+        }
         Ok(id)
     }
 

@@ -5,6 +5,7 @@
 pub mod content;
 pub mod ids;
 pub mod message;
+pub mod money;
 pub mod name;
 pub mod scope;
 pub mod user;
@@ -13,6 +14,7 @@ pub mod validation;
 pub use content::{Block, Button, Card, Content, Input};
 pub use ids::{ConversationId, MessageId, UserId};
 pub use message::{ConversationKind, GroupTitle, Message, Sender};
+pub use money::{Currency, MAX_AMOUNT, MoneyError};
 pub use name::{NameProblem, shown_name};
 pub use scope::{Scope, UnknownScope};
 pub use user::{DisplayName, Password, Role, Username};

@@ -156,7 +156,30 @@ fn lower_priority(nice: i32) {
     {
         tracing::debug!(error = %e, "could not lower the guest thread's priority");
     }
+    idle_policy();
 }
+
+/// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs only when no ordinary thread
+/// wants the core, and the scheduler counts a core running only such threads as idle when it
+/// places a waking thread, so the messenger's threads take a guest's core at once instead of
+/// queueing behind each other on the other one.
+#[cfg(target_os = "linux")]
+fn idle_policy() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sched_setscheduler with pid 0 changes only the calling thread; `param` is a
+    // valid sched_param for the lifetime of the call.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+    if rc != 0 {
+        tracing::debug!(
+            error = %std::io::Error::last_os_error(),
+            "could not put the guest thread in SCHED_IDLE"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn idle_policy() {}
 
 /// Running and waiting invocations, for metrics and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -12,6 +12,7 @@ use minihost_broker::service::{Broker, BrokerConfig};
 use minihost_cap_auth::AuthCapability;
 use minihost_cap_log::LogCapability;
 use minihost_cap_messaging::MessagingCapability;
+use minihost_cap_payments::PaymentsCapability;
 use minihost_cap_profile::ProfileCapability;
 use minihost_cap_storage::StorageCapability;
 use minihost_hub::{Fanout, LocalHub};
@@ -127,6 +128,7 @@ pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
     .with(ProfileCapability::new(svc.clone()))
     .with(StorageCapability::new(svc.clone()))
     .with(AuthCapability::new(svc.clone(), broker.clone()))
+    .with(PaymentsCapability::new(svc.clone()))
     .build()
     .map_err(|e| anyhow::anyhow!("starting the sandbox runtime: {e}"))?;
     let platform =

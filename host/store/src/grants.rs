@@ -1,4 +1,4 @@
-//! Consent and app data: the platform secret, app-scoped id mapping, grants (what each user
+//! Consent and app data: the platform secret, grants (what each user
 //! allowed each app), the privacy record, app key-value storage with quotas, and the token
 //! buckets that bound how often an app may post in a conversation.
 
@@ -84,36 +84,6 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(v)
-    }
-
-    /// Records that `app_user_id` is `user` for `app` (idempotent).
-    pub async fn remember_app_user(
-        &self,
-        app: &str,
-        app_user_id: &str,
-        user: &UserId,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO app_users (app_id, app_user_id, user_id) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(app)
-        .bind(app_user_id)
-        .bind(user.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// The user behind an app-scoped id, if this app has seen them.
-    pub async fn user_for_app_user(&self, app: &str, app_user_id: &str) -> Result<Option<UserId>> {
-        let row: Option<(String,)> =
-            sqlx::query_as("SELECT user_id FROM app_users WHERE app_id = $1 AND app_user_id = $2")
-                .bind(app)
-                .bind(app_user_id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(u,)| UserId::from_string(u)))
     }
 
     /// The user's grant to `app`, if any.

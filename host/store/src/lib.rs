@@ -4,13 +4,16 @@
 //! placeholders, `RETURNING`, partial indexes). Messages are appended through a group-commit
 //! writer ([`writer`]) so that many concurrent sends share one durable commit.
 
+mod app_users;
 mod apps;
 mod conversations;
 mod db;
 mod error;
 mod grants;
+mod ledger;
 mod messages;
 mod migrate;
+mod payments;
 mod sessions;
 pub mod testing;
 mod tokens;
@@ -22,7 +25,9 @@ pub use conversations::{Conversation, ConversationSummary, Member};
 pub use db::{Backend, Store, StoreConfig};
 pub use error::StoreError;
 pub use grants::{GrantRecord, KvQuota, KvRefusal, PrivacyEntry};
+pub use ledger::{Account, AccountKind, AuditEntry, StatementLine, TrialBalance};
 pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef, rfc3339};
+pub use payments::{NewOrder, PaymentEvent, PaymentOrder, PaymentRefusal, PinRecord};
 pub use tokens::{
     AccessTokenCheck, ClientRow, LoginCodeRow, Purged, RefreshFamilyRow, RefreshTokenRow,
     SigningKeyRow,

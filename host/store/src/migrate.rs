@@ -22,6 +22,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "invocation_queue",
         include_str!("../migrations/0005_invocation_queue.sql"),
     ),
+    (
+        6,
+        "payments",
+        include_str!("../migrations/0006_payments.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

@@ -5,6 +5,7 @@
 //! messages, in seq order, to the commit hook (live fan-out). A request is acknowledged only after
 //! its commit, so an acknowledged message survives a crash.
 
+use crate::apps::InvocationRecord;
 use crate::db::Backend;
 use crate::messages::{
     Appended, MESSAGE_COLUMNS, NewMessage, message_from_row, rfc3339, sender_columns,
@@ -34,8 +35,15 @@ struct Request {
     reply: oneshot::Sender<Result<Appended>>,
 }
 
+/// An invocation record to write with the next batch.
+struct RecordRequest {
+    record: InvocationRecord,
+    reply: oneshot::Sender<Result<()>>,
+}
+
 enum Command {
     Append(Request),
+    Record(RecordRequest),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -65,6 +73,17 @@ impl Writer {
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Writes an invocation record in the next batch's transaction (no transaction of its own
+    /// competing for the write lock).
+    pub(crate) async fn record(&self, record: InvocationRecord) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Record(RecordRequest { record, reply }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
     /// Commits everything queued so far, then stops the task.
     pub(crate) async fn shutdown(&self) {
         let (done, rx) = oneshot::channel();
@@ -84,6 +103,7 @@ async fn run(
     mut rx: mpsc::Receiver<Command>,
 ) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+    let mut records: Vec<RecordRequest> = Vec::new();
     let mut stop: Option<oneshot::Sender<()>> = None;
     while stop.is_none() {
         let Some(first) = rx.recv().await else { break };
@@ -91,55 +111,92 @@ async fn run(
         while let Some(cmd) = next.take() {
             match cmd {
                 Command::Append(r) => batch.push(r),
+                Command::Record(r) => records.push(r),
                 Command::Shutdown(done) => {
                     stop = Some(done);
                     break;
                 }
             }
-            if batch.len() >= MAX_BATCH {
+            if batch.len() + records.len() >= MAX_BATCH {
                 break;
             }
             next = rx.try_recv().ok();
         }
-        if !batch.is_empty() {
-            process(&pool, backend, hook.as_ref(), &mut batch).await;
+        if !batch.is_empty() || !records.is_empty() {
+            process(&pool, backend, hook.as_ref(), &mut batch, &mut records).await;
         }
     }
     rx.close();
     // Whatever was queued behind the shutdown still gets committed.
     while let Ok(cmd) = rx.try_recv() {
-        if let Command::Append(r) = cmd {
-            batch.push(r);
+        match cmd {
+            Command::Append(r) => batch.push(r),
+            Command::Record(r) => records.push(r),
+            Command::Shutdown(_) => {}
         }
     }
-    if !batch.is_empty() {
-        process(&pool, backend, hook.as_ref(), &mut batch).await;
+    if !batch.is_empty() || !records.is_empty() {
+        process(&pool, backend, hook.as_ref(), &mut batch, &mut records).await;
     }
     if let Some(done) = stop {
         let _ = done.send(());
     }
 }
 
-/// Commits a batch, or, if the batch as a whole fails, each request on its own so that one bad
-/// request cannot fail its neighbours.
+/// Commits a batch (messages and invocation records), or, if the batch as a whole fails, each
+/// request on its own so that one bad request cannot fail its neighbours.
 async fn process(
     pool: &AnyPool,
     backend: Backend,
     hook: Option<&CommitHook>,
     batch: &mut Vec<Request>,
+    records: &mut Vec<RecordRequest>,
 ) {
     let messages: Vec<&NewMessage> = batch.iter().map(|r| &r.message).collect();
-    match commit(pool, backend, &messages).await {
-        Ok(outcomes) => finish(hook, std::mem::take(batch), outcomes),
-        Err(e) if batch.len() == 1 => {
+    let logs: Vec<&InvocationRecord> = records.iter().map(|r| &r.record).collect();
+    match commit(pool, backend, &messages, &logs).await {
+        Ok(outcomes) => {
+            for r in records.drain(..) {
+                let _ = r.reply.send(Ok(()));
+            }
+            finish(hook, std::mem::take(batch), outcomes);
+        }
+        Err(e) if logs.is_empty() => retry_messages(pool, backend, hook, batch, e).await,
+        Err(_) => {
+            // Apart: the records each on their own, then the messages.
+            for r in records.drain(..) {
+                let result = commit(pool, backend, &[], &[&r.record]).await.map(|_| ());
+                let _ = r.reply.send(result);
+            }
+            if !batch.is_empty() {
+                let messages: Vec<&NewMessage> = batch.iter().map(|r| &r.message).collect();
+                match commit(pool, backend, &messages, &[]).await {
+                    Ok(outcomes) => finish(hook, std::mem::take(batch), outcomes),
+                    Err(e) => retry_messages(pool, backend, hook, batch, e).await,
+                }
+            }
+        }
+    }
+}
+
+/// After a failed batch of messages: each on its own (one bad request cannot fail the rest).
+async fn retry_messages(
+    pool: &AnyPool,
+    backend: Backend,
+    hook: Option<&CommitHook>,
+    batch: &mut Vec<Request>,
+    e: StoreError,
+) {
+    match e {
+        e if batch.len() == 1 => {
             if let Some(r) = batch.pop() {
                 let _ = r.reply.send(Err(e));
             }
         }
-        Err(e) => {
+        e => {
             tracing::warn!(error = %e, size = batch.len(), "batch commit failed; retrying one by one");
             for r in std::mem::take(batch) {
-                let result = commit(pool, backend, &[&r.message]).await;
+                let result = commit(pool, backend, &[&r.message], &[]).await;
                 match result {
                     Ok(outcomes) => finish(hook, vec![r], outcomes),
                     Err(e) => {
@@ -169,11 +226,13 @@ fn finish(hook: Option<&CommitHook>, requests: Vec<Request>, outcomes: Vec<Resul
     }
 }
 
-/// Writes the messages in one transaction. Returns one outcome per message, in order.
+/// Writes the messages and invocation records in one transaction. Returns one outcome per
+/// message, in order.
 async fn commit(
     pool: &AnyPool,
     backend: Backend,
     batch: &[&NewMessage],
+    records: &[&InvocationRecord],
 ) -> Result<Vec<Result<Appended>>> {
     let mut tx = crate::db::begin_write(pool, backend).await?;
     let mut outcomes: Vec<Option<Result<Appended>>> = (0..batch.len()).map(|_| None).collect();
@@ -312,6 +371,8 @@ async fn commit(
         }
         q.execute(&mut *tx).await?;
     }
+    // 4. The invocation records that came with the batch.
+    crate::apps::insert_invocations(&mut tx, records).await?;
     tx.commit().await?;
 
     for (i, msg) in fresh {

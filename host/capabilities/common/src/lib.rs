@@ -23,7 +23,7 @@ pub fn wit_error(e: AppError) -> Error {
     match e {
         AppError::PermissionDenied(scope) => Error::PermissionDenied(scope),
         AppError::QuotaExceeded(_) => Error::QuotaExceeded,
-        AppError::Invalid(why) => Error::Invalid(why),
+        AppError::Invalid(why) | AppError::Conflict(why) => Error::Invalid(why),
         AppError::NotFound(what) => Error::Invalid(format!("{what} not found")),
         AppError::Unavailable(why) => Error::Unavailable(why),
     }

@@ -76,7 +76,12 @@ impl Platform {
             .loader
             .get(&install.app_id, &install.version)
             .await?;
-        if let Some(request) = self.consent_needed(&user, &install, &loaded).await? {
+        // Read once: the consent check and the invocation's scopes both need it.
+        let grant = self.inner.store.grant(&user.id, &install.app_id).await?;
+        if let Some(request) = self
+            .consent_needed(&install, &loaded, grant.as_ref())
+            .await?
+        {
             if let Some(fresh) = self.inner.consent.park(&user.id, request, install, event) {
                 let mut frame = serde_json::to_value(&fresh).unwrap_or_default();
                 frame["type"] = json!("consent_request");
@@ -86,7 +91,9 @@ impl Platform {
             }
             return Ok(());
         }
-        self.invoke(&user, &install, &loaded, event).await?;
+        let granted = grant.map(|g| g.scopes).unwrap_or_default();
+        self.invoke(&user, &install, &loaded, event, granted)
+            .await?;
         Ok(())
     }
 
@@ -94,16 +101,15 @@ impl Platform {
     /// scope this version declares.
     async fn consent_needed(
         &self,
-        user: &User,
         install: &Install,
         loaded: &Loaded,
+        grant: Option<&GrantRecord>,
     ) -> Result<Option<PendingConsent>, ApiError> {
         let declared = &loaded.manifest.scopes;
         if declared.is_empty() {
             return Ok(None);
         }
-        let grant = self.inner.store.grant(&user.id, &install.app_id).await?;
-        let asked: BTreeSet<String> = match &grant {
+        let asked: BTreeSet<String> = match grant {
             None => BTreeSet::new(),
             // A grant emptied by the user (revoked, or everything refused) asks again at their
             // next use of the app, as a first use does.
@@ -118,7 +124,7 @@ impl Platform {
             return Ok(None);
         }
         let granted: BTreeSet<String> = grant
-            .map(|g| g.scopes.into_iter().collect())
+            .map(|g| g.scopes.iter().cloned().collect())
             .unwrap_or_default();
         Ok(Some(PendingConsent {
             request: format!("cr_{}", minihost_core::ids::random_hex(8)),
@@ -228,13 +234,24 @@ impl Platform {
             .declared_scopes(&install.app_id, &install.version)
             .await?;
         check_answer(&declared, answer)?;
-        if self.consent_needed(user, install, &loaded).await?.is_some() {
+        let grant = self.inner.store.grant(&user.id, &install.app_id).await?;
+        if self
+            .consent_needed(install, &loaded, grant.as_ref())
+            .await?
+            .is_some()
+        {
             self.inner
                 .store
                 .set_grant(&user.id, &install.app_id, answer, &install.version)
                 .await?;
         }
-        self.invoke(user, install, &loaded, event).await
+        let granted = self
+            .inner
+            .svc
+            .granted(&user.id, &install.app_id)
+            .await
+            .map_err(app_err)?;
+        self.invoke(user, install, &loaded, event, granted).await
     }
 
     /// Runs the event in a fresh sandbox and deals with its outcome: posts the reply, logs the
@@ -245,6 +262,7 @@ impl Platform {
         install: &Install,
         loaded: &Arc<Loaded>,
         event: Event,
+        granted: Vec<String>,
     ) -> Result<Ran, ApiError> {
         let svc = &self.inner.svc;
         let app = &install.app_id;
@@ -255,10 +273,7 @@ impl Platform {
             .iter()
             .map(|s| s.scope.as_str())
             .collect();
-        let granted: Vec<String> = svc
-            .granted(&user.id, app)
-            .await
-            .map_err(app_err)?
+        let granted: Vec<String> = granted
             .into_iter()
             .filter(|s| declared.contains(s.as_str()))
             .collect();

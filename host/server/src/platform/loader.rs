@@ -24,6 +24,11 @@ pub(crate) struct Loader {
     store: Store,
     runtime: Runtime,
     by_hash: Mutex<HashMap<String, Arc<Loaded>>>,
+    /// The content hash of each (app, version) this node stored or read: every event asks,
+    /// and a query per event is load a storm of refused events would put on the database.
+    /// Kept right by this node's uploads (a sideloaded version may be replaced); another
+    /// node's replacement is not seen here until scale-out's invalidation.
+    hash_of: Mutex<HashMap<(String, String), String>>,
 }
 
 /// Most versions kept compiled in memory; past it the cache starts afresh (the disk cache
@@ -59,16 +64,29 @@ impl Loader {
             store,
             runtime,
             by_hash: Mutex::new(HashMap::new()),
+            hash_of: Mutex::new(HashMap::new()),
         }
     }
 
     /// The runnable form of `app`@`version`.
     pub(crate) async fn get(&self, app: &str, version: &str) -> Result<Arc<Loaded>, ApiError> {
-        let (_, hash, _) = self
-            .store
-            .version_meta(app, version)
-            .await?
-            .ok_or(ApiError::NotFound("app version"))?;
+        let known = self
+            .hash_of
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(app.to_owned(), version.to_owned())).cloned());
+        let hash = match known {
+            Some(hash) => hash,
+            None => {
+                let (_, hash, _) = self
+                    .store
+                    .version_meta(app, version)
+                    .await?
+                    .ok_or(ApiError::NotFound("app version"))?;
+                self.remember_hash(app, version, &hash);
+                hash
+            }
+        };
         if let Some(hit) = self.cached(&hash) {
             return Ok(hit);
         }
@@ -99,6 +117,15 @@ impl Loader {
             map.insert(hash, entry.clone());
         }
         Ok(entry)
+    }
+
+    fn remember_hash(&self, app: &str, version: &str, hash: &str) {
+        if let Ok(mut map) = self.hash_of.lock() {
+            if map.len() >= MAX_CACHED * 16 {
+                map.clear();
+            }
+            map.insert((app.to_owned(), version.to_owned()), hash.to_owned());
+        }
     }
 
     /// The runtime apps run on.
@@ -218,6 +245,7 @@ impl Loader {
                 )),
                 other => other.into(),
             })?;
+        self.remember_hash(&id, &version, &hash);
         if let Ok(mut map) = self.by_hash.lock() {
             map.insert(
                 hash,

@@ -7,6 +7,7 @@ mod consent;
 mod dispatch;
 mod loader;
 mod notice;
+mod payments;
 
 pub use consent::PendingConsent;
 
@@ -33,6 +34,8 @@ struct Inner {
     fanout: Arc<dyn Fanout>,
     loader: Loader,
     consent: ConsentBook,
+    /// Wakes the payment-event dispatcher.
+    payments_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Inner {
@@ -44,15 +47,16 @@ impl Inner {
 impl Platform {
     /// A platform running apps on `runtime`, with app operations through `svc`.
     pub fn new(store: Store, svc: AppServices, fanout: Arc<dyn Fanout>, runtime: Runtime) -> Self {
-        Platform {
-            inner: Arc::new(Inner {
-                loader: Loader::new(store.clone(), runtime),
-                store,
-                svc,
-                fanout,
-                consent: ConsentBook::default(),
-            }),
-        }
+        let inner = Arc::new(Inner {
+            loader: Loader::new(store.clone(), runtime),
+            store,
+            svc,
+            fanout,
+            consent: ConsentBook::default(),
+            payments_wake: Arc::new(tokio::sync::Notify::new()),
+        });
+        payments::start(&inner);
+        Platform { inner }
     }
 
     /// Checks a manifest and component exactly as an upload is checked (for `minihost app
@@ -107,6 +111,10 @@ pub(crate) fn action_event(card: &Message, action: ActionInput) -> Event {
 }
 
 impl AppPlatform for Platform {
+    fn payments_changed(&self) {
+        self.wake_payments();
+    }
+
     fn message_posted(&self, author: &User, message: &Message) {
         let Some((name, args)) = message.content.as_text().and_then(parse_command) else {
             return;

@@ -1,0 +1,380 @@
+//! Payments as the user and the merchant see them: the user's payment PIN, the requests waiting
+//! for their answer, confirming (with the PIN: five wrong tries lock payments for 15 minutes,
+//! held in the store) or declining, their payment history and wallet; and an app developer's
+//! merchant ledger. Only these user routes move an order to `paid`; apps can only ask
+//! (`minihost-appsvc`).
+
+use crate::auth::{AuthUser, verify_password};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::AppState;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use minihost_appsvc::PaymentView;
+use minihost_core::Currency;
+use minihost_store::{AccountKind, PaymentOrder, PaymentRefusal, StatementLine};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// Wrong PINs in a row that lock payments.
+pub const MAX_PIN_FAILURES: i64 = 5;
+/// How long payments stay locked after too many wrong PINs: 15 minutes.
+pub const PIN_LOCK_MS: i64 = 15 * 60 * 1000;
+
+/// Routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/me/payment-pin", put(set_pin))
+        .route("/api/v1/me/payments", get(history))
+        .route("/api/v1/me/payments/pending", get(pending))
+        .route("/api/v1/me/payments/{payment}/confirm", post(confirm))
+        .route("/api/v1/me/payments/{payment}/decline", post(decline))
+        .route("/api/v1/me/wallet", get(wallet))
+        .route("/api/v1/apps/{app}/ledger", get(merchant_ledger))
+}
+
+/// The reader's language, from `Accept-Language` (its first tag), for writing amounts.
+pub(crate) fn locale(headers: &HeaderMap) -> String {
+    headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split([',', ';']).next())
+        .map(str::trim)
+        .filter(|t| {
+            !t.is_empty()
+                && t.len() <= 35
+                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .unwrap_or("en")
+        .to_owned()
+}
+
+async fn views(
+    state: &AppState,
+    orders: &[PaymentOrder],
+    locale: &str,
+) -> Result<Vec<PaymentView>, ApiError> {
+    let mut out = Vec::with_capacity(orders.len());
+    for order in orders {
+        out.push(view(state, order, locale).await?);
+    }
+    Ok(out)
+}
+
+async fn view(
+    state: &AppState,
+    order: &PaymentOrder,
+    locale: &str,
+) -> Result<PaymentView, ApiError> {
+    state
+        .app_services
+        .payment_view(order, locale)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Body of `PUT /api/v1/me/payment-pin`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetPin {
+    /// The new PIN: exactly six digits.
+    pin: String,
+    /// The account password, proving it is the account's owner who sets it.
+    password: String,
+}
+
+#[utoipa::path(put, path = "/api/v1/me/payment-pin", operation_id = "set_payment_pin",
+    security(("session" = [])),
+    request_body(content = SetPin, example = json!({"pin": "246810", "password": "correct horse battery staple"})),
+    responses((status = 204, description = "The PIN is set (and any lock from wrong tries lifted)"),
+              (status = 403, description = "Wrong account password (`forbidden`)"),
+              (status = 422, description = "The PIN is not six digits"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn set_pin(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    ApiJson(body): ApiJson<SetPin>,
+) -> Result<StatusCode, ApiError> {
+    if body.pin.len() != 6 || !body.pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::invalid(
+            "pin",
+            "a payment PIN is exactly six digits",
+        ));
+    }
+    let stored = state
+        .store
+        .user_by_username(me.username.as_str())
+        .await?
+        .map(|u| u.password_hash);
+    if !verify_password(body.password, stored).await? {
+        return Err(ApiError::Forbidden("the password is wrong".into()));
+    }
+    let hash = crate::auth::hash_pin(body.pin).await?;
+    state.store.set_payment_pin(&me.id, &hash).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Query of `GET /api/v1/me/payments`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListParams {
+    /// How many, newest first (1 to 200, default 50).
+    limit: Option<u32>,
+}
+
+fn limit(l: Option<u32>) -> Result<u32, ApiError> {
+    let l = l.unwrap_or(50);
+    if l == 0 || l > 200 {
+        return Err(ApiError::invalid("limit", "must be between 1 and 200"));
+    }
+    Ok(l)
+}
+
+#[utoipa::path(get, path = "/api/v1/me/payments", operation_id = "payment_history",
+    params(ListParams), security(("session" = [])),
+    responses((status = 200, description = "The user's payment requests, newest first, amounts written for `Accept-Language`", body = Vec<crate::openapi::AnyObject>),
+              (status = 422, description = "A limit out of range"),
+              crate::openapi::errors::Query, crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    headers: HeaderMap,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> Result<Json<Vec<PaymentView>>, ApiError> {
+    let orders = state
+        .store
+        .orders_of(&me.id, false, limit(q.limit)?)
+        .await?;
+    Ok(Json(views(&state, &orders, &locale(&headers)).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/me/payments/pending", operation_id = "pending_payments",
+    security(("session" = [])),
+    responses((status = 200, description = "Payment requests waiting for the user's answer (not expired), newest first", body = Vec<crate::openapi::AnyObject>),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn pending(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    headers: HeaderMap,
+) -> Result<Json<Vec<PaymentView>>, ApiError> {
+    let orders = state.store.orders_of(&me.id, true, 200).await?;
+    Ok(Json(views(&state, &orders, &locale(&headers)).await?))
+}
+
+/// Body of `POST /api/v1/me/payments/{payment}/confirm`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Confirm {
+    /// The user's payment PIN.
+    pin: String,
+}
+
+/// A refusal of a confirmation or decline, with its own code.
+fn refused(r: PaymentRefusal) -> ApiError {
+    let code = match r {
+        PaymentRefusal::Declined => "payment_declined",
+        PaymentRefusal::Expired => "payment_expired",
+        PaymentRefusal::InsufficientFunds(_) => "insufficient_funds",
+        PaymentRefusal::AlreadyPaid => "payment_already_paid",
+    };
+    ApiError::Refused {
+        status: StatusCode::CONFLICT,
+        code,
+        message: r.to_string(),
+    }
+}
+
+/// Checks the user's PIN against the store, counting wrong tries and honouring the lock.
+async fn check_pin(
+    state: &AppState,
+    me: &minihost_store::User,
+    pin: String,
+) -> Result<(), ApiError> {
+    let Some(record) = state.store.payment_pin(&me.id).await? else {
+        return Err(ApiError::Refused {
+            status: StatusCode::CONFLICT,
+            code: "pin_not_set",
+            message: "set a payment PIN first (PUT /api/v1/me/payment-pin)".into(),
+        });
+    };
+    let now = minihost_core::now_millis();
+    if record.locked_until_ms > now {
+        let minutes = (record.locked_until_ms - now + 59_999) / 60_000;
+        return Err(ApiError::Refused {
+            status: StatusCode::LOCKED,
+            code: "payments_locked",
+            message: format!(
+                "too many wrong PINs: payments are locked for {minutes} more minute(s)"
+            ),
+        });
+    }
+    if crate::auth::verify_pin(pin, record.hash).await? {
+        state.store.record_pin_success(&me.id).await?;
+        return Ok(());
+    }
+    let after = state
+        .store
+        .record_pin_failure(&me.id, MAX_PIN_FAILURES, PIN_LOCK_MS)
+        .await?;
+    let message = match after {
+        Some(r) if r.locked_until_ms > now => {
+            "wrong PIN; too many wrong PINs: payments are locked for 15 minutes".to_owned()
+        }
+        Some(r) => format!(
+            "wrong PIN; {} more wrong PIN(s) lock payments for 15 minutes",
+            MAX_PIN_FAILURES - r.failures
+        ),
+        None => "wrong PIN".to_owned(),
+    };
+    Err(ApiError::Refused {
+        status: StatusCode::FORBIDDEN,
+        code: "wrong_pin",
+        message,
+    })
+}
+
+#[utoipa::path(post, path = "/api/v1/me/payments/{payment}/confirm", operation_id = "confirm_payment",
+    params(crate::openapi::params::Payment), security(("session" = [])),
+    request_body(content = Confirm, example = json!({"pin": "246810"})),
+    responses((status = 200, description = "Paid (or already paid by an earlier confirmation): the money moved exactly once", body = crate::openapi::AnyObject),
+              (status = 403, description = "Wrong PIN (`wrong_pin`; the message says how many tries are left)"),
+              (status = 404, description = "No such payment request of this user"),
+              (status = 409, description = "Declined, expired, not enough money (`insufficient_funds`), or no PIN set (`pin_not_set`)"),
+              (status = 423, description = "Too many wrong PINs: payments are locked for 15 minutes (`payments_locked`)"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn confirm(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    headers: HeaderMap,
+    Path(payment): Path<String>,
+    ApiJson(body): ApiJson<Confirm>,
+) -> Result<Json<PaymentView>, ApiError> {
+    // An unknown order answers 404 before the PIN is tried (no PIN guessing on other orders).
+    match state.store.order(&payment).await? {
+        Some(o) if o.user_id == me.id => {}
+        _ => return Err(ApiError::NotFound("payment request")),
+    }
+    check_pin(&state, &me, body.pin).await?;
+    let order = state
+        .store
+        .confirm_order(&payment, &me.id)
+        .await?
+        .ok_or(ApiError::NotFound("payment request"))?
+        .map_err(refused)?;
+    settled(&state, &order, &locale(&headers)).await
+}
+
+#[utoipa::path(post, path = "/api/v1/me/payments/{payment}/decline", operation_id = "decline_payment",
+    params(crate::openapi::params::Payment), security(("session" = [])),
+    responses((status = 200, description = "Declined (final)", body = crate::openapi::AnyObject),
+              (status = 404, description = "No such payment request of this user"),
+              (status = 409, description = "Already paid, or expired"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn decline(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    headers: HeaderMap,
+    Path(payment): Path<String>,
+) -> Result<Json<PaymentView>, ApiError> {
+    let order = state
+        .store
+        .decline_order(&payment, &me.id)
+        .await?
+        .ok_or(ApiError::NotFound("payment request"))?
+        .map_err(refused)?;
+    settled(&state, &order, &locale(&headers)).await
+}
+
+/// After a user's answer: tell their other screens, wake the dispatcher of app events.
+async fn settled(
+    state: &AppState,
+    order: &PaymentOrder,
+    locale: &str,
+) -> Result<Json<PaymentView>, ApiError> {
+    let v = view(state, order, locale).await?;
+    state
+        .app_services
+        .notify_user(&order.user_id, "payment_update", &v);
+    if let Some(platform) = &state.platform {
+        platform.payments_changed();
+    }
+    Ok(Json(v))
+}
+
+/// One account and its newest entries.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AccountStatement {
+    /// ISO 4217 code.
+    currency: String,
+    /// Balance in minor units.
+    balance: i64,
+    /// The balance written for the reader.
+    balance_text: String,
+    /// The newest entries (positive: money in), newest first.
+    #[schema(value_type = Vec<crate::openapi::AnyObject>)]
+    entries: Vec<StatementLine>,
+}
+
+async fn statements(
+    state: &AppState,
+    kind: AccountKind,
+    owner: &str,
+    locale: &str,
+) -> Result<Vec<AccountStatement>, ApiError> {
+    let mut out = Vec::new();
+    for account in state.store.accounts_of(kind, owner).await? {
+        let balance_text = Currency::parse(&account.currency)
+            .map(|c| c.format(account.balance.unsigned_abs(), locale))
+            .unwrap_or_else(|_| account.balance.to_string());
+        out.push(AccountStatement {
+            entries: state.store.statement(&account.id, 100).await?,
+            currency: account.currency,
+            balance: account.balance,
+            balance_text,
+        });
+    }
+    Ok(out)
+}
+
+#[utoipa::path(get, path = "/api/v1/me/wallet", operation_id = "wallet",
+    security(("session" = [])),
+    responses((status = 200, description = "The user's wallet: one account per currency with its balance and newest entries", body = Vec<AccountStatement>),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn wallet(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    headers: HeaderMap,
+) -> Result<Json<Vec<AccountStatement>>, ApiError> {
+    Ok(Json(
+        statements(
+            &state,
+            AccountKind::Wallet,
+            me.id.as_str(),
+            &locale(&headers),
+        )
+        .await?,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/ledger", operation_id = "merchant_ledger",
+    params(crate::openapi::params::App), security(("session" = [])),
+    responses((status = 200, description = "The app's merchant account per currency: what it earned, with its newest entries", body = Vec<AccountStatement>),
+              (status = 404, description = "No such app of yours"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn merchant_ledger(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<AccountStatement>>, ApiError> {
+    match state.store.app(&app).await? {
+        Some(a) if a.developer == me.id => {}
+        _ => return Err(ApiError::NotFound("app")),
+    }
+    Ok(Json(
+        statements(&state, AccountKind::Merchant, &app, &locale(&headers)).await?,
+    ))
+}

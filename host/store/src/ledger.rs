@@ -1,0 +1,417 @@
+//! The double-entry ledger: accounts in integer minor units of one currency each (a wallet per
+//! user, a merchant account per app, the platform's account, and external accounts where money
+//! enters), and transactions whose entries sum to zero, each written in one database
+//! transaction with the balance changes. A balance never goes negative except an external
+//! account's (a `CHECK` in the schema, and a conditional update that decides races), so the sum
+//! of all accounts of a currency is always zero. Also the audit log and the trial balance.
+
+use crate::db::Store;
+use crate::{Result, StoreError};
+use minihost_core::{UnixMillis, UserId};
+use sqlx::Row;
+
+/// The kinds of account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountKind {
+    /// A user's wallet (owner: the user id).
+    Wallet,
+    /// An app's merchant account, owned by its developer (owner: the app id).
+    Merchant,
+    /// The platform's own account (owner: empty).
+    Platform,
+    /// Where money enters or leaves the platform (owner: e.g. `top-up`); may go negative.
+    External,
+}
+
+impl AccountKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountKind::Wallet => "wallet",
+            AccountKind::Merchant => "merchant",
+            AccountKind::Platform => "platform",
+            AccountKind::External => "external",
+        }
+    }
+}
+
+/// An account and its balance.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Account {
+    /// Its id.
+    pub id: String,
+    /// wallet, merchant, platform or external.
+    pub kind: String,
+    /// The user, app or source it belongs to.
+    pub owner: String,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// Balance in minor units.
+    pub balance: i64,
+}
+
+/// One line of a statement: a transaction as it touched one account.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StatementLine {
+    /// The ledger transaction.
+    pub txn: String,
+    /// top_up, payment or refund.
+    pub kind: String,
+    /// The order it settles, if any.
+    pub order: Option<String>,
+    /// Signed amount in minor units (positive: into the account).
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// What it was for.
+    pub memo: String,
+    /// When, ms since the epoch.
+    pub created_at_ms: UnixMillis,
+}
+
+/// What the trial balance found; empty lists and zero sums mean the books hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TrialBalance {
+    /// (currency, sum of all balances): each must be zero.
+    pub sums: Vec<(String, i64)>,
+    /// Accounts other than external ones with a negative balance.
+    pub negative: Vec<Account>,
+    /// Accounts whose balance differs from the sum of their entries.
+    pub drifted: Vec<Account>,
+    /// Transactions whose entries do not sum to zero.
+    pub unbalanced: Vec<String>,
+    /// Paid (or refunded) orders without exactly one payment transaction.
+    pub unsettled: Vec<String>,
+}
+
+impl TrialBalance {
+    /// Whether the books hold.
+    pub fn holds(&self) -> bool {
+        self.sums.iter().all(|(_, s)| *s == 0)
+            && self.negative.is_empty()
+            && self.drifted.is_empty()
+            && self.unbalanced.is_empty()
+            && self.unsettled.is_empty()
+    }
+}
+
+/// A line of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    /// Who did it (a username, or `admin-cli`).
+    pub actor: String,
+    /// What (e.g. `top_up`).
+    pub action: String,
+    /// To whom or what.
+    pub subject: String,
+    /// The details.
+    pub detail: String,
+    /// When, ms.
+    pub created_at_ms: UnixMillis,
+}
+
+pub(crate) type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// The id of the (kind, owner, currency) account, created empty if missing.
+pub(crate) async fn account_id(
+    tx: &mut Tx,
+    kind: AccountKind,
+    owner: &str,
+    currency: &str,
+    now: UnixMillis,
+) -> Result<String> {
+    sqlx::query(
+        "INSERT INTO accounts (id, kind, owner, currency, balance, created_at)
+         VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (kind, owner, currency) DO NOTHING",
+    )
+    .bind(format!("acc_{}", minihost_core::ids::random_hex(10)))
+    .bind(kind.as_str())
+    .bind(owner)
+    .bind(currency)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    let (id,): (String,) =
+        sqlx::query_as("SELECT id FROM accounts WHERE kind = $1 AND owner = $2 AND currency = $3")
+            .bind(kind.as_str())
+            .bind(owner)
+            .bind(currency)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(id)
+}
+
+/// A movement of `amount` from one account to another.
+pub(crate) struct Transfer<'a> {
+    pub from: &'a str,
+    pub to: &'a str,
+    pub amount: i64,
+    pub kind: &'a str,
+    pub order: Option<&'a str>,
+    pub refund: Option<&'a str>,
+    pub actor: &'a str,
+    pub memo: &'a str,
+}
+
+/// Moves money inside `tx`: debits `from` only if it holds enough (unless it is external),
+/// credits `to`, records the transaction and its two entries. `Ok(false)`: not enough funds;
+/// the caller rolls back.
+pub(crate) async fn transfer(tx: &mut Tx, t: Transfer<'_>, now: UnixMillis) -> Result<bool> {
+    let debited = sqlx::query(
+        "UPDATE accounts SET balance = balance - $1
+          WHERE id = $2 AND (kind = 'external' OR balance >= $1)",
+    )
+    .bind(t.amount)
+    .bind(t.from)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    if debited != 1 {
+        return Ok(false);
+    }
+    sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+        .bind(t.amount)
+        .bind(t.to)
+        .execute(&mut **tx)
+        .await?;
+    let txn = format!("tx_{}", minihost_core::ids::random_hex(10));
+    sqlx::query(
+        "INSERT INTO ledger_txns (id, kind, order_id, refund_id, actor, memo, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&txn)
+    .bind(t.kind)
+    .bind(t.order)
+    .bind(t.refund)
+    .bind(t.actor)
+    .bind(t.memo)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    for (account, amount) in [(t.from, -t.amount), (t.to, t.amount)] {
+        sqlx::query("INSERT INTO ledger_entries (txn_id, account_id, amount) VALUES ($1, $2, $3)")
+            .bind(&txn)
+            .bind(account)
+            .bind(amount)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(true)
+}
+
+/// Adds a line to the audit log inside `tx`.
+pub(crate) async fn audit(
+    tx: &mut Tx,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: &str,
+    now: UnixMillis,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO audit_log (id, actor, action, subject, detail, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(format!("aud_{}", minihost_core::ids::random_hex(10)))
+    .bind(actor)
+    .bind(action)
+    .bind(subject)
+    .bind(detail)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account> {
+    Ok(Account {
+        id: row.try_get("id")?,
+        kind: row.try_get("kind")?,
+        owner: row.try_get("owner")?,
+        currency: row.try_get("currency")?,
+        balance: row.try_get("balance")?,
+    })
+}
+
+impl Store {
+    /// Puts test money into `user`'s wallet from the external `top-up` account, audited with
+    /// the operator who did it. Returns the wallet after.
+    pub async fn top_up(
+        &self,
+        user: &UserId,
+        amount: i64,
+        currency: &str,
+        operator: &str,
+    ) -> Result<Account> {
+        let now = minihost_core::now_millis();
+        let mut tx = self.begin_write().await?;
+        let source = account_id(&mut tx, AccountKind::External, "top-up", currency, now).await?;
+        let wallet = account_id(&mut tx, AccountKind::Wallet, user.as_str(), currency, now).await?;
+        let memo = format!("top-up of {amount} {currency} minor units");
+        transfer(
+            &mut tx,
+            Transfer {
+                from: &source,
+                to: &wallet,
+                amount,
+                kind: "top_up",
+                order: None,
+                refund: None,
+                actor: operator,
+                memo: &memo,
+            },
+            now,
+        )
+        .await?;
+        audit(&mut tx, operator, "top_up", user.as_str(), &memo, now).await?;
+        tx.commit().await?;
+        self.account(AccountKind::Wallet, user.as_str(), currency)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// The newest `limit` audit entries of `action`, newest first.
+    pub async fn audit_entries(&self, action: &str, limit: u32) -> Result<Vec<AuditEntry>> {
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT actor, action, subject, detail, created_at FROM audit_log
+              WHERE action = $1 ORDER BY created_at DESC, id LIMIT $2",
+        )
+        .bind(action)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(actor, action, subject, detail, created_at_ms)| AuditEntry {
+                    actor,
+                    action,
+                    subject,
+                    detail,
+                    created_at_ms,
+                },
+            )
+            .collect())
+    }
+
+    /// The (kind, owner, currency) account, if it exists.
+    pub async fn account(
+        &self,
+        kind: AccountKind,
+        owner: &str,
+        currency: &str,
+    ) -> Result<Option<Account>> {
+        let row = sqlx::query(
+            "SELECT id, kind, owner, currency, balance FROM accounts
+              WHERE kind = $1 AND owner = $2 AND currency = $3",
+        )
+        .bind(kind.as_str())
+        .bind(owner)
+        .bind(currency)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    /// Every account of `kind` owned by `owner` (a user's wallets, an app's merchant accounts).
+    pub async fn accounts_of(&self, kind: AccountKind, owner: &str) -> Result<Vec<Account>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, owner, currency, balance FROM accounts
+              WHERE kind = $1 AND owner = $2 ORDER BY currency",
+        )
+        .bind(kind.as_str())
+        .bind(owner)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    /// The newest `limit` entries of an account, newest first.
+    pub async fn statement(&self, account: &str, limit: u32) -> Result<Vec<StatementLine>> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.kind, t.order_id, e.amount, a.currency, t.memo, t.created_at
+               FROM ledger_entries e
+               JOIN ledger_txns t ON t.id = e.txn_id
+               JOIN accounts a ON a.id = e.account_id
+              WHERE e.account_id = $1
+              ORDER BY t.created_at DESC, t.id LIMIT $2",
+        )
+        .bind(account)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StatementLine {
+                    txn: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    order: r.try_get(2)?,
+                    amount: r.try_get(3)?,
+                    currency: r.try_get(4)?,
+                    memo: r.try_get(5)?,
+                    created_at_ms: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The trial balance: per currency the accounts sum to zero, no account but an external one
+    /// is negative, every balance equals the sum of its entries, every transaction's entries sum
+    /// to zero, and every paid or refunded order has exactly one payment transaction.
+    pub async fn trial_balance(&self) -> Result<TrialBalance> {
+        let sums = sqlx::query_as::<_, (String, i64)>(
+            "SELECT currency, CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts
+              GROUP BY currency ORDER BY currency",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let negative = sqlx::query(
+            "SELECT id, kind, owner, currency, balance FROM accounts
+              WHERE kind <> 'external' AND balance < 0 ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(account_from_row)
+        .collect::<Result<_>>()?;
+        let drifted = sqlx::query(
+            "SELECT a.id, a.kind, a.owner, a.currency, a.balance FROM accounts a
+              WHERE a.balance <> (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT)
+                                    FROM ledger_entries e WHERE e.account_id = a.id)
+              ORDER BY a.id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(account_from_row)
+        .collect::<Result<_>>()?;
+        let unbalanced = sqlx::query_as::<_, (String,)>(
+            "SELECT txn_id FROM ledger_entries GROUP BY txn_id
+              HAVING CAST(SUM(amount) AS BIGINT) <> 0 ORDER BY txn_id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+        let unsettled = sqlx::query_as::<_, (String,)>(
+            "SELECT o.id FROM payment_orders o
+              WHERE o.state IN ('paid', 'partially_refunded', 'refunded')
+                AND (SELECT COUNT(*) FROM ledger_txns t
+                      WHERE t.order_id = o.id AND t.kind = 'payment') <> 1
+              ORDER BY o.id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
+        Ok(TrialBalance {
+            sums,
+            negative,
+            drifted,
+            unbalanced,
+            unsettled,
+        })
+    }
+}
