@@ -12,6 +12,7 @@ use std::process::{Command, Stdio};
 const GUESTS: &[(&str, &str)] = &[
     ("ECHO", "minihost-example-echo"),
     ("CARD", "minihost-example-card"),
+    ("SHOP", "minihost-example-shop"),
     ("POLLS", "minihost-plugin-polls"),
     ("FAULTS", "minihost-test-faults"),
     ("BENCH", "minihost-test-bench"),
@@ -25,6 +26,7 @@ const WATCH: &[&str] = &[
     "sdk",
     "examples/echo",
     "examples/card",
+    "examples/shop",
     "plugins",
     "host/runtime/test-guests",
     "Cargo.lock",

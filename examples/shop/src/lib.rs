@@ -1,0 +1,119 @@
+//! Example mini-app: a small shop. `/shop` (or opening the app) answers with a card of products,
+//! each with a Buy button. A press asks the user to pay (`payments::request`, keyed by the card,
+//! the buyer and the product, so a double tap is one order) and remembers which product the
+//! request is for. When the user confirms, the app gets a `payment` event and posts a receipt;
+//! when they decline (or the request expires), it says so.
+
+use minihost_sdk::storage::Bucket;
+use minihost_sdk::{
+    Action, App, Card, Command, Content, Context, Error, PaymentStatus, PaymentUpdate, Reply,
+    Result, log, messaging, payments, storage,
+};
+
+/// The app.
+pub struct Shop;
+
+/// A product: (id, name, price in euro cents).
+pub const PRODUCTS: &[(&str, &str, u64)] = &[
+    ("sencha", "Sencha, 100 g", 650),
+    ("oolong", "Oolong, 100 g", 890),
+    ("matcha", "Matcha, 30 g", 1_450),
+];
+
+/// The currency of the prices.
+pub const CURRENCY: &str = "EUR";
+
+/// `cents` written as euros, e.g. `€6.50`.
+pub fn euros(cents: u64) -> String {
+    format!("€{}.{:02}", cents / 100, cents % 100)
+}
+
+/// The products card.
+pub fn products() -> Content {
+    let mut card = Card::builder().text("Tea Shop: what would you like?");
+    for (id, name, price) in PRODUCTS {
+        card = card
+            .divider()
+            .text(format!("{name} — {}", euros(*price)))
+            .button(*id, format!("Buy {name}"), *id);
+    }
+    card.content()
+}
+
+/// The storage key remembering what payment request `request` is for.
+fn order_key(request: &str) -> String {
+    format!("order:{request}")
+}
+
+impl App for Shop {
+    fn on_command(_ctx: &Context, command: Command) -> Result<Reply> {
+        match command.name.as_str() {
+            "shop" => Ok(Some(products())),
+            _ => Ok(None),
+        }
+    }
+
+    fn on_opened(_ctx: &Context) -> Result<Reply> {
+        Ok(Some(products()))
+    }
+
+    fn on_action(ctx: &Context, action: Action) -> Result<Reply> {
+        let Some((id, name, price)) = PRODUCTS.iter().find(|(id, _, _)| *id == action.id) else {
+            return Err(Error::invalid(format!("no product `{}`", action.id)));
+        };
+        let order = payments::Order {
+            amount: *price,
+            currency: CURRENCY.to_owned(),
+            description: (*name).to_owned(),
+            // One order per card, buyer and product: tapping Buy twice asks once.
+            idempotency_key: format!("{}:{}:{id}", action.message, ctx.user),
+        };
+        let request = payments::request(&order)?;
+        storage::set(Bucket::Shared, &order_key(&request), name.as_bytes())?;
+        log::info(&format!("asked {} for {} ({request})", ctx.user, euros(*price)));
+        Ok(Some(Content::text(format!(
+            "{name}: {} — please confirm the payment.",
+            euros(*price)
+        ))))
+    }
+
+    fn on_payment(ctx: &Context, update: PaymentUpdate) -> Result<Reply> {
+        let product = storage::get_string(Bucket::Shared, &order_key(&update.request))?
+            .unwrap_or_else(|| "your order".to_owned());
+        let text = match update.status {
+            PaymentStatus::Confirmed => {
+                let receipt = Card::builder()
+                    .text("Receipt")
+                    .divider()
+                    .text(format!("{product} — paid"))
+                    .text(format!("Payment {}", update.request))
+                    .text("Thank you for shopping with us!")
+                    .content();
+                messaging::reply(ctx, &receipt)?;
+                return Ok(None);
+            }
+            PaymentStatus::Declined => format!("No payment for {product}: nothing was charged."),
+            PaymentStatus::Refunded => format!("{product}: your money was refunded."),
+        };
+        Ok(Some(Content::text(text)))
+    }
+}
+
+minihost_sdk::export_app!(Shop);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_product_has_a_buy_button_with_its_price() {
+        let Content::Card(card) = products() else {
+            panic!("not a card")
+        };
+        let ids: Vec<&str> = card.buttons().map(|b| b.id.as_str()).collect();
+        assert_eq!(ids, ["sencha", "oolong", "matcha"]);
+        assert_eq!(euros(650), "€6.50");
+        assert_eq!(euros(1_450), "€14.50");
+        assert_eq!(euros(5), "€0.05");
+    }
+}
