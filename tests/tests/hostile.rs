@@ -61,6 +61,8 @@ fn options() -> NodeOptions {
     options.executor = Some(ExecutorConfig {
         threads: 1,
         nice: 10,
+        // As `minihost serve` runs them; nothing else in this test binary competes for the CPU.
+        idle_class: true,
         max_running: 2,
         max_running_per_app: 1,
         max_running_per_owner: 1,

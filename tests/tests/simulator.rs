@@ -256,3 +256,48 @@ async fn the_simulator_ends_every_case_as_the_server_does() {
         "no capability call succeeded: {server:#?}"
     );
 }
+
+/// The shop's Buy button in the simulator: the real payments capability makes one pending
+/// request (shown to the developer), and without the grant the press fails as on a server.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_simulator_shows_the_payment_requests_an_app_makes() {
+    let simulator = NodeSimulator {
+        cache_dir: Some(std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("sim-cache")),
+    };
+    let component = minihost_guest_artifacts::read(minihost_guest_artifacts::SHOP).unwrap();
+    let run = |grants: &[&str]| SimRequest {
+        manifest: include_str!("../../examples/shop/miniapp.toml").to_owned(),
+        component: component.clone(),
+        grants: grants.iter().map(|s| s.to_string()).collect(),
+        event: Event::command("shop", ""),
+        then_press: Some(("matcha".into(), Vec::new())),
+    };
+    let all = ["messages.send", "payments.request", "storage"];
+    let result = simulator.simulate(run(&all)).await.unwrap().unwrap();
+    assert_eq!(result.payments.len(), 1, "{:?}", result.payments);
+    let p = &result.payments[0];
+    assert_eq!(
+        (
+            p.amount,
+            p.currency.as_str(),
+            p.amount_text.as_str(),
+            p.state.as_str()
+        ),
+        (1_450, "EUR", "€14.50", "pending")
+    );
+    assert_eq!(p.description, "Matcha, 30 g");
+
+    let without = simulator
+        .simulate(run(&["messages.send", "storage"]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(without.payments.is_empty());
+    let press = &without.reports[1];
+    assert_eq!(
+        press.calls[0].outcome.as_str(),
+        "denied",
+        "{:?}",
+        press.calls
+    );
+}

@@ -70,7 +70,11 @@ impl App for Shop {
         };
         let request = payments::request(&order)?;
         storage::set(Bucket::Shared, &order_key(&request), name.as_bytes())?;
-        log::info(&format!("asked {} for {} ({request})", ctx.user, euros(*price)));
+        log::info(&format!(
+            "asked {} for {} ({request})",
+            ctx.user,
+            euros(*price)
+        ));
         Ok(Some(Content::text(format!(
             "{name}: {} — please confirm the payment.",
             euros(*price)

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 pub use run::RunArgs;
-pub use simulator::{BoxFuture, Checked, SimMessage, SimRequest, SimResult, Simulator};
+pub use simulator::{BoxFuture, Checked, SimMessage, SimPayment, SimRequest, SimResult, Simulator};
 
 /// `minihost app ...`: develop mini-apps.
 #[derive(Debug, clap::Subcommand)]

@@ -233,6 +233,12 @@ fn print_result(result: &SimResult) {
             crate::render::core_to_text(&message.content)
         );
     }
+    for p in &result.payments {
+        println!(
+            "payment request {}: {} for {:?} ({}; the simulated user does not answer it)",
+            p.id, p.amount_text, p.description, p.state
+        );
+    }
 }
 
 fn json_report(
@@ -289,7 +295,17 @@ fn json_result(result: &SimResult) -> serde_json::Value {
         .iter()
         .map(|m| serde_json::json!({"id": m.id, "content": m.content}))
         .collect();
-    serde_json::json!({"runs": runs, "messages": messages})
+    let payments: Vec<_> = result
+        .payments
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "id": p.id, "amount": p.amount, "currency": p.currency,
+                "amount_text": p.amount_text, "description": p.description, "state": p.state,
+            })
+        })
+        .collect();
+    serde_json::json!({"runs": runs, "messages": messages, "payments": payments})
 }
 
 #[cfg(test)]

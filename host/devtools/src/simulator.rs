@@ -36,6 +36,23 @@ pub struct SimMessage {
     pub content: minihost_core::Content,
 }
 
+/// A payment request the app made (the simulated user never answers it).
+#[derive(Debug, Clone)]
+pub struct SimPayment {
+    /// The request id the app got.
+    pub id: String,
+    /// Minor units.
+    pub amount: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The amount as the user would read it, e.g. `€6.50`.
+    pub amount_text: String,
+    /// What it is for.
+    pub description: String,
+    /// Its state (`pending`).
+    pub state: String,
+}
+
 /// What a run did.
 #[derive(Debug)]
 pub struct SimResult {
@@ -48,6 +65,8 @@ pub struct SimResult {
     pub notices: Vec<Option<String>>,
     /// The messages the app sent, in conversation order.
     pub messages: Vec<SimMessage>,
+    /// The payment requests the app made, oldest first.
+    pub payments: Vec<SimPayment>,
 }
 
 /// What an upload check found.

@@ -21,6 +21,12 @@ pub struct ExecutorConfig {
     /// Nice value of the guest threads (0 to 19): higher yields the CPU to the messenger's
     /// threads whenever both want it. Default 10.
     pub nice: i32,
+    /// Run the guest threads in Linux's `SCHED_IDLE` class (default): they get a core only
+    /// when no ordinary thread wants it, so chat never waits for them (see BENCHMARKS.md,
+    /// "Hostile load"). The price: while ordinary work saturates every core, guests do not
+    /// run at all, and their invocations end late, as timeouts. `false` keeps only `nice`,
+    /// which leaves guests a small share under any load.
+    pub idle_class: bool,
     /// Invocations running at once, over all apps. Default: 2 per guest thread (guests sharing a
     /// thread take turns by epoch tick, so each more per thread can add a tick to how late a
     /// deadline is noticed).
@@ -49,6 +55,7 @@ impl Default for ExecutorConfig {
         ExecutorConfig {
             threads,
             nice: 10,
+            idle_class: true,
             max_running,
             max_running_per_app: (max_running / 2).max(1),
             max_running_per_owner: (max_running / 2).max(1),
@@ -96,6 +103,7 @@ pub(crate) struct Executor {
 impl Executor {
     pub(crate) fn new(config: ExecutorConfig) -> std::io::Result<Executor> {
         let nice = config.nice.clamp(0, 19);
+        let idle_class = config.idle_class;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(config.threads.max(1))
             .thread_name("minihost-guest")
@@ -103,7 +111,7 @@ impl Executor {
             // poll, and an outer deadline must not wait behind dozens of them.
             .event_interval(1)
             .enable_all()
-            .on_thread_start(move || lower_priority(nice))
+            .on_thread_start(move || lower_priority(nice, idle_class))
             .build()?;
         Ok(Executor {
             runtime: Some(runtime),
@@ -111,11 +119,14 @@ impl Executor {
         })
     }
 
-    /// Waits for admission, then runs `work` on the guest threads and returns its output.
+    /// Waits for admission, calls `admitted` (on the caller's thread), then runs `work` on the
+    /// guest threads and returns its output. Dropping the returned future after admission
+    /// leaves `work` running to its end (its slot is freed then).
     pub(crate) async fn run<F>(
         &self,
         app: &str,
         owner: Option<&str>,
+        admitted: impl FnOnce(),
         work: F,
     ) -> Result<F::Output, Refused>
     where
@@ -123,6 +134,7 @@ impl Executor {
         F::Output: Send + 'static,
     {
         let ticket = self.admission.clone().admit(app, owner).await?;
+        admitted();
         let Some(runtime) = &self.runtime else {
             return Err(Refused::Closed);
         };
@@ -150,13 +162,15 @@ impl Drop for Executor {
 }
 
 /// Lowers the calling thread's scheduling priority (Linux nice values are per thread).
-fn lower_priority(nice: i32) {
+fn lower_priority(nice: i32, idle_class: bool) {
     if nice > 0
         && let Err(e) = rustix::process::setpriority_process(None, nice)
     {
         tracing::debug!(error = %e, "could not lower the guest thread's priority");
     }
-    idle_policy();
+    if idle_class {
+        idle_policy();
+    }
 }
 
 /// Puts the calling thread in Linux's `SCHED_IDLE` class: it runs only when no ordinary thread
@@ -422,6 +436,7 @@ mod tests {
         ExecutorConfig {
             threads: 1,
             nice: 0,
+            idle_class: false,
             max_running,
             max_running_per_app: max_running,
             max_running_per_owner: max_running,

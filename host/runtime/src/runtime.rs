@@ -531,22 +531,67 @@ impl Runtime {
         let kind = event.kind();
         let key = invocation.app.clone();
         let owner = invocation.owner.clone();
+        let config = &self.inner.config;
+        let budget = clamp(invocation.limits.unwrap_or(config.limits), config).deadline;
+        // One epoch tick short of the documented slack, so that the timer's own lateness still
+        // ends the call within it.
+        let slack = config.deadline_slack().saturating_sub(config.epoch_tick);
         let this = self.clone();
         let app = app.share(app.origin);
-        let run = executor.run(&key, owner.as_deref(), async move {
-            let queued = asked.elapsed();
-            let mut report = this.invoke_here(&app, invocation, event).await;
-            report.queued = queued;
-            report
-        });
-        match run.await {
-            Ok(report) => report,
-            Err(refused) => {
+        let (admitted_tx, admitted_rx) = tokio::sync::oneshot::channel::<Instant>();
+        let run = executor.run(
+            &key,
+            owner.as_deref(),
+            move || {
+                let _ = admitted_tx.send(Instant::now());
+            },
+            async move {
+                let queued = asked.elapsed();
+                let mut report = this.invoke_here(&app, invocation, event).await;
+                report.queued = queued;
+                report
+            },
+        );
+        // The watchdog, on the caller's (ordinary priority) thread: if the guest threads get no
+        // CPU (they yield to everything else), the invocation still ends for its caller by its
+        // deadline plus the slack, as a timeout; the sandbox stops at its next epoch check and
+        // frees its slot then.
+        let watchdog = async {
+            match admitted_rx.await {
+                Ok(at) => {
+                    tokio::time::sleep_until((at + budget + slack).into()).await;
+                    at
+                }
+                Err(_) => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            outcome = run => match outcome {
+                Ok(report) => report,
+                Err(refused) => {
+                    let mut report = empty_report(
+                        kind,
+                        InvokeError::new(ErrorKind::Busy, format!("not run: {refused}")),
+                    );
+                    report.queued = asked.elapsed();
+                    report
+                }
+            },
+            at = watchdog => {
                 let mut report = empty_report(
                     kind,
-                    InvokeError::new(ErrorKind::Busy, format!("not run: {refused}")),
+                    InvokeError::new(
+                        ErrorKind::Timeout,
+                        format!(
+                            "the invocation ran past its deadline of {}ms (the app's threads \
+                             got too little CPU to finish)",
+                            budget.as_millis()
+                        ),
+                    ),
                 );
-                report.queued = asked.elapsed();
+                report.queued = at.saturating_duration_since(asked);
+                report.duration = at.elapsed();
                 report
             }
         }

@@ -27,13 +27,31 @@ pub struct ServeArgs {
     /// The longest time budget any mini-app gets, in milliseconds, whatever its manifest asks.
     #[arg(long, env = "MINIHOST_MAX_APP_TIMEOUT_MS", default_value_t = 2000)]
     max_app_timeout_ms: u64,
+    /// How mini-app threads yield to chat: `idle` (Linux SCHED_IDLE: they run only on cores
+    /// nothing else wants; under saturation their invocations time out) or `low` (nice 10
+    /// only: they keep a small share under any load, and chat's tail latency grows beside
+    /// them).
+    #[arg(long, env = "MINIHOST_GUEST_PRIORITY", value_enum, default_value_t = GuestPriority::Idle)]
+    guest_priority: GuestPriority,
     #[command(flatten)]
     compile: CompileArgs,
 }
 
+/// How mini-app threads yield to the messenger's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum GuestPriority {
+    /// SCHED_IDLE and nice 10.
+    Idle,
+    /// nice 10 only.
+    Low,
+}
+
 /// The executor these arguments describe.
 fn executor(args: &ServeArgs) -> ExecutorConfig {
-    let mut c = ExecutorConfig::default();
+    let mut c = ExecutorConfig {
+        idle_class: args.guest_priority == GuestPriority::Idle,
+        ..ExecutorConfig::default()
+    };
     if let Some(t) = args.guest_threads {
         c.threads = t.max(1);
         c.max_running = c.threads * 2;

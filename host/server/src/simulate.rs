@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use minihost_api::{ActionInput, ApiError, AppPlatform};
 use minihost_core::{DisplayName, Role, Sender, Username};
-use minihost_devtools::{BoxFuture, Checked, SimMessage, SimRequest, SimResult, Simulator};
+use minihost_devtools::{
+    BoxFuture, Checked, SimMessage, SimPayment, SimRequest, SimResult, Simulator,
+};
 use minihost_runtime::CompileConfig;
 use minihost_store::{HistoryQuery, NewUser, StoreConfig};
 
@@ -108,6 +110,7 @@ async fn simulate(parts: &Parts, request: SimRequest) -> anyhow::Result<Result<S
         rejected: Vec::new(),
         notices: Vec::new(),
         messages: Vec::new(),
+        payments: Vec::new(),
     };
     let mut events = vec![request.event];
     let mut press = request.then_press;
@@ -148,6 +151,23 @@ async fn simulate(parts: &Parts, request: SimRequest) -> anyhow::Result<Result<S
             content: m.content,
         })
         .collect();
+    let mut orders = store.orders_of(&developer.id, false, 200).await?;
+    orders.reverse();
+    for order in orders {
+        let view = parts
+            .svc
+            .payment_view(&order, "en")
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        result.payments.push(SimPayment {
+            id: view.id,
+            amount: view.amount,
+            currency: view.currency,
+            amount_text: view.amount_text,
+            description: view.description,
+            state: view.state,
+        });
+    }
     Ok(Ok(result))
 }
 
