@@ -21,11 +21,13 @@ pub struct ExecutorConfig {
     /// Nice value of the guest threads (0 to 19): higher yields the CPU to the messenger's
     /// threads whenever both want it. Default 10.
     pub nice: i32,
-    /// Run the guest threads in Linux's `SCHED_IDLE` class (default): they get a core only
-    /// when no ordinary thread wants it, so chat never waits for them (see BENCHMARKS.md,
-    /// "Hostile load"). The price: while ordinary work saturates every core, guests do not
-    /// run at all, and their invocations end late, as timeouts. `false` keeps only `nice`,
-    /// which leaves guests a small share under any load.
+    /// Run the guest threads in Linux's `SCHED_IDLE` class: they get a core only when no
+    /// ordinary thread wants it, so chat never waits for them (see BENCHMARKS.md, "Hostile
+    /// load"). The price: while ordinary work saturates every core, guests do not run at all
+    /// and their invocations end as timeouts (by the deadline plus slack: the caller's
+    /// watchdog). `minihost serve` turns it on (`--guest-priority idle`); the default here is
+    /// off (only `nice`, which leaves guests a small share under any load), for tools, the
+    /// simulator and tests that share a busy machine.
     pub idle_class: bool,
     /// Invocations running at once, over all apps. Default: 2 per guest thread (guests sharing a
     /// thread take turns by epoch tick, so each more per thread can add a tick to how late a
@@ -55,7 +57,7 @@ impl Default for ExecutorConfig {
         ExecutorConfig {
             threads,
             nice: 10,
-            idle_class: true,
+            idle_class: false,
             max_running,
             max_running_per_app: (max_running / 2).max(1),
             max_running_per_owner: (max_running / 2).max(1),
