@@ -1,6 +1,6 @@
 //! The `minihost-bench` binary: command line and dispatch. `messages` measures message
 //! throughput and latency against a bare axum baseline, `hostile` measures chat beside a storm
-//! of looping mini-apps, `idle-ws` measures server memory per idle WebSocket, `echo-server` is
+//! of looping mini-apps, `payments` measures confirmed payments per second, `idle-ws` measures server memory per idle WebSocket, `echo-server` is
 //! the baseline server itself (started as a child).
 
 mod api;
@@ -13,6 +13,7 @@ mod http;
 mod idle;
 mod load;
 mod messages;
+mod payments;
 mod pg;
 mod report;
 mod send;
@@ -48,6 +49,8 @@ enum Cmd {
     Messages(messages::MessagesOpts),
     /// Chat latency quiet and beside a storm of looping mini-apps (one server, one run).
     Hostile(hostile::HostileOpts),
+    /// Confirmed payments per second and the latency of a confirmation (32 payers).
+    Payments(payments::PaymentsOpts),
     /// Server RSS per idle WebSocket connection.
     IdleWs(idle::IdleOpts),
     /// The bare axum JSON echo (`POST /echo`) the `messages` baseline starts.
@@ -74,6 +77,9 @@ fn main() -> ExitCode {
         }
         Cmd::Hostile(o) => {
             runtime(Some(cli.threads)).and_then(|rt| rt.block_on(hostile::run(o, command)))
+        }
+        Cmd::Payments(o) => {
+            runtime(Some(cli.threads)).and_then(|rt| rt.block_on(payments::run(o, command)))
         }
         Cmd::IdleWs(o) => {
             runtime(Some(cli.threads)).and_then(|rt| rt.block_on(idle::run(o, command)))
