@@ -8,6 +8,7 @@ pub mod message;
 pub mod money;
 pub mod name;
 pub mod scope;
+pub mod secret;
 pub mod user;
 pub mod validation;
 
@@ -17,6 +18,7 @@ pub use message::{ConversationKind, GroupTitle, Message, Sender};
 pub use money::{Currency, MAX_AMOUNT, MoneyError};
 pub use name::{NameProblem, shown_name};
 pub use scope::{Scope, UnknownScope};
+pub use secret::SecretError;
 pub use user::{DisplayName, Password, Role, Username};
 pub use validation::{Invalid, Limits};
 

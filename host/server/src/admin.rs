@@ -55,9 +55,8 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             let password = Password::parse(&password)?;
             let role: Role = role.parse()?;
             let store = open(&db).await?;
-            let hash = minihost_api::hash_password(password.expose().to_owned())
-                .await
-                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let hash = minihost_core::secret::hash_password(password.expose())
+                .context("hashing the password")?;
             let user = store
                 .create_user(NewUser {
                     username,
