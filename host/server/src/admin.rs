@@ -1,10 +1,11 @@
-//! `minihost admin ...`: create users (the first admin), change roles and rotate the token
-//! signing keys, directly on the database, for operators with shell access.
+//! `minihost admin ...`: create users (the first admin), change roles, rotate the token
+//! signing keys, put test money into a wallet (audited) and check the books (the trial
+//! balance), directly on the database, for operators with shell access.
 
 use crate::DbArgs;
 use anyhow::Context;
-use minihost_core::{DisplayName, Password, Role, Username};
-use minihost_store::{NewUser, Store};
+use minihost_core::{Currency, DisplayName, Password, Role, Username};
+use minihost_store::{NewUser, Store, TrialBalance};
 use std::process::ExitCode;
 
 /// Administration commands.
@@ -35,6 +36,33 @@ pub enum AdminCommand {
     /// expire; keys whose tokens have all expired are retired. Running nodes pick it up within
     /// their key refresh interval.
     RotateKeys {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Put test money into a user's wallet (from the external `top-up` account; audited with
+    /// the operator, $USER or `admin-cli`). Prints the new balance.
+    TopUp {
+        /// The user, by username.
+        user: String,
+        /// The amount in minor units (cents for EUR, yen for JPY), at most the platform's cap.
+        amount: u64,
+        /// An ISO 4217 code such as EUR.
+        currency: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// The ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+/// `minihost admin ledger ...`.
+#[derive(clap::Subcommand)]
+pub enum LedgerCommand {
+    /// Print the trial balance (per currency the accounts sum to zero, no wallet or merchant
+    /// account negative, every balance equals its entries, every transaction balances, every
+    /// paid order has its payment); exit non-zero, naming what is wrong, if it does not hold.
+    Check {
         #[command(flatten)]
         db: DbArgs,
     },
@@ -102,8 +130,94 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             }
             store.close().await;
         }
+        AdminCommand::TopUp {
+            user,
+            amount,
+            currency,
+            db,
+        } => {
+            let currency = Currency::parse(&currency)?;
+            let amount = minihost_core::money::check_amount(amount)?;
+            let store = open(&db).await?;
+            let Some(found) = store.user_by_username(&user).await? else {
+                store.close().await;
+                anyhow::bail!("no user named `{user}`");
+            };
+            let operator = std::env::var("USER")
+                .ok()
+                .filter(|u| !u.trim().is_empty())
+                .unwrap_or_else(|| "admin-cli".to_owned());
+            let wallet = store
+                .top_up(&found.user.id, amount, currency.code(), &operator)
+                .await
+                .with_context(|| format!("topping up the wallet of {user}"))?;
+            println!(
+                "topped up {user}'s {} wallet by {}: balance {}",
+                currency.code(),
+                currency.format(amount.unsigned_abs(), "en"),
+                currency.format(wallet.balance.unsigned_abs(), "en"),
+            );
+            store.close().await;
+        }
+        AdminCommand::Ledger(LedgerCommand::Check { db }) => {
+            let store = open(&db).await?;
+            let tb = store
+                .trial_balance()
+                .await
+                .context("reading the trial balance")?;
+            store.close().await;
+            print!("{}", report(&tb));
+            if !tb.holds() {
+                eprintln!("error: the books do not hold (see above)");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The trial balance as the operator reads it: one line per currency, then one per problem.
+fn report(tb: &TrialBalance) -> String {
+    let mut out = String::new();
+    if tb.sums.is_empty() {
+        out.push_str("no accounts yet\n");
+    }
+    for (currency, sum) in &tb.sums {
+        let verdict = if *sum == 0 {
+            "balances"
+        } else {
+            "DOES NOT BALANCE"
+        };
+        out.push_str(&format!(
+            "{currency}: accounts sum to {sum} minor units: {verdict}\n"
+        ));
+    }
+    for a in &tb.negative {
+        out.push_str(&format!(
+            "negative balance: {} account {} of {} holds {} {} minor units\n",
+            a.kind, a.id, a.owner, a.balance, a.currency
+        ));
+    }
+    for a in &tb.drifted {
+        out.push_str(&format!(
+            "balance differs from its entries: {} account {} of {} holds {} {} minor units\n",
+            a.kind, a.id, a.owner, a.balance, a.currency
+        ));
+    }
+    for txn in &tb.unbalanced {
+        out.push_str(&format!(
+            "transaction {txn}: its entries do not sum to zero\n"
+        ));
+    }
+    for order in &tb.unsettled {
+        out.push_str(&format!(
+            "order {order}: paid, but without exactly one payment transaction\n"
+        ));
+    }
+    if tb.holds() {
+        out.push_str("the books hold\n");
+    }
+    out
 }
 
 async fn open(db: &DbArgs) -> anyhow::Result<Store> {

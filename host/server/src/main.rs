@@ -99,7 +99,7 @@ fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool 
 enum Command {
     /// Run the server.
     Serve(serve::ServeArgs),
-    /// Administration: users and roles.
+    /// Administration: users, roles, signing keys, test money and the ledger check.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// Developer tools: scaffold, build and run mini-apps locally.

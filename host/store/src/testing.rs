@@ -86,3 +86,12 @@ impl TestDb {
         Ok(())
     }
 }
+
+/// Runs `sql` on `store` behind its back (e.g. changing a balance without a ledger entry), for
+/// tests that show a check notices what no store operation would do. Returns the rows changed.
+pub async fn tamper(store: &Store, sql: &str) -> Result<u64, StoreError> {
+    Ok(sqlx::raw_sql(AssertSqlSafe(sql.to_owned()))
+        .execute(&store.pool)
+        .await?
+        .rows_affected())
+}
