@@ -610,3 +610,60 @@ async fn a_repeated_key_is_one_refund() {
         books_hold(&store).await;
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payments_and_refunds_between_the_same_accounts_race_without_deadlock() {
+    on_every_backend!(|store| {
+        // Ten paid orders to refund, ten pending ones to pay, all between alice and the shop:
+        // the refunds lock merchant then wallet, the payments wallet then merchant, unless the
+        // ledger takes the locks in one order.
+        let alice = setup(&store, 100_000).await;
+        let mut paid = Vec::new();
+        let mut pending = Vec::new();
+        for i in 0..20 {
+            let o = store
+                .create_order(order(&alice, &format!("k{i}"), 1_000))
+                .await
+                .unwrap();
+            if i < 10 {
+                store
+                    .confirm_order(&o.id, &alice.id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                paid.push(o.id);
+            } else {
+                pending.push(o.id);
+            }
+        }
+        let mut tasks = Vec::new();
+        for (id, pay) in paid
+            .into_iter()
+            .map(|id| (id, false))
+            .chain(pending.into_iter().map(|id| (id, true)))
+        {
+            let (store, user) = (store.clone(), alice.id.clone());
+            tasks.push(tokio::spawn(async move {
+                if pay {
+                    store.confirm_order(&id, &user).await.map(|_| ())
+                } else {
+                    refund(&store, &id, 1_000, &format!("r-{id}"))
+                        .await
+                        .unwrap();
+                    Ok(())
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        // 20 paid, 10 refunded: 10,000 with the shop.
+        assert_eq!(
+            balance(&store, AccountKind::Wallet, alice.id.as_str()).await,
+            90_000
+        );
+        assert_eq!(balance(&store, AccountKind::Merchant, "shop").await, 10_000);
+        books_hold(&store).await;
+    });
+}
