@@ -1,6 +1,6 @@
 //! The Open API for app backends, `/open/v1/...`, authenticated by the broker's access tokens
 //! (`Authorization: Bearer <jwt>`): who the token is for, send a message as the app, read a
-//! profile. A call acts for the token's app (`aud`) and user (`sub`) only, and goes through the
+//! profile, ask a user for a payment and refund one. A call acts for the token's app (`aud`) and user (`sub`) only, and goes through the
 //! same checks, budgets and privacy record as a call from inside the sandbox (`minihost-appsvc`).
 //! Bad tokens are 401 with `WWW-Authenticate: Bearer error="invalid_token"`; a missing scope is
 //! 403 `insufficient_scope` (RFC 6750).
@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/open/v1/users/{app_user_id}/profile", get(profile))
         .route("/open/v1/payments", post(request_payment))
         .route("/open/v1/payments/{payment}", get(payment))
+        .route("/open/v1/payments/{payment}/refunds", post(refund))
 }
 
 /// A refusal of the Open API.
@@ -344,4 +345,30 @@ pub(crate) async fn payment(
         .filter(|o| o.app_id == claims.aud.as_str())
         .ok_or(ApiError::NotFound("payment request"))?;
     Ok(Json(state.app_services.payment_view(&order, "en").await?))
+}
+
+#[utoipa::path(post, path = "/open/v1/payments/{payment}/refunds", operation_id = "open_refund",
+    params(crate::openapi::params::Payment), security(("access_token" = [])),
+    request_body(content = crate::payments::RefundBody, example = json!({"amount": 500, "idempotency_key": "refund-7731-1", "reason": "one box arrived damaged"})),
+    responses((status = 201, description = "Refunded (or the same refund again, for a repeated key): the payment request as it is now, with `refunded` and its state", body = crate::openapi::AnyObject),
+              (status = 404, description = "No such payment request of this app"),
+              (status = 409, description = "More than what can still be refunded (`refund_exceeds_payment`), not paid (`payment_not_paid`), the merchant account holds less (`merchant_insufficient_funds`), or the key was used for another refund (`idempotency_key_reused`)"),
+              (status = 422, description = "An amount below one minor unit or over the cap, a bad key or reason"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Token, crate::openapi::errors::Server))]
+pub(crate) async fn refund(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(payment): Path<String>,
+    ApiJson(body): ApiJson<crate::payments::RefundBody>,
+) -> Result<(StatusCode, Json<minihost_appsvc::PaymentView>), OpenError> {
+    // Any token of the app: a user's, or its backend's own (client credentials).
+    let claims = verified(&state, &headers, None).await?;
+    let actor = format!("backend:{}", claims.client_id);
+    let outcome = state
+        .app_services
+        .refund_payment(claims.aud.as_str(), &payment, body.ask(), &actor)
+        .await?
+        .map_err(crate::payments::refund_refused)?;
+    let view = crate::payments::refunded(&state, outcome, "en").await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }

@@ -1,8 +1,9 @@
 //! Payments as the user and the merchant see them: the user's payment PIN, the requests waiting
 //! for their answer, confirming (with the PIN: five wrong tries lock payments for 15 minutes,
 //! held in the store) or declining, their payment history and wallet; and an app developer's
-//! merchant ledger. Only these user routes move an order to `paid`; apps can only ask
-//! (`minihost-appsvc`).
+//! merchant ledger, their app's orders and refunds of them (the refund body and answers are
+//! shared with the backend's `POST /open/v1/payments/{payment}/refunds`). Only these user routes
+//! move an order to `paid`; apps can only ask (`minihost-appsvc`).
 
 use crate::auth::{AuthUser, verify_password};
 use crate::error::ApiError;
@@ -12,9 +13,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use minihost_appsvc::PaymentView;
+use minihost_appsvc::{AppError, PaymentView};
 use minihost_core::Currency;
-use minihost_store::{AccountKind, PaymentOrder, PaymentRefusal, StatementLine};
+use minihost_store::{
+    AccountKind, PaymentOrder, PaymentRefusal, RefundRefusal, Refunded, StatementLine,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -33,6 +36,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/me/payments/{payment}/decline", post(decline))
         .route("/api/v1/me/wallet", get(wallet))
         .route("/api/v1/apps/{app}/ledger", get(merchant_ledger))
+        .route("/api/v1/apps/{app}/payments", get(app_payments))
+        .route(
+            "/api/v1/apps/{app}/payments/{payment}/refunds",
+            post(developer_refund),
+        )
 }
 
 /// The reader's language, from `Accept-Language` (its first tag), for writing amounts.
@@ -370,11 +378,140 @@ pub(crate) async fn merchant_ledger(
     headers: HeaderMap,
     Path(app): Path<String>,
 ) -> Result<Json<Vec<AccountStatement>>, ApiError> {
-    match state.store.app(&app).await? {
-        Some(a) if a.developer == me.id => {}
-        _ => return Err(ApiError::NotFound("app")),
-    }
+    own_app(&state, &me, &app).await?;
     Ok(Json(
         statements(&state, AccountKind::Merchant, &app, &locale(&headers)).await?,
     ))
+}
+
+/// Body of the refund routes (`POST /open/v1/payments/{payment}/refunds` and
+/// `POST /api/v1/apps/{app}/payments/{payment}/refunds`).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefundBody {
+    /// Minor units to give back: at least 1, at most what was paid and not yet refunded.
+    #[schema(value_type = i64)]
+    amount: i128,
+    /// The caller's key for this refund: the same key with the same amount and reason is the
+    /// same refund (nothing moves again); with others it is refused (409).
+    idempotency_key: String,
+    /// Why (at most 200 bytes), kept with the refund and shown on the user's statement.
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+impl RefundBody {
+    /// What the app services check: a negative amount reads as zero (refused as not positive),
+    /// one beyond `u64` as over the cap.
+    pub(crate) fn ask(self) -> minihost_appsvc::RefundAsk {
+        let amount = if self.amount <= 0 {
+            0
+        } else {
+            u64::try_from(self.amount).unwrap_or(u64::MAX)
+        };
+        minihost_appsvc::RefundAsk {
+            amount,
+            idempotency_key: self.idempotency_key,
+            reason: self.reason,
+        }
+    }
+}
+
+/// A refused refund, with its own code.
+pub(crate) fn refund_refused(r: RefundRefusal) -> ApiError {
+    let code = match r {
+        RefundRefusal::NotPaid(_) => "payment_not_paid",
+        RefundRefusal::OverRefund { .. } => "refund_exceeds_payment",
+        RefundRefusal::MerchantShort(_) => "merchant_insufficient_funds",
+    };
+    ApiError::Refused {
+        status: StatusCode::CONFLICT,
+        code,
+        message: r.to_string(),
+    }
+}
+
+/// After a refund: wake the dispatcher of app events (the user was told by the app services).
+pub(crate) async fn refunded(
+    state: &AppState,
+    outcome: Refunded,
+    locale: &str,
+) -> Result<PaymentView, ApiError> {
+    if outcome.new
+        && let Some(platform) = &state.platform
+    {
+        platform.payments_changed();
+    }
+    view(state, &outcome.order, locale).await
+}
+
+/// An app error as the session API answers it.
+fn app_error(e: AppError) -> ApiError {
+    match e {
+        AppError::Invalid(message) => ApiError::Unprocessable {
+            code: "invalid",
+            message,
+        },
+        AppError::Conflict(message) => ApiError::Refused {
+            status: StatusCode::CONFLICT,
+            code: "idempotency_key_reused",
+            message,
+        },
+        AppError::NotFound(what) => ApiError::NotFound(what),
+        AppError::PermissionDenied(m) | AppError::QuotaExceeded(m) => ApiError::Forbidden(m),
+        AppError::Unavailable(m) => ApiError::Internal(m),
+    }
+}
+
+/// The app `app` if `me` is its developer; 404 otherwise.
+async fn own_app(state: &AppState, me: &minihost_store::User, app: &str) -> Result<(), ApiError> {
+    match state.store.app(app).await? {
+        Some(a) if a.developer == me.id => Ok(()),
+        _ => Err(ApiError::NotFound("app")),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/payments", operation_id = "app_payments",
+    params(crate::openapi::params::App, ListParams), security(("session" = [])),
+    responses((status = 200, description = "The app's payment requests, newest first (what its developer may refund), amounts written for `Accept-Language`", body = Vec<crate::openapi::AnyObject>),
+              (status = 404, description = "No such app of yours"),
+              (status = 422, description = "A limit out of range"),
+              crate::openapi::errors::Query, crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn app_payments(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+    ApiQuery(q): ApiQuery<ListParams>,
+) -> Result<Json<Vec<PaymentView>>, ApiError> {
+    own_app(&state, &me, &app).await?;
+    let orders = state.store.orders_of_app(&app, limit(q.limit)?).await?;
+    Ok(Json(views(&state, &orders, &locale(&headers)).await?))
+}
+
+#[utoipa::path(post, path = "/api/v1/apps/{app}/payments/{payment}/refunds", operation_id = "developer_refund",
+    params(crate::openapi::params::App, crate::openapi::params::Payment), security(("session" = [])),
+    request_body(content = RefundBody, example = json!({"amount": 500, "idempotency_key": "refund-7731-1", "reason": "one box arrived damaged"})),
+    responses((status = 201, description = "Refunded (or the same refund again, for a repeated key): the payment request as it is now, with `refunded` and its state", body = crate::openapi::AnyObject),
+              (status = 404, description = "No such app of yours, or no such payment request of the app"),
+              (status = 409, description = "More than what can still be refunded (`refund_exceeds_payment`), not paid (`payment_not_paid`), the merchant account holds less (`merchant_insufficient_funds`), or the key was used for another refund (`idempotency_key_reused`)"),
+              (status = 422, description = "An amount below one minor unit or over the cap, a bad key or reason"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn developer_refund(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    headers: HeaderMap,
+    Path((app, payment)): Path<(String, String)>,
+    ApiJson(body): ApiJson<RefundBody>,
+) -> Result<(StatusCode, Json<PaymentView>), ApiError> {
+    own_app(&state, &me, &app).await?;
+    let actor = format!("developer:{}", me.username);
+    let outcome = state
+        .app_services
+        .refund_payment(&app, &payment, body.ask(), &actor)
+        .await
+        .map_err(app_error)?
+        .map_err(refund_refused)?;
+    let v = refunded(&state, outcome, &locale(&headers)).await?;
+    Ok((StatusCode::CREATED, Json(v)))
 }

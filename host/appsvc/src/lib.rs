@@ -11,7 +11,7 @@ mod profile;
 mod storage;
 
 pub use error::AppError;
-pub use payments::{PaymentAsk, PaymentView};
+pub use payments::{PaymentAsk, PaymentView, RefundAsk};
 pub use profile::Profile;
 pub use storage::Bucket;
 

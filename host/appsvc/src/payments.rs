@@ -3,12 +3,13 @@
 //! (a known currency, an amount within the cap, a description and key of bounded size, an expiry
 //! within bounds), the idempotent order in the store, and the `payment_request` frame that puts
 //! it in front of the user. Only the user can confirm (in `minihost-api`); the app never moves an
-//! order to paid.
+//! order to paid. Refunds, by the app's backend or its developer, are checked here too (an
+//! amount within the cap, a bounded key and reason) and told to the user.
 
 use crate::{Actor, AppError, AppServices};
 use minihost_core::{Currency, UserId};
 use minihost_hub::{Event as HubEvent, Topic};
-use minihost_store::{NewOrder, PaymentOrder, StoreError};
+use minihost_store::{NewOrder, NewRefund, PaymentOrder, RefundRefusal, Refunded, StoreError};
 use serde::Serialize;
 
 /// The scope payment requests need.
@@ -37,6 +38,20 @@ pub struct PaymentAsk {
     pub idempotency_key: String,
     /// How long the user has to answer (default [`DEFAULT_TTL_SECS`]).
     pub expires_in_secs: Option<u32>,
+}
+
+/// Longest refund reason, in bytes.
+pub const MAX_REASON_BYTES: usize = 200;
+
+/// A refund the app's backend or its developer asks for.
+#[derive(Debug, Clone)]
+pub struct RefundAsk {
+    /// Minor units to give back.
+    pub amount: u64,
+    /// The app's key for this refund: the same key and parameters are the same refund.
+    pub idempotency_key: String,
+    /// Why, for the record (and the user's statement).
+    pub reason: Option<String>,
 }
 
 /// An order as its user and the app's developer see it.
@@ -87,12 +102,7 @@ fn check_ask(ask: &PaymentAsk) -> Result<(Currency, i64, u32), AppError> {
             "description must not contain control characters".into(),
         ));
     }
-    let key = &ask.idempotency_key;
-    if key.is_empty() || key.len() > MAX_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(AppError::Invalid(format!(
-            "idempotency_key must be 1 to {MAX_KEY_BYTES} printable ASCII characters"
-        )));
-    }
+    check_key(&ask.idempotency_key)?;
     let ttl = ask.expires_in_secs.unwrap_or(DEFAULT_TTL_SECS);
     if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl) {
         return Err(AppError::Invalid(format!(
@@ -102,7 +112,73 @@ fn check_ask(ask: &PaymentAsk) -> Result<(Currency, i64, u32), AppError> {
     Ok((currency, amount, ttl))
 }
 
+fn check_key(key: &str) -> Result<(), AppError> {
+    if key.is_empty() || key.len() > MAX_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(AppError::Invalid(format!(
+            "idempotency_key must be 1 to {MAX_KEY_BYTES} printable ASCII characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_refund(ask: &RefundAsk) -> Result<(i64, String), AppError> {
+    let amount = minihost_core::money::check_amount(ask.amount)
+        .map_err(|e| AppError::Invalid(format!("amount: {e}")))?;
+    check_key(&ask.idempotency_key)?;
+    let reason = ask.reason.as_deref().unwrap_or("").trim();
+    if reason.len() > MAX_REASON_BYTES {
+        return Err(AppError::Invalid(format!(
+            "reason must be at most {MAX_REASON_BYTES} bytes"
+        )));
+    }
+    if reason.chars().any(char::is_control) {
+        return Err(AppError::Invalid(
+            "reason must not contain control characters".into(),
+        ));
+    }
+    Ok((amount, reason.to_owned()))
+}
+
 impl AppServices {
+    /// Refunds `ask.amount` of `app`'s order `payment` to the user who paid it, recorded as
+    /// asked by `actor`; never beyond what was paid (a [`RefundRefusal`] otherwise). The same
+    /// key with the same parameters is the same refund; with others, a conflict. A new refund
+    /// is told to the user (`payment_update`).
+    pub async fn refund_payment(
+        &self,
+        app: &str,
+        payment: &str,
+        ask: RefundAsk,
+        actor: &str,
+    ) -> Result<Result<Refunded, RefundRefusal>, AppError> {
+        let (amount, reason) = check_refund(&ask)?;
+        let outcome = self
+            .store
+            .refund_order(NewRefund {
+                order_id: payment,
+                app_id: app,
+                amount,
+                idempotency_key: &ask.idempotency_key,
+                reason: &reason,
+                actor,
+            })
+            .await
+            .map_err(|e| match e {
+                StoreError::IdempotencyKeyReused => AppError::Conflict(
+                    "the idempotency key was already used for a different refund".into(),
+                ),
+                e => e.into(),
+            })?
+            .ok_or(AppError::NotFound("payment request"))?;
+        if let Ok(r) = &outcome
+            && r.new
+        {
+            let view = self.payment_view(&r.order, "en").await?;
+            self.notify_user(&r.order.user_id, "payment_update", &view);
+        }
+        Ok(outcome)
+    }
+
     /// Asks the actor's user to pay `ask`: from the sandbox (the order belongs to the
     /// invocation's conversation) or from the backend. Returns the order (an earlier one for a
     /// repeated key with the same parameters) and, when it is still pending, puts it in front
@@ -225,6 +301,29 @@ mod tests {
         ];
         for (a, needle) in bad {
             let e = check_ask(&a).unwrap_err().to_string();
+            assert!(e.contains(needle), "{a:?}: {e}");
+        }
+        let refund = |amount, key: &str, reason: Option<&str>| RefundAsk {
+            amount,
+            idempotency_key: key.into(),
+            reason: reason.map(Into::into),
+        };
+        assert_eq!(
+            check_refund(&refund(100, "r1", Some(" damaged "))).unwrap(),
+            (100, "damaged".to_owned())
+        );
+        let bad_refunds = [
+            (
+                refund(0, "r", None),
+                "amount: the amount must be at least one minor unit",
+            ),
+            (refund(u64::MAX, "r", None), "cap"),
+            (refund(100, "", None), "idempotency_key"),
+            (refund(100, "r", Some(&"x".repeat(201))), "reason"),
+            (refund(100, "r", Some("a\u{0}b")), "control"),
+        ];
+        for (a, needle) in bad_refunds {
+            let e = check_refund(&a).unwrap_err().to_string();
             assert!(e.contains(needle), "{a:?}: {e}");
         }
         let mut short = ask(100, "EUR", "Tea", "k");

@@ -80,7 +80,8 @@ pub struct TrialBalance {
     pub drifted: Vec<Account>,
     /// Transactions whose entries do not sum to zero.
     pub unbalanced: Vec<String>,
-    /// Paid (or refunded) orders without exactly one payment transaction.
+    /// Paid (or refunded) orders without exactly one payment transaction, or whose refunded
+    /// amount is not what their refunds and refund transactions add up to.
     pub unsettled: Vec<String>,
 }
 
@@ -155,8 +156,16 @@ pub(crate) struct Transfer<'a> {
 
 /// Moves money inside `tx`: debits `from` only if it holds enough (unless it is external),
 /// credits `to`, records the transaction and its two entries. `Ok(false)`: not enough funds;
-/// the caller rolls back.
+/// the caller rolls back (the credit may already be written in `tx`).
+///
+/// The two accounts are updated in the order of their ids, so that on PostgreSQL two transfers
+/// between the same accounts in opposite directions (a payment and a refund) take the row locks
+/// in the same order and cannot deadlock.
 pub(crate) async fn transfer(tx: &mut Tx, t: Transfer<'_>, now: UnixMillis) -> Result<bool> {
+    let debit_first = t.from <= t.to;
+    if !debit_first {
+        credit(tx, t.to, t.amount).await?;
+    }
     let debited = sqlx::query(
         "UPDATE accounts SET balance = balance - $1
           WHERE id = $2 AND (kind = 'external' OR balance >= $1)",
@@ -169,11 +178,9 @@ pub(crate) async fn transfer(tx: &mut Tx, t: Transfer<'_>, now: UnixMillis) -> R
     if debited != 1 {
         return Ok(false);
     }
-    sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
-        .bind(t.amount)
-        .bind(t.to)
-        .execute(&mut **tx)
-        .await?;
+    if debit_first {
+        credit(tx, t.to, t.amount).await?;
+    }
     let txn = format!("tx_{}", minihost_core::ids::random_hex(10));
     sqlx::query(
         "INSERT INTO ledger_txns (id, kind, order_id, refund_id, actor, memo, created_at)
@@ -197,6 +204,15 @@ pub(crate) async fn transfer(tx: &mut Tx, t: Transfer<'_>, now: UnixMillis) -> R
             .await?;
     }
     Ok(true)
+}
+
+async fn credit(tx: &mut Tx, account: &str, amount: i64) -> Result<()> {
+    sqlx::query("UPDATE accounts SET balance = balance + $1 WHERE id = $2")
+        .bind(amount)
+        .bind(account)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 /// Adds a line to the audit log inside `tx`.
@@ -357,7 +373,8 @@ impl Store {
 
     /// The trial balance: per currency the accounts sum to zero, no account but an external one
     /// is negative, every balance equals the sum of its entries, every transaction's entries sum
-    /// to zero, and every paid or refunded order has exactly one payment transaction.
+    /// to zero, and every paid or refunded order has exactly one payment transaction and
+    /// refund transactions (and refunds) adding up to what it says was refunded.
     pub async fn trial_balance(&self) -> Result<TrialBalance> {
         let sums = sqlx::query_as::<_, (String, i64)>(
             "SELECT currency, CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts
@@ -397,8 +414,14 @@ impl Store {
         let unsettled = sqlx::query_as::<_, (String,)>(
             "SELECT o.id FROM payment_orders o
               WHERE o.state IN ('paid', 'partially_refunded', 'refunded')
-                AND (SELECT COUNT(*) FROM ledger_txns t
-                      WHERE t.order_id = o.id AND t.kind = 'payment') <> 1
+                AND ((SELECT COUNT(*) FROM ledger_txns t
+                       WHERE t.order_id = o.id AND t.kind = 'payment') <> 1
+                  OR o.refunded <> (SELECT CAST(COALESCE(SUM(r.amount), 0) AS BIGINT)
+                                      FROM payment_refunds r WHERE r.order_id = o.id)
+                  OR o.refunded <> (SELECT CAST(COALESCE(SUM(e.amount), 0) AS BIGINT)
+                                      FROM ledger_txns t
+                                      JOIN ledger_entries e ON e.txn_id = t.id AND e.amount > 0
+                                     WHERE t.order_id = o.id AND t.kind = 'refund'))
               ORDER BY o.id",
         )
         .fetch_all(&self.pool)

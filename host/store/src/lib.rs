@@ -14,6 +14,7 @@ mod ledger;
 mod messages;
 mod migrate;
 mod payments;
+mod refunds;
 mod sessions;
 pub mod testing;
 mod tokens;
@@ -28,6 +29,7 @@ pub use grants::{GrantRecord, KvQuota, KvRefusal, PrivacyEntry};
 pub use ledger::{Account, AccountKind, AuditEntry, StatementLine, TrialBalance};
 pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef, rfc3339};
 pub use payments::{NewOrder, PaymentEvent, PaymentOrder, PaymentRefusal, PinRecord};
+pub use refunds::{NewRefund, Refund, RefundRefusal, Refunded};
 pub use tokens::{
     AccessTokenCheck, ClientRow, LoginCodeRow, Purged, RefreshFamilyRow, RefreshTokenRow,
     SigningKeyRow,

@@ -27,6 +27,9 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "payments",
         include_str!("../migrations/0006_payments.sql"),
     ),
+    // Version 7 is taken by a migration of another branch; versions are applied by number,
+    // each once, so a gap (or a lower number arriving later) is fine.
+    (8, "refunds", include_str!("../migrations/0008_refunds.sql")),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

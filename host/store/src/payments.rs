@@ -111,10 +111,10 @@ pub struct PaymentEvent {
     pub created_at_ms: UnixMillis,
 }
 
-const ORDER_COLUMNS: &str = "id, app_id, user_id, conversation_id, origin, amount, currency, \
+pub(crate) const ORDER_COLUMNS: &str = "id, app_id, user_id, conversation_id, origin, amount, currency, \
      description, idempotency_key, state, refunded, expires_at, created_at";
 
-fn order_from_row(r: &sqlx::any::AnyRow) -> Result<PaymentOrder> {
+pub(crate) fn order_from_row(r: &sqlx::any::AnyRow) -> Result<PaymentOrder> {
     Ok(PaymentOrder {
         id: r.try_get(0)?,
         app_id: r.try_get(1)?,
@@ -132,7 +132,7 @@ fn order_from_row(r: &sqlx::any::AnyRow) -> Result<PaymentOrder> {
     })
 }
 
-async fn order_in(tx: &mut ledger::Tx, id: &str) -> Result<Option<PaymentOrder>> {
+pub(crate) async fn order_in(tx: &mut ledger::Tx, id: &str) -> Result<Option<PaymentOrder>> {
     let sql = format!("SELECT {ORDER_COLUMNS} FROM payment_orders WHERE id = $1");
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
@@ -141,7 +141,7 @@ async fn order_in(tx: &mut ledger::Tx, id: &str) -> Result<Option<PaymentOrder>>
     row.as_ref().map(order_from_row).transpose()
 }
 
-async fn record_event(
+pub(crate) async fn record_event(
     tx: &mut ledger::Tx,
     order: &PaymentOrder,
     kind: &str,
@@ -250,6 +250,20 @@ impl Store {
             .bind(user.as_str())
             .bind(i64::from(limit))
             .bind(now)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// `app`'s orders, newest first (what its developer sees, and may refund).
+    pub async fn orders_of_app(&self, app: &str, limit: u32) -> Result<Vec<PaymentOrder>> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM payment_orders WHERE app_id = $1
+              ORDER BY created_at DESC, id LIMIT $2"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(app)
+            .bind(i64::from(limit))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(order_from_row).collect()

@@ -1,13 +1,15 @@
 //! The ledger and payment orders on every configured backend, under the races the issue names:
 //! one idempotency key sent 100 times at once is one order; 50 confirmations of one order are
 //! one debit; orders that together exceed a balance never make it negative; decline and expiry
-//! are final; wrong PINs lock. The trial balance is checked after each.
+//! are final; wrong PINs lock; refunds add up to at most what was paid, also when 20 race, and a
+//! repeated key is one refund. The trial balance is checked after each.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use minihost_core::{DisplayName, Role, Username};
 use minihost_store::testing::TestDb;
 use minihost_store::{
-    AccountKind, NewOrder, NewUser, PaymentRefusal, Store, StoreError, TrialBalance, User,
+    AccountKind, NewOrder, NewRefund, NewUser, PaymentOrder, PaymentRefusal, RefundRefusal,
+    Refunded, Store, StoreError, TrialBalance, User,
 };
 
 async fn user(store: &Store, name: &str) -> User {
@@ -362,5 +364,306 @@ async fn top_ups_are_audited_and_balance_the_books() {
         let tb = books_hold(&store).await;
         assert_eq!(tb.sums, [("EUR".to_owned(), 0), ("JPY".to_owned(), 0)]);
         assert_eq!(store.audit_entries("top_up", 10).await.unwrap().len(), 3);
+    });
+}
+
+/// A paid order of `amount` EUR from alice (who had `cents`).
+async fn paid(store: &Store, cents: i64, amount: i64) -> (User, PaymentOrder) {
+    let alice = setup(store, cents).await;
+    let o = store
+        .create_order(order(&alice, "k1", amount))
+        .await
+        .unwrap();
+    let o = store
+        .confirm_order(&o.id, &alice.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(o.state, "paid");
+    (alice, o)
+}
+
+async fn refund(
+    store: &Store,
+    order: &str,
+    amount: i64,
+    key: &str,
+) -> Result<Refunded, RefundRefusal> {
+    store
+        .refund_order(NewRefund {
+            order_id: order,
+            app_id: "shop",
+            amount,
+            idempotency_key: key,
+            reason: "",
+            actor: "dev",
+        })
+        .await
+        .unwrap()
+        .expect("the order exists")
+}
+
+#[tokio::test]
+async fn a_full_refund_gives_everything_back_once() {
+    on_every_backend!(|store| {
+        let (alice, o) = paid(&store, 10_000, 2_500).await;
+        let r = refund(&store, &o.id, 2_500, "r1").await.unwrap();
+        assert_eq!(
+            (r.order.state.as_str(), r.order.refunded),
+            ("refunded", 2_500)
+        );
+        assert_eq!((r.refund.amount, r.refund.actor.as_str()), (2_500, "dev"));
+        assert_eq!(
+            balance(&store, AccountKind::Wallet, alice.id.as_str()).await,
+            10_000
+        );
+        assert_eq!(balance(&store, AccountKind::Merchant, "shop").await, 0);
+        books_hold(&store).await;
+        assert_eq!(
+            refund(&store, &o.id, 1, "r2").await,
+            Err(RefundRefusal::OverRefund { refundable: 0 })
+        );
+        let wallet = store
+            .account(AccountKind::Wallet, alice.id.as_str(), "EUR")
+            .await
+            .unwrap()
+            .unwrap();
+        let lines = store.statement(&wallet.id, 10).await.unwrap();
+        assert_eq!(
+            lines
+                .iter()
+                .map(|l| (l.kind.as_str(), l.amount))
+                .collect::<Vec<_>>(),
+            [("refund", 2_500), ("payment", -2_500), ("top_up", 10_000)]
+        );
+        let events = store.undispatched_payment_events(10).await.unwrap();
+        assert_eq!(
+            events
+                .iter()
+                .map(|e| (e.kind.as_str(), e.amount))
+                .collect::<Vec<_>>(),
+            [("paid", 2_500), ("refunded", 2_500)]
+        );
+        assert_eq!(store.refunds_of(&o.id).await.unwrap(), [r.refund]);
+        books_hold(&store).await;
+    });
+}
+
+#[tokio::test]
+async fn partial_refunds_add_up_and_never_pass_the_amount() {
+    on_every_backend!(|store| {
+        let (alice, o) = paid(&store, 10_000, 2_500).await;
+        let steps = [
+            (1_000, "partially_refunded", 1_000),
+            (500, "partially_refunded", 1_500),
+        ];
+        for (i, (amount, state, total)) in steps.into_iter().enumerate() {
+            let r = refund(&store, &o.id, amount, &format!("r{i}"))
+                .await
+                .unwrap();
+            assert_eq!((r.order.state.as_str(), r.order.refunded), (state, total));
+            books_hold(&store).await;
+        }
+        assert_eq!(
+            refund(&store, &o.id, 1_001, "too-much").await,
+            Err(RefundRefusal::OverRefund { refundable: 1_000 })
+        );
+        books_hold(&store).await;
+        // The refused key was not used up: it names the next refund.
+        let r = refund(&store, &o.id, 1_000, "too-much").await.unwrap();
+        assert_eq!(
+            (r.order.state.as_str(), r.order.refunded),
+            ("refunded", 2_500)
+        );
+        assert_eq!(
+            balance(&store, AccountKind::Wallet, alice.id.as_str()).await,
+            10_000
+        );
+        assert_eq!(balance(&store, AccountKind::Merchant, "shop").await, 0);
+        assert_eq!(store.refunds_of(&o.id).await.unwrap().len(), 3);
+        books_hold(&store).await;
+    });
+}
+
+#[tokio::test]
+async fn only_paid_orders_of_the_app_can_be_refunded() {
+    on_every_backend!(|store| {
+        let (alice, o) = paid(&store, 10_000, 2_500).await;
+        let pending = store.create_order(order(&alice, "p", 100)).await.unwrap();
+        assert_eq!(
+            refund(&store, &pending.id, 100, "r1").await,
+            Err(RefundRefusal::NotPaid("pending".into()))
+        );
+        let declined = store.create_order(order(&alice, "d", 100)).await.unwrap();
+        store
+            .decline_order(&declined.id, &alice.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            refund(&store, &declined.id, 100, "r1").await,
+            Err(RefundRefusal::NotPaid("declined".into()))
+        );
+        // Another app cannot refund the shop's order; nor can anyone refund an unknown one.
+        let dev = store.user_by_username("dev").await.unwrap().unwrap().user;
+        store.register_app("other", "Other", &dev.id).await.unwrap();
+        for (order_id, app) in [
+            (o.id.as_str(), "other"),
+            ("po_00000000000000000000", "shop"),
+        ] {
+            let r = store
+                .refund_order(NewRefund {
+                    order_id,
+                    app_id: app,
+                    amount: 100,
+                    idempotency_key: "r1",
+                    reason: "",
+                    actor: "dev",
+                })
+                .await
+                .unwrap();
+            assert_eq!(r, None, "{order_id} {app}");
+        }
+        assert!(store.refunds_of(&o.id).await.unwrap().is_empty());
+        books_hold(&store).await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_refunds_beyond_the_amount_refund_only_what_fits() {
+    on_every_backend!(|store| {
+        let (alice, o) = paid(&store, 10_000, 2_500).await;
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let (store, id) = (store.clone(), o.id.clone());
+                tokio::spawn(async move { refund(&store, &id, 300, &format!("r{i}")).await })
+            })
+            .collect();
+        let (mut done, mut refused) = (0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                Ok(r) => {
+                    assert_eq!(r.refund.amount, 300);
+                    done += 1;
+                }
+                Err(RefundRefusal::OverRefund { refundable }) => {
+                    assert!(refundable < 300, "{refundable}");
+                    refused += 1;
+                }
+                Err(other) => panic!("unexpected refusal {other:?}"),
+            }
+        }
+        assert_eq!((done, refused), (8, 12), "{:?}", store.backend());
+        let after = store.order(&o.id).await.unwrap().unwrap();
+        assert_eq!(
+            (after.state.as_str(), after.refunded),
+            ("partially_refunded", 2_400)
+        );
+        assert_eq!(
+            balance(&store, AccountKind::Wallet, alice.id.as_str()).await,
+            7_500 + 2_400
+        );
+        assert_eq!(balance(&store, AccountKind::Merchant, "shop").await, 100);
+        assert_eq!(store.refunds_of(&o.id).await.unwrap().len(), 8);
+        books_hold(&store).await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_repeated_key_is_one_refund() {
+    on_every_backend!(|store| {
+        let (alice, o) = paid(&store, 10_000, 2_500).await;
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let (store, id) = (store.clone(), o.id.clone());
+                tokio::spawn(async move { refund(&store, &id, 700, "same").await.unwrap() })
+            })
+            .collect();
+        let mut ids = std::collections::BTreeSet::new();
+        for t in tasks {
+            let r = t.await.unwrap();
+            assert_eq!((r.order.refunded, r.refund.amount), (700, 700));
+            ids.insert(r.refund.id);
+        }
+        assert_eq!(ids.len(), 1, "{ids:?}");
+        // The same key for another amount, reason or order is refused and changes nothing.
+        for (amount, reason) in [(701, ""), (700, "damaged")] {
+            let r = store
+                .refund_order(NewRefund {
+                    order_id: &o.id,
+                    app_id: "shop",
+                    amount,
+                    idempotency_key: "same",
+                    reason,
+                    actor: "dev",
+                })
+                .await;
+            assert!(matches!(r, Err(StoreError::IdempotencyKeyReused)), "{r:?}");
+        }
+        assert_eq!(
+            balance(&store, AccountKind::Wallet, alice.id.as_str()).await,
+            7_500 + 700
+        );
+        assert_eq!(store.refunds_of(&o.id).await.unwrap().len(), 1);
+        books_hold(&store).await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payments_and_refunds_between_the_same_accounts_race_without_deadlock() {
+    on_every_backend!(|store| {
+        // Ten paid orders to refund, ten pending ones to pay, all between alice and the shop:
+        // the refunds lock merchant then wallet, the payments wallet then merchant, unless the
+        // ledger takes the locks in one order.
+        let alice = setup(&store, 100_000).await;
+        let mut paid = Vec::new();
+        let mut pending = Vec::new();
+        for i in 0..20 {
+            let o = store
+                .create_order(order(&alice, &format!("k{i}"), 1_000))
+                .await
+                .unwrap();
+            if i < 10 {
+                store
+                    .confirm_order(&o.id, &alice.id)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap();
+                paid.push(o.id);
+            } else {
+                pending.push(o.id);
+            }
+        }
+        let mut tasks = Vec::new();
+        for (id, pay) in paid
+            .into_iter()
+            .map(|id| (id, false))
+            .chain(pending.into_iter().map(|id| (id, true)))
+        {
+            let (store, user) = (store.clone(), alice.id.clone());
+            tasks.push(tokio::spawn(async move {
+                if pay {
+                    store.confirm_order(&id, &user).await.map(|_| ())
+                } else {
+                    refund(&store, &id, 1_000, &format!("r-{id}"))
+                        .await
+                        .unwrap();
+                    Ok(())
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        // 20 paid, 10 refunded: 10,000 with the shop.
+        assert_eq!(
+            balance(&store, AccountKind::Wallet, alice.id.as_str()).await,
+            90_000
+        );
+        assert_eq!(balance(&store, AccountKind::Merchant, "shop").await, 10_000);
+        books_hold(&store).await;
     });
 }
