@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "payments",
         include_str!("../migrations/0006_payments.sql"),
     ),
+    (
+        7,
+        "webhooks",
+        include_str!("../migrations/0007_webhooks.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.
