@@ -365,7 +365,9 @@ async fn a_delivery_waits_for_an_earlier_undispatched_event_of_its_order() {
             .dispatch_payment_event(&paid, Some(&delivery(&paid, &order, paid_at)))
             .await
             .unwrap();
-        let due = store.claim_webhook_deliveries(now, 0, 10).await.unwrap();
+        // Due from when it was enqueued, that is, after `now`.
+        let later = minihost_core::now_millis() + 1;
+        let due = store.claim_webhook_deliveries(later, 0, 10).await.unwrap();
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].event_id, paid);
     });
