@@ -32,6 +32,8 @@
 //! Each event runs in a fresh instance: nothing survives between events except what the app
 //! keeps with [`storage`]. Capability calls return [`Result`]: a scope the user did not grant
 //! gives [`Error::PermissionDenied`], never a crash.
+//!
+//! For an app's backend (native targets), [`webhook`] verifies Minihost's signed webhooks.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
@@ -65,6 +67,8 @@ pub mod __private {
 }
 
 mod card;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod webhook;
 pub use card::CardBuilder;
 
 pub use bindings::minihost::app::types::{

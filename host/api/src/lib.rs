@@ -22,6 +22,7 @@ pub mod platform;
 mod registry;
 mod schemas;
 mod state;
+mod webhooks;
 mod ws;
 
 pub use auth::hash_password;
@@ -57,6 +58,7 @@ pub fn routes() -> Router<AppState> {
         .merge(apps::router())
         .merge(grants::router())
         .merge(payments::router())
+        .merge(webhooks::router())
         .merge(developer::router())
         .merge(oauth::router())
         .merge(open::router())

@@ -7,7 +7,7 @@ use crate::error::ErrorBody;
 use crate::state::AppState;
 use crate::{
     accounts, apps, conversations, developer, grants, health, messages, oauth, open, payments,
-    registry, ws,
+    registry, webhooks, ws,
 };
 use axum::routing::get;
 use axum::{Json, Router};
@@ -54,6 +54,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         payments::merchant_ledger,
         payments::app_payments,
         payments::developer_refund,
+        webhooks::log,
+        webhooks::rotate_secret,
         grants::consent_requests,
         grants::list,
         grants::answer,

@@ -115,7 +115,7 @@ pub struct Manifest {
     pub commands: Vec<Command>,
     /// `[limits]`, defaults filled in.
     pub limits: Limits,
-    /// `webhook`, an https URL.
+    /// `webhook`, an https URL (or an http URL to loopback, for development servers).
     pub webhook: Option<url::Url>,
 }
 

@@ -52,8 +52,9 @@ pub struct RawManifest {
     /// `[limits]`: optional, the resources one invocation may use, within the platform's caps.
     #[serde(default)]
     pub limits: Option<Spanned<RawLimits>>,
-    /// `webhook = "https://..."`: optional, where the app's backend receives signed events;
-    /// must be an https URL.
+    /// `webhook = "https://..."`: optional, where the app's backend receives signed payment
+    /// events; must be an https URL, or an http URL to loopback (`http://127.0.0.1:PORT/...`,
+    /// `http://localhost:PORT/...`), which servers accept only in development mode.
     #[serde(default)]
     pub webhook: Option<Spanned<String>>,
 }

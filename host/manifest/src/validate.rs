@@ -66,10 +66,7 @@ impl Validator<'_> {
             .homepage
             .as_ref()
             .and_then(|u| self.https_url(u, "homepage"));
-        let webhook = raw
-            .webhook
-            .as_ref()
-            .and_then(|u| self.https_url(u, "webhook"));
+        let webhook = raw.webhook.as_ref().and_then(|u| self.webhook_url(u));
 
         let mut scopes: Vec<(ScopeRequest, Range<usize>)> = Vec::new();
         for (i, entry) in raw.scopes.iter().enumerate() {
@@ -208,6 +205,30 @@ impl Validator<'_> {
                 None
             }
         }
+    }
+
+    /// The webhook: an https URL, or an http URL to this machine's loopback (`localhost`,
+    /// `127.0.0.1`, `[::1]`), which a server accepts only in its development mode. Where the
+    /// URL may point after DNS is the server's policy, checked again before every send.
+    fn webhook_url(&mut self, value: &Spanned<String>) -> Option<url::Url> {
+        let loopback_http = url::Url::parse(value.get_ref()).is_ok_and(|u| {
+            u.scheme() == "http"
+                && match u.host() {
+                    Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    None => false,
+                }
+        });
+        if !loopback_http {
+            return self.https_url(value, "webhook");
+        }
+        let u = url::Url::parse(value.get_ref()).ok()?;
+        if !u.username().is_empty() || u.password().is_some() {
+            self.error(value.span(), "webhook", "URL must not carry credentials");
+            return None;
+        }
+        Some(u)
     }
 
     fn limits(&mut self, raw: Option<&Spanned<RawLimits>>, caps: &PlatformCaps) -> Limits {

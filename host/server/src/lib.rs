@@ -45,6 +45,8 @@ pub struct NodeOptions {
     /// How components are compiled: concurrency, and whether in a bounded worker process
     /// (`minihost serve` turns it on; `CompileConfig::default()` compiles in this process).
     pub compile: CompileConfig,
+    /// Webhooks: the URL policy (development mode, private addresses) and retry timing.
+    pub webhooks: platform::WebhookOptions,
 }
 
 impl NodeOptions {
@@ -59,6 +61,7 @@ impl NodeOptions {
             max_app_timeout: RuntimeConfig::default().max_deadline,
             cache_max_bytes: minihost_runtime::DEFAULT_CACHE_MAX_BYTES,
             compile: CompileConfig::default(),
+            webhooks: platform::WebhookOptions::default(),
         }
     }
 }
@@ -131,8 +134,13 @@ pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
     .with(PaymentsCapability::new(svc.clone()))
     .build()
     .map_err(|e| anyhow::anyhow!("starting the sandbox runtime: {e}"))?;
-    let platform =
-        platform::Platform::new(store.clone(), svc.clone(), fanout.clone(), runtime.clone());
+    let platform = platform::Platform::new(
+        store.clone(),
+        svc.clone(),
+        fanout.clone(),
+        runtime.clone(),
+        options.webhooks.clone(),
+    );
     Ok(Parts {
         hub,
         fanout,

@@ -35,6 +35,15 @@ pub struct ServeArgs {
     guest_priority: GuestPriority,
     #[command(flatten)]
     compile: CompileArgs,
+    /// Development mode for webhooks: apps may name plain http webhooks to this machine's
+    /// loopback (`http://127.0.0.1:PORT/...`, `http://localhost:PORT/...`). Never in production.
+    #[arg(long, env = "MINIHOST_DEV_WEBHOOKS")]
+    dev_webhooks: bool,
+    /// Let webhooks reach private, link-local, loopback and unspecified addresses (for app
+    /// backends on the operator's own network). Off by default: a webhook that resolves there is
+    /// refused, at upload and before every send.
+    #[arg(long, env = "MINIHOST_WEBHOOKS_ALLOW_PRIVATE")]
+    webhooks_allow_private: bool,
 }
 
 /// How mini-app threads yield to the messenger's.
@@ -113,6 +122,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         compile: args.compile.config()?,
         executor: Some(executor(&args)),
         max_app_timeout: std::time::Duration::from_millis(args.max_app_timeout_ms.max(1)),
+        webhooks: minihost::platform::WebhookOptions {
+            dev: args.dev_webhooks,
+            allow_private: args.webhooks_allow_private,
+            ..minihost::platform::WebhookOptions::default()
+        },
         ..NodeOptions::new(args.addr, args.db.store_config())
     })
     .await?;

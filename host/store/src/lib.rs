@@ -19,6 +19,7 @@ mod sessions;
 pub mod testing;
 mod tokens;
 mod users;
+mod webhooks;
 pub mod writer;
 
 pub use apps::{AppRecord, AppVersion, Install, InvocationRecord, VersionStatus};
@@ -35,6 +36,7 @@ pub use tokens::{
     SigningKeyRow,
 };
 pub use users::{NewUser, User, UserWithHash};
+pub use webhooks::{Attempt, Backoff, NewDelivery, WebhookDelivery};
 
 /// Result of a store operation.
 pub type Result<T> = std::result::Result<T, StoreError>;

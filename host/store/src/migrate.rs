@@ -27,8 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "payments",
         include_str!("../migrations/0006_payments.sql"),
     ),
-    // Version 7 is taken by a migration of another branch; versions are applied by number,
-    // each once, so a gap (or a lower number arriving later) is fine.
+    (
+        7,
+        "webhooks",
+        include_str!("../migrations/0007_webhooks.sql"),
+    ),
     (8, "refunds", include_str!("../migrations/0008_refunds.sql")),
 ];
 

@@ -23,6 +23,8 @@ pub(crate) struct Loaded {
 pub(crate) struct Loader {
     store: Store,
     runtime: Runtime,
+    /// The policy a manifest's webhook URL must meet.
+    webhooks: super::WebhookOptions,
     by_hash: Mutex<HashMap<String, Arc<Loaded>>>,
     /// The content hash of each (app, version) this node stored or read: every event asks,
     /// and a query per event is load a storm of refused events would put on the database.
@@ -59,10 +61,11 @@ fn load_error(e: LoadError) -> ApiError {
 }
 
 impl Loader {
-    pub(crate) fn new(store: Store, runtime: Runtime) -> Self {
+    pub(crate) fn new(store: Store, runtime: Runtime, webhooks: super::WebhookOptions) -> Self {
         Loader {
             store,
             runtime,
+            webhooks,
             by_hash: Mutex::new(HashMap::new()),
             hash_of: Mutex::new(HashMap::new()),
         }
@@ -155,6 +158,10 @@ impl Loader {
         component: &[u8],
     ) -> Result<(Manifest, Arc<LoadedApp>), ApiError> {
         let manifest = minihost_manifest::parse(manifest_text).map_err(manifest_errors)?;
+        if let Some(url) = &manifest.webhook {
+            super::webhooks::check_url(url, &self.webhooks)
+                .map_err(|why| invalid("manifest", format!("`webhook`: {why}")))?;
+        }
         let info = self.inspect(component).await?;
         let findings =
             minihost_manifest::check_imports(info.imports.iter().map(String::as_str), &manifest);

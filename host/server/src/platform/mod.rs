@@ -8,8 +8,10 @@ mod dispatch;
 mod loader;
 mod notice;
 mod payments;
+mod webhooks;
 
 pub use consent::PendingConsent;
+pub use webhooks::{SIGNATURE_HEADER, WebhookOptions};
 
 use consent::ConsentBook;
 use loader::Loader;
@@ -36,6 +38,10 @@ struct Inner {
     consent: ConsentBook,
     /// Wakes the payment-event dispatcher.
     payments_wake: Arc<tokio::sync::Notify>,
+    /// The operator's webhook policy and retry timing.
+    webhooks: WebhookOptions,
+    /// Wakes the webhook sender.
+    webhooks_wake: Arc<tokio::sync::Notify>,
 }
 
 impl Inner {
@@ -45,17 +51,27 @@ impl Inner {
 }
 
 impl Platform {
-    /// A platform running apps on `runtime`, with app operations through `svc`.
-    pub fn new(store: Store, svc: AppServices, fanout: Arc<dyn Fanout>, runtime: Runtime) -> Self {
+    /// A platform running apps on `runtime`, with app operations through `svc`, and sending
+    /// webhooks under `webhooks`.
+    pub fn new(
+        store: Store,
+        svc: AppServices,
+        fanout: Arc<dyn Fanout>,
+        runtime: Runtime,
+        webhooks: WebhookOptions,
+    ) -> Self {
         let inner = Arc::new(Inner {
-            loader: Loader::new(store.clone(), runtime),
+            loader: Loader::new(store.clone(), runtime, webhooks.clone()),
             store,
             svc,
             fanout,
             consent: ConsentBook::default(),
             payments_wake: Arc::new(tokio::sync::Notify::new()),
+            webhooks,
+            webhooks_wake: Arc::new(tokio::sync::Notify::new()),
         });
         payments::start(&inner);
+        webhooks::start(&inner);
         Platform { inner }
     }
 

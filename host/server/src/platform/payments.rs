@@ -3,13 +3,15 @@
 //! this dispatcher takes each event once (a conditional update decides between nodes), and runs
 //! the app's `payment` event for the paying user in the conversation where the app asked. It
 //! wakes when a user answers ([`Platform::payments_changed`]) and sweeps every second, which is
-//! also when pending orders past their expiry become `expired`.
+//! also when pending orders past their expiry become `expired`. If the app's manifest names a
+//! `webhook`, the event's signed delivery is enqueued in the same transaction that takes the
+//! event (the sender in `webhooks.rs` sends it).
 
 use super::{Inner, Platform};
 use minihost_core::ConversationId;
 use minihost_runtime::Event;
 use minihost_runtime::bindings::{PaymentStatus, PaymentUpdate};
-use minihost_store::PaymentEvent;
+use minihost_store::{NewDelivery, PaymentEvent, VersionStatus};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -58,9 +60,24 @@ impl Platform {
                 .notify_user(&order.user_id, "payment_update", &view);
         }
         for event in store.undispatched_payment_events(BATCH).await? {
-            // Whoever marks it first delivers it: another node's sweep skips it.
-            if !store.mark_payment_event_dispatched(&event.id).await? {
+            let webhook = match self.webhook_delivery(&event).await {
+                Ok(webhook) => webhook,
+                Err(e) => {
+                    // Left undispatched: the next sweep tries again.
+                    tracing::warn!(error = %e, event = %event.id, "payment event's webhook not prepared");
+                    continue;
+                }
+            };
+            // Whoever marks it first delivers it (and enqueues its webhook in the same
+            // transaction): another node's sweep skips it.
+            if !store
+                .dispatch_payment_event(&event.id, webhook.as_ref())
+                .await?
+            {
                 continue;
+            }
+            if webhook.is_some() {
+                self.inner.webhooks_wake.notify_one();
             }
             if let Err(e) = self.deliver(&event).await {
                 tracing::warn!(error = %e, event = %event.id, "payment event not delivered to the app");
@@ -96,6 +113,58 @@ impl Platform {
         });
         self.spawn_event(user, install, update);
         Ok(())
+    }
+
+    /// The webhook URL of `app`: from the manifest of its newest approved version, or, while
+    /// none is approved, of its newest sideloaded one (its developer testing).
+    async fn webhook_url(&self, app: &str) -> anyhow::Result<Option<String>> {
+        let store = &self.inner.store;
+        for status in [VersionStatus::Approved, VersionStatus::Sideloaded] {
+            let newest = store
+                .app_versions_with_status(app, status)
+                .await?
+                .into_iter()
+                .filter_map(|v| semver::Version::parse(&v).ok())
+                .max();
+            let Some(version) = newest else { continue };
+            let Some((manifest, _, _)) = store.version_meta(app, &version.to_string()).await?
+            else {
+                continue;
+            };
+            let manifest = minihost_manifest::parse(&manifest)
+                .map_err(|e| anyhow::anyhow!("stored manifest of {app}@{version}: {e:?}"))?;
+            return Ok(manifest.webhook.map(|u| u.to_string()));
+        }
+        Ok(None)
+    }
+
+    /// The webhook delivery of `event`, if its app has a webhook.
+    async fn webhook_delivery(&self, event: &PaymentEvent) -> anyhow::Result<Option<NewDelivery>> {
+        if super::webhooks::event_type(&event.kind).is_none() {
+            return Ok(None);
+        }
+        let Some(url) = self.webhook_url(&event.app_id).await? else {
+            return Ok(None);
+        };
+        let Some(order) = self.inner.store.order(&event.order_id).await? else {
+            return Ok(None);
+        };
+        let app_user = self
+            .inner
+            .svc
+            .app_user_id(&order.app_id, &order.user_id)
+            .await?;
+        let Some(body) = super::webhooks::body(event, &order, &app_user) else {
+            return Ok(None);
+        };
+        Ok(Some(NewDelivery {
+            app_id: event.app_id.clone(),
+            event_id: event.id.clone(),
+            order_id: event.order_id.clone(),
+            url,
+            body,
+            created_at_ms: event.created_at_ms,
+        }))
     }
 
     /// Wakes the dispatcher (a user answered a payment request).
