@@ -163,6 +163,14 @@ pub(crate) async fn record_event(
     Ok(())
 }
 
+/// What the first step of a user's answer came to.
+enum Claim {
+    /// The order moved; finish the transaction.
+    Won(ledger::Tx, PaymentOrder),
+    /// Nothing moved: the final outcome (`None`: not this user's order).
+    Settled(Option<std::result::Result<PaymentOrder, PaymentRefusal>>),
+}
+
 /// Why a pending-looking order cannot move: what it is now.
 fn refusal_for(order: &PaymentOrder, now: UnixMillis) -> PaymentRefusal {
     match order.state.as_str() {
@@ -269,6 +277,50 @@ impl Store {
         rows.iter().map(order_from_row).collect()
     }
 
+    /// The first step of a user's answer to order `id`: in a write transaction, the order moves
+    /// from an unexpired `pending` to `to`. If another answer, expiry or nobody won, the
+    /// transaction is rolled back and the outcome is final: the order as it is when its state
+    /// is one of `same` (a retry of the same answer), else why it cannot move; `None` when it
+    /// is not this user's.
+    async fn claim_pending(
+        &self,
+        id: &str,
+        user: &UserId,
+        to: &str,
+        same: &[&str],
+        now: UnixMillis,
+    ) -> Result<Claim> {
+        let mut tx = self.begin_write().await?;
+        let Some(order) = order_in(&mut tx, id).await? else {
+            return Ok(Claim::Settled(None));
+        };
+        if order.user_id != *user {
+            return Ok(Claim::Settled(None));
+        }
+        let won = sqlx::query(
+            "UPDATE payment_orders SET state = $3, updated_at = $2
+              WHERE id = $1 AND state = 'pending' AND expires_at > $2",
+        )
+        .bind(id)
+        .bind(now)
+        .bind(to)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if won == 1 {
+            return Ok(Claim::Won(tx, order));
+        }
+        tx.rollback().await?;
+        // Someone else's transaction may have moved it since the read above: read again.
+        Ok(Claim::Settled(self.order(id).await?.map(|order| {
+            if same.contains(&order.state.as_str()) {
+                Ok(order)
+            } else {
+                Err(refusal_for(&order, now))
+            }
+        })))
+    }
+
     /// The paying user confirms order `id`: in one transaction the order becomes `paid` (only
     /// from an unexpired `pending`), the wallet is debited (only if it holds the amount), the
     /// app's merchant account credited, the ledger transaction and the `paid` event recorded.
@@ -280,33 +332,11 @@ impl Store {
         user: &UserId,
     ) -> Result<Option<std::result::Result<PaymentOrder, PaymentRefusal>>> {
         let now = minihost_core::now_millis();
-        let mut tx = self.begin_write().await?;
-        let Some(order) = order_in(&mut tx, id).await? else {
-            return Ok(None);
+        let paid = ["paid", "partially_refunded", "refunded"];
+        let (mut tx, order) = match self.claim_pending(id, user, "paid", &paid, now).await? {
+            Claim::Won(tx, order) => (tx, order),
+            Claim::Settled(outcome) => return Ok(outcome),
         };
-        if order.user_id != *user {
-            return Ok(None);
-        }
-        let won = sqlx::query(
-            "UPDATE payment_orders SET state = 'paid', updated_at = $2
-              WHERE id = $1 AND state = 'pending' AND expires_at > $2",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if won != 1 {
-            tx.rollback().await?;
-            // Someone else's transaction may have moved it since the read above: read again.
-            let Some(order) = self.order(id).await? else {
-                return Ok(None);
-            };
-            return Ok(Some(match order.state.as_str() {
-                "paid" | "partially_refunded" | "refunded" => Ok(order),
-                _ => Err(refusal_for(&order, now)),
-            }));
-        }
         let wallet = ledger::account_id(
             &mut tx,
             AccountKind::Wallet,
@@ -323,7 +353,6 @@ impl Store {
             now,
         )
         .await?;
-        let memo = order.description.clone();
         let moved = ledger::transfer(
             &mut tx,
             Transfer {
@@ -334,7 +363,7 @@ impl Store {
                 order: Some(&order.id),
                 refund: None,
                 actor: user.as_str(),
-                memo: &memo,
+                memo: &order.description,
             },
             now,
         )
@@ -358,32 +387,13 @@ impl Store {
         user: &UserId,
     ) -> Result<Option<std::result::Result<PaymentOrder, PaymentRefusal>>> {
         let now = minihost_core::now_millis();
-        let mut tx = self.begin_write().await?;
-        let Some(order) = order_in(&mut tx, id).await? else {
-            return Ok(None);
+        let (mut tx, order) = match self
+            .claim_pending(id, user, "declined", &["declined"], now)
+            .await?
+        {
+            Claim::Won(tx, order) => (tx, order),
+            Claim::Settled(outcome) => return Ok(outcome),
         };
-        if order.user_id != *user {
-            return Ok(None);
-        }
-        let won = sqlx::query(
-            "UPDATE payment_orders SET state = 'declined', updated_at = $2
-              WHERE id = $1 AND state = 'pending' AND expires_at > $2",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if won != 1 {
-            tx.rollback().await?;
-            let Some(order) = self.order(id).await? else {
-                return Ok(None);
-            };
-            return Ok(Some(match order.state.as_str() {
-                "declined" => Ok(order),
-                _ => Err(refusal_for(&order, now)),
-            }));
-        }
         record_event(&mut tx, &order, "declined", order.amount, now).await?;
         tx.commit().await?;
         Ok(self.order(id).await?.map(Ok))
