@@ -2,43 +2,13 @@
 //! SIGKILL is there after a restart, on every configured backend. Also: `admin create-user`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use minihost_store::StoreConfig;
+mod common;
+
+use common::spawn;
+
 use minihost_store::testing::TestDb;
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-fn spawn(config: &StoreConfig) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minihost"));
-    cmd.args(["serve", "--addr", "127.0.0.1:0"])
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    match config {
-        StoreConfig::Sqlite { data_dir } => {
-            cmd.arg("--data-dir").arg(data_dir);
-        }
-        StoreConfig::Url(url) => {
-            cmd.env("DATABASE_URL", url);
-        }
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("minihost listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Server { child, url }
-}
+use std::process::Command;
 
 async fn call(
     http: &reqwest::Client,

@@ -4,13 +4,15 @@
 //! the trial balance holds, wallets hold what they should, and the rest can be paid.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
+use common::spawn;
+
 use minihost_core::{DisplayName, Role, Username};
 use minihost_store::testing::TestDb;
-use minihost_store::{AccountKind, NewOrder, NewUser, Store, StoreConfig};
+use minihost_store::{AccountKind, NewOrder, NewUser, Store};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
 const PAYERS: usize = 20;
@@ -18,38 +20,6 @@ const ORDERS_EACH: usize = 8;
 const PRICE: i64 = 125;
 const FUNDS: i64 = 10_000;
 const PIN: &str = "135790";
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-fn spawn(config: &StoreConfig) -> Server {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_minihost"));
-    cmd.args(["serve", "--addr", "127.0.0.1:0"])
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    match config {
-        StoreConfig::Sqlite { data_dir } => {
-            cmd.arg("--data-dir").arg(data_dir);
-        }
-        StoreConfig::Url(url) => {
-            cmd.env("DATABASE_URL", url);
-        }
-    }
-    let mut child = cmd.spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("minihost listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Server { child, url }
-}
 
 /// Payers with money, a PIN and pending orders of the `shop` app; returns (username, order ids).
 async fn setup(store: &Store) -> Vec<(String, Vec<String>)> {
