@@ -5,24 +5,14 @@
 //! repeated key is one refund. The trial balance is checked after each.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use minihost_core::{DisplayName, Role, Username};
+mod common;
+use common::user;
+
 use minihost_store::testing::TestDb;
 use minihost_store::{
-    AccountKind, NewOrder, NewRefund, NewUser, PaymentOrder, PaymentRefusal, RefundRefusal,
-    Refunded, Store, StoreError, TrialBalance, User,
+    AccountKind, NewOrder, NewRefund, PaymentOrder, PaymentRefusal, RefundRefusal, Refunded, Store,
+    StoreError, TrialBalance, User,
 };
-
-async fn user(store: &Store, name: &str) -> User {
-    store
-        .create_user(NewUser {
-            username: Username::parse(name).unwrap(),
-            display_name: DisplayName::parse(name).unwrap(),
-            password_hash: "not-a-real-hash".into(),
-            role: Role::User,
-        })
-        .await
-        .unwrap()
-}
 
 /// A shop app owned by a developer, and a user `alice` with `cents` EUR in her wallet.
 async fn setup(store: &Store, cents: i64) -> User {

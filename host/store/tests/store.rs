@@ -2,23 +2,14 @@
 //! `MINIHOST_TEST_POSTGRES` names a server. Each test gets fresh databases.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::user;
+
 use minihost_core::{Content, ConversationId, DisplayName, Role, Sender, UserId, Username};
 use minihost_store::testing::TestDb;
-use minihost_store::{HistoryQuery, NewMessage, NewUser, Store, StoreError, User};
+use minihost_store::{HistoryQuery, NewMessage, NewUser, StoreError, User};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-
-async fn user(store: &Store, name: &str) -> User {
-    store
-        .create_user(NewUser {
-            username: Username::parse(name).unwrap(),
-            display_name: DisplayName::parse(name).unwrap(),
-            password_hash: "not-a-real-hash".into(),
-            role: Role::User,
-        })
-        .await
-        .unwrap()
-}
 
 fn text(conv: &ConversationId, from: &User, t: &str, key: Option<&str>) -> NewMessage {
     NewMessage {

@@ -3,23 +3,17 @@
 //! rotation and revocation, and the revocation check of access tokens against grants.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use minihost_core::{DisplayName, Role, UserId, Username};
+mod common;
+
+use minihost_core::{Role, UserId};
 use minihost_store::testing::TestDb;
 use minihost_store::{
-    AccessTokenCheck, LoginCodeRow, NewUser, RefreshFamilyRow, RefreshTokenRow, SigningKeyRow,
-    Store, StoreError, User,
+    AccessTokenCheck, LoginCodeRow, RefreshFamilyRow, RefreshTokenRow, SigningKeyRow, Store,
+    StoreError, User,
 };
 
 async fn user(store: &Store, name: &str) -> User {
-    store
-        .create_user(NewUser {
-            username: Username::parse(name).unwrap(),
-            display_name: DisplayName::parse(name).unwrap(),
-            password_hash: "not-a-real-hash".into(),
-            role: Role::Developer,
-        })
-        .await
-        .unwrap()
+    common::user_with_role(store, name, Role::Developer).await
 }
 
 macro_rules! on_every_backend {

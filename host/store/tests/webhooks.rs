@@ -4,21 +4,11 @@
 //! later event is not due before its earlier one is delivered; the log lists newest first.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use minihost_core::{DisplayName, Role, Username};
-use minihost_store::testing::TestDb;
-use minihost_store::{Attempt, Backoff, NewDelivery, NewOrder, NewUser, Store, User};
+mod common;
+use common::user;
 
-async fn user(store: &Store, name: &str) -> User {
-    store
-        .create_user(NewUser {
-            username: Username::parse(name).unwrap(),
-            display_name: DisplayName::parse(name).unwrap(),
-            password_hash: "not-a-real-hash".into(),
-            role: Role::User,
-        })
-        .await
-        .unwrap()
-}
+use minihost_store::testing::TestDb;
+use minihost_store::{Attempt, Backoff, NewDelivery, NewOrder, Store, User};
 
 /// A shop app and a user `alice` with 100.00 EUR.
 async fn setup(store: &Store) -> User {
