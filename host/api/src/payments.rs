@@ -64,11 +64,11 @@ async fn views(
     orders: &[PaymentOrder],
     locale: &str,
 ) -> Result<Vec<PaymentView>, ApiError> {
-    let mut out = Vec::with_capacity(orders.len());
-    for order in orders {
-        out.push(view(state, order, locale).await?);
-    }
-    Ok(out)
+    state
+        .app_services
+        .payment_views(orders, locale)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 async fn view(

@@ -231,36 +231,61 @@ impl AppServices {
         order: &PaymentOrder,
         locale: &str,
     ) -> Result<PaymentView, AppError> {
-        let app = self.store.app(&order.app_id).await?;
-        let (app_name, merchant) = match app {
-            Some(app) => {
-                let developer = self.store.user_by_id(&app.developer).await?;
-                (
-                    app.name,
-                    developer.map_or_else(String::new, |d| d.display_name.as_str().to_owned()),
-                )
+        let mut views = self
+            .payment_views(std::slice::from_ref(order), locale)
+            .await?;
+        views.pop().ok_or(AppError::NotFound("payment request"))
+    }
+
+    /// Orders as people read them: each app and its merchant are read once, however many of
+    /// its orders there are.
+    pub async fn payment_views(
+        &self,
+        orders: &[PaymentOrder],
+        locale: &str,
+    ) -> Result<Vec<PaymentView>, AppError> {
+        let mut names: std::collections::HashMap<&str, (String, String)> =
+            std::collections::HashMap::new();
+        let mut views = Vec::with_capacity(orders.len());
+        for order in orders {
+            if !names.contains_key(order.app_id.as_str()) {
+                let named = match self.store.app(&order.app_id).await? {
+                    Some(app) => {
+                        let developer = self.store.user_by_id(&app.developer).await?;
+                        (
+                            app.name,
+                            developer
+                                .map_or_else(String::new, |d| d.display_name.as_str().to_owned()),
+                        )
+                    }
+                    None => (order.app_id.clone(), String::new()),
+                };
+                names.insert(order.app_id.as_str(), named);
             }
-            None => (order.app_id.clone(), String::new()),
-        };
-        let currency = Currency::parse(&order.currency)
-            .map_err(|e| AppError::Unavailable(format!("stored order: {e}")))?;
-        let amount_text = currency.format(order.amount.unsigned_abs(), locale);
-        Ok(PaymentView {
-            id: order.id.clone(),
-            app: order.app_id.clone(),
-            app_name,
-            merchant,
-            amount: order.amount,
-            currency: order.currency.clone(),
-            exponent: currency.exponent(),
-            amount_text,
-            description: order.description.clone(),
-            state: order.state.clone(),
-            refunded: order.refunded,
-            conversation: order.conversation_id.clone(),
-            expires_at: minihost_store::rfc3339(order.expires_at_ms),
-            created_at: minihost_store::rfc3339(order.created_at_ms),
-        })
+            let (app_name, merchant) = names
+                .get(order.app_id.as_str())
+                .cloned()
+                .unwrap_or_default();
+            let currency = Currency::parse(&order.currency)
+                .map_err(|e| AppError::Unavailable(format!("stored order: {e}")))?;
+            views.push(PaymentView {
+                id: order.id.clone(),
+                app: order.app_id.clone(),
+                app_name,
+                merchant,
+                amount: order.amount,
+                currency: order.currency.clone(),
+                exponent: currency.exponent(),
+                amount_text: currency.format(order.amount.unsigned_abs(), locale),
+                description: order.description.clone(),
+                state: order.state.clone(),
+                refunded: order.refunded,
+                conversation: order.conversation_id.clone(),
+                expires_at: minihost_store::rfc3339(order.expires_at_ms),
+                created_at: minihost_store::rfc3339(order.created_at_ms),
+            });
+        }
+        Ok(views)
     }
 
     /// Pushes `{"type": kind, "payment": view}` to every connection of `user`.
