@@ -14,6 +14,7 @@ const GUESTS: &[(&str, &str)] = &[
     ("CARD", "minihost-example-card"),
     ("SHOP", "minihost-example-shop"),
     ("POLLS", "minihost-plugin-polls"),
+    ("RED_ENVELOPE", "minihost-plugin-red-envelope"),
     ("FAULTS", "minihost-test-faults"),
     ("BENCH", "minihost-test-bench"),
     ("UNKNOWN_IMPORT", "minihost-test-unknown-import"),

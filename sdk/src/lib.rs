@@ -20,7 +20,7 @@
 //!
 //! minihost_sdk::export_app!(Echo);
 //! # fn main() {
-//! # let ctx = Context { app: "echo".into(), user: "u".into(), conversation: "c".into(), locale: "en".into() };
+//! # let ctx = Context { app: "echo".into(), user: "u".into(), conversation: "c".into(), locale: "en".into(), developer: false };
 //! # let cmd = Command { name: "echo".into(), args: "hi".into() };
 //! # assert_eq!(Echo::on_command(&ctx, cmd).unwrap(), Some(Content::text("hi")));
 //! # }
@@ -98,6 +98,7 @@ pub trait App {
             Event::Action(action) => Self::on_action(ctx, action),
             Event::Opened => Self::on_opened(ctx),
             Event::Payment(update) => Self::on_payment(ctx, update),
+            Event::Timer(key) => Self::on_timer(ctx, &key),
         }
     }
 
@@ -123,6 +124,12 @@ pub trait App {
 
     /// A payment the app requested changed status.
     fn on_payment(_ctx: &Context, _update: PaymentUpdate) -> Result<Reply> {
+        Ok(None)
+    }
+
+    /// A timer the app set ([`timers::set`]) came due. Timers fire at least once: handle
+    /// this idempotently.
+    fn on_timer(_ctx: &Context, _key: &str) -> Result<Reply> {
         Ok(None)
     }
 }
@@ -267,16 +274,47 @@ pub mod profile {
     }
 }
 
-/// Asking the user for money (scope `payments.request`).
+/// Money: asking the user to pay and refunding them (scope `payments.request`), paying the
+/// user out of the app's merchant account (scope `payments.payout`).
 pub mod payments {
     use crate::Result;
     use crate::bindings::minihost::app::payments as wit;
-    pub use crate::bindings::minihost::app::payments::Order;
+    pub use crate::bindings::minihost::app::payments::{Order, Payout};
 
     /// Asks the invoking user to confirm `order`; returns the request id. The app learns the
     /// outcome from a later `payment` event.
     pub fn request(order: &Order) -> Result<String> {
         wit::request(order)
+    }
+
+    /// Gives `amount` minor units of the paid request `request` back to whoever paid it;
+    /// returns the refund id. The same key with the same arguments is the same refund.
+    pub fn refund(request: &str, amount: u64, idempotency_key: &str) -> Result<String> {
+        wit::refund(request, amount, idempotency_key)
+    }
+
+    /// Pays the user of the current event `payout` from the app's merchant account; returns
+    /// the payout id. The same key with the same arguments is the same payout.
+    pub fn pay_user(payout: &Payout) -> Result<String> {
+        wit::pay_user(payout)
+    }
+}
+
+/// Waking the app later (no scope): a `timer` event ([`App::on_timer`]) in this conversation,
+/// for this user.
+pub mod timers {
+    use crate::Result;
+    use crate::bindings::minihost::app::timers as wit;
+
+    /// A `timer(key)` event `after_seconds` from now (1 s to 7 days); setting a pending key
+    /// again moves it.
+    pub fn set(key: &str, after_seconds: u32) -> Result<()> {
+        wit::set(key, after_seconds)
+    }
+
+    /// Cancels the pending timer `key`; whether there was one.
+    pub fn cancel(key: &str) -> Result<bool> {
+        wit::cancel(key)
     }
 }
 
@@ -309,6 +347,38 @@ pub mod storage {
     /// The keys starting with `prefix`, sorted.
     pub fn keys(bucket: Bucket, prefix: &str) -> Result<Vec<String>> {
         wit::keys(bucket, prefix)
+    }
+
+    /// Stores `value` under `key` only if the key now holds `expected` (`None`: absent);
+    /// whether it did. See [`update`] for the loop around it.
+    pub fn compare_and_set(
+        bucket: Bucket,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: impl AsRef<[u8]>,
+    ) -> Result<bool> {
+        wit::compare_and_set(bucket, key, expected, value.as_ref())
+    }
+
+    /// Changes the value under `key` without losing a concurrent event's change: reads it,
+    /// asks `change` for the new value (`None`: leave it as it is), and writes it only if
+    /// nobody wrote in between, else reads again. Returns what `change` last returned beside
+    /// the value, after at most `attempts` tries (`quota-exceeded` if every one lost a race).
+    pub fn update<T>(
+        bucket: Bucket,
+        key: &str,
+        attempts: u32,
+        mut change: impl FnMut(Option<&[u8]>) -> Result<(Option<Vec<u8>>, T)>,
+    ) -> Result<T> {
+        for _ in 0..attempts {
+            let current = wit::get(bucket, key)?;
+            let (next, out) = change(current.as_deref())?;
+            let Some(next) = next else { return Ok(out) };
+            if wit::compare_and_set(bucket, key, current.as_deref(), &next)? {
+                return Ok(out);
+            }
+        }
+        Err(crate::Error::QuotaExceeded)
     }
 }
 

@@ -164,5 +164,54 @@ async fn alice_buys_tea_in_a_group_and_gets_a_receipt() {
         assert_eq!(history[0]["state"], "paid");
         let tb = node.node.store.trial_balance().await.unwrap();
         assert!(tb.holds(), "{tb:#?}");
+
+        // alice cannot refund herself through the shop: only its developer can.
+        alice.say(&group, &format!("/shop refund {id}")).await;
+        let refused = ws.next_of("app_error").await;
+        assert!(
+            refused["message"].as_str().unwrap().contains("developer"),
+            "{refused}"
+        );
+        // The developer refunds €3.00 from the chat (consenting on first use), then the rest.
+        let mut tea_ws = tea.ws_live().await;
+        tea.say(&group, &format!("/shop refund {id} 300")).await;
+        let ask = tea_ws.next_of("consent_request").await;
+        assert_eq!(ask["app"], "shop");
+        let r = tea
+            .put("/api/v1/me/grants/shop", &json!({ "scopes": SCOPES }))
+            .await;
+        assert_eq!(r.0, 200, "{r:?}");
+        let update = ws.next_of("payment_update").await;
+        assert_eq!(update["payment"]["state"], "partially_refunded", "{update}");
+        assert_eq!(update["payment"]["refunded"], 300);
+        // The shop hears of it through its payment event and says so.
+        let told = loop {
+            let m = next_app_message(&mut ws).await;
+            if m["content"]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("of €6.50 was refunded"))
+            {
+                break m;
+            }
+        };
+        assert!(told["content"]["text"].as_str().unwrap().contains("€3.00"));
+        // The same command again is the same refund, not a second one.
+        tea.say(&group, &format!("/shop refund {id} 300")).await;
+        tea.say(&group, &format!("/shop refund {id} 350")).await;
+        let update = ws.next_of("payment_update").await;
+        assert_eq!(update["payment"]["state"], "refunded", "{update}");
+        assert_eq!(update["payment"]["refunded"], 650);
+        assert_eq!(balance(&alice, "/api/v1/me/wallet").await, 10_000);
+        assert_eq!(balance(&tea, "/api/v1/apps/shop/ledger").await, 0);
+        // Beyond what was paid: the shop is told no, and nothing moves.
+        tea.say(&group, &format!("/shop refund {id} 1")).await;
+        let refused = tea_ws.next_of("app_error").await;
+        assert!(
+            refused["message"].as_str().unwrap().contains("refund"),
+            "{refused}"
+        );
+        assert_eq!(balance(&alice, "/api/v1/me/wallet").await, 10_000);
+        let tb = node.node.store.trial_balance().await.unwrap();
+        assert!(tb.holds(), "{tb:#?}");
     });
 }

@@ -92,7 +92,7 @@ async fn refused_uploads_are_not_compiled_and_leave_nothing_in_the_cache() {
                 ECHO_MANIFEST.to_owned(),
                 patched(
                     &wasm(minihost_guest_artifacts::ECHO),
-                    b"minihost:app/types@0.1.0",
+                    b"minihost:app/types@0.2.0",
                     b"minihost:app/types@0.9.0",
                 ),
             ),

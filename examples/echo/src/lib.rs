@@ -31,6 +31,7 @@ mod tests {
             user: "u_1".into(),
             conversation: "c_1".into(),
             locale: "en".into(),
+            developer: false,
         }
     }
 

@@ -2,7 +2,8 @@
 //! each with a Buy button. A press asks the user to pay (`payments::request`, keyed by the card,
 //! the buyer and the product, so a double tap is one order) and remembers which product the
 //! request is for. When the user confirms, the app gets a `payment` event and posts a receipt;
-//! when they decline (or the request expires), it says so.
+//! when they decline (or the request expires), it says so. The shop's developer refunds an
+//! order with `/shop refund REQUEST [AMOUNT-IN-CENTS]` (the whole order without an amount).
 
 use minihost_sdk::storage::Bucket;
 use minihost_sdk::{
@@ -46,10 +47,17 @@ fn order_key(request: &str) -> String {
 }
 
 impl App for Shop {
-    fn on_command(_ctx: &Context, command: Command) -> Result<Reply> {
-        match command.name.as_str() {
-            "shop" => Ok(Some(products())),
-            _ => Ok(None),
+    fn on_command(ctx: &Context, command: Command) -> Result<Reply> {
+        if command.name != "shop" {
+            return Ok(None);
+        }
+        let mut words = command.args.split_whitespace();
+        match words.next() {
+            None => Ok(Some(products())),
+            Some("refund") => refund(ctx, words.next(), words.next()),
+            Some(other) => Err(Error::invalid(format!(
+                "unknown `/shop {other}`; try /shop or /shop refund REQUEST [CENTS]"
+            ))),
         }
     }
 
@@ -97,10 +105,52 @@ impl App for Shop {
                 return Ok(None);
             }
             PaymentStatus::Declined => format!("No payment for {product}: nothing was charged."),
+            PaymentStatus::Expired => {
+                format!("The payment for {product} was not confirmed in time: nothing was charged.")
+            }
+            PaymentStatus::PartiallyRefunded => format!(
+                "{product}: {} of {} was refunded.",
+                euros(update.refunded),
+                euros(update.amount)
+            ),
             PaymentStatus::Refunded => format!("{product}: your money was refunded."),
         };
         Ok(Some(Content::text(text)))
     }
+}
+
+/// `/shop refund REQUEST [CENTS]`: the developer gives (part of) a paid order back. The same
+/// command twice is one refund (the key names the request and the amount).
+fn refund(ctx: &Context, request: Option<&str>, cents: Option<&str>) -> Result<Reply> {
+    if !ctx.developer {
+        return Err(Error::invalid(
+            "only the shop's developer can refund orders",
+        ));
+    }
+    let Some(request) = request else {
+        return Err(Error::invalid("usage: /shop refund REQUEST [CENTS]"));
+    };
+    let product = storage::get_string(Bucket::Shared, &order_key(request))?
+        .ok_or_else(|| Error::invalid(format!("no order `{request}` in this shop")))?;
+    let amount = match cents {
+        Some(c) => c
+            .parse::<u64>()
+            .map_err(|_| Error::invalid(format!("`{c}` is not an amount in cents")))?,
+        None => PRODUCTS
+            .iter()
+            .find(|(_, name, _)| *name == product)
+            .map(|(_, _, price)| *price)
+            .ok_or_else(|| Error::invalid(format!("no price for `{product}`")))?,
+    };
+    let refund = payments::refund(request, amount, &format!("dev:{request}:{amount}"))?;
+    log::info(&format!(
+        "refunded {} of {request} ({refund})",
+        euros(amount)
+    ));
+    Ok(Some(Content::text(format!(
+        "Refunded {} for {product}.",
+        euros(amount)
+    ))))
 }
 
 minihost_sdk::export_app!(Shop);

@@ -1,17 +1,21 @@
 //! What a mini-app may do, whichever way it asks: from inside its sandbox (the capability
 //! crates) or from its backend (the Open API). Every operation re-reads the user's CURRENT grant,
 //! so a revocation applies to the very next call; sends are bounded by a per-app,
-//! per-conversation token bucket; storage by per-owner quotas; and every read of a user's data
-//! is written to that user's privacy record. Both entry points share this one implementation.
+//! per-conversation token bucket; storage by per-owner quotas; timers by delay and count; and
+//! every read of a user's data (and every payout to them) is written to that user's privacy
+//! record. Both entry points share this one implementation.
 
 mod error;
 mod messaging;
 mod payments;
+mod payouts;
 mod profile;
 mod storage;
+mod timers;
 
 pub use error::AppError;
 pub use payments::{PaymentAsk, PaymentView, RefundAsk};
+pub use payouts::PayoutAsk;
 pub use profile::Profile;
 pub use storage::Bucket;
 

@@ -112,7 +112,7 @@ fn check_ask(ask: &PaymentAsk) -> Result<(Currency, i64, u32), AppError> {
     Ok((currency, amount, ttl))
 }
 
-fn check_key(key: &str) -> Result<(), AppError> {
+pub(crate) fn check_key(key: &str) -> Result<(), AppError> {
     if key.is_empty() || key.len() > MAX_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(AppError::Invalid(format!(
             "idempotency_key must be 1 to {MAX_KEY_BYTES} printable ASCII characters"

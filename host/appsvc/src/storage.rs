@@ -70,31 +70,57 @@ impl AppServices {
     ) -> Result<(), AppError> {
         self.require(actor, SCOPE).await?;
         self.check_key(key)?;
+        self.check_value(value)?;
+        self.note(actor, bucket).await?;
+        let quota = self.quota();
+        self.store
+            .kv_set(&actor.app, self.owner(actor, bucket), key, value, quota)
+            .await?
+            .map_err(|refused| refused_by(refused, quota))
+    }
+
+    /// Stores `value` under `key` only if it now holds `expected` (`None`: absent), within
+    /// quota; whether it did.
+    pub async fn storage_compare_and_set(
+        &self,
+        actor: &Actor,
+        bucket: Bucket,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<bool, AppError> {
+        self.require(actor, SCOPE).await?;
+        self.check_key(key)?;
+        self.check_value(value)?;
+        self.note(actor, bucket).await?;
+        let quota = self.quota();
+        self.store
+            .kv_compare_and_set(
+                &actor.app,
+                self.owner(actor, bucket),
+                key,
+                expected,
+                value,
+                quota,
+            )
+            .await?
+            .map_err(|refused| refused_by(refused, quota))
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<(), AppError> {
         if value.len() > self.limits.max_value_bytes {
             return Err(AppError::Invalid(format!(
                 "a value has at most {} bytes",
                 self.limits.max_value_bytes
             )));
         }
-        self.note(actor, bucket).await?;
-        let quota = KvQuota {
+        Ok(())
+    }
+
+    fn quota(&self) -> KvQuota {
+        KvQuota {
             max_keys: self.limits.storage_keys,
             max_bytes: self.limits.storage_bytes,
-        };
-        match self
-            .store
-            .kv_set(&actor.app, self.owner(actor, bucket), key, value, quota)
-            .await?
-        {
-            Ok(()) => Ok(()),
-            Err(KvRefusal::Keys) => Err(AppError::QuotaExceeded(format!(
-                "at most {} keys",
-                quota.max_keys
-            ))),
-            Err(KvRefusal::Bytes) => Err(AppError::QuotaExceeded(format!(
-                "at most {} bytes",
-                quota.max_bytes
-            ))),
         }
     }
 
@@ -130,5 +156,13 @@ impl AppServices {
             .store
             .kv_list(&actor.app, self.owner(actor, bucket), prefix, 1000)
             .await?)
+    }
+}
+
+/// The app's error for a write the quota refused.
+fn refused_by(refused: KvRefusal, quota: KvQuota) -> AppError {
+    match refused {
+        KvRefusal::Keys => AppError::QuotaExceeded(format!("at most {} keys", quota.max_keys)),
+        KvRefusal::Bytes => AppError::QuotaExceeded(format!("at most {} bytes", quota.max_bytes)),
     }
 }

@@ -8,10 +8,10 @@ use std::fmt;
 
 /// The version of the `minihost:app` package the platform implements; an app built against
 /// another version is refused at upload.
-pub const PLATFORM_VERSION: &str = "0.1.0";
+pub const PLATFORM_VERSION: &str = "0.2.0";
 
 /// `minihost:app` interfaces every app may import without a scope.
-const FREE_PLATFORM_INTERFACES: [&str; 2] = ["log", "types"];
+const FREE_PLATFORM_INTERFACES: [&str; 3] = ["log", "timers", "types"];
 /// WASI packages a std guest imports that give it no reach outside its sandbox.
 const HARMLESS_WASI_PACKAGES: [&str; 4] = ["cli", "io", "clocks", "random"];
 /// WASI packages that reach files or the network: never allowed.
@@ -22,7 +22,7 @@ const FORBIDDEN_WASI_PACKAGES: [&str; 3] = ["filesystem", "sockets", "http"];
 pub enum Finding {
     /// The component imports a platform interface whose scope the manifest does not declare.
     UndeclaredScope {
-        /// The import, as written in the component (`minihost:app/payments@0.1.0`).
+        /// The import, as written in the component (`minihost:app/payments@0.2.0`).
         import: String,
         /// The scope that would cover it.
         scope: Scope,
@@ -144,7 +144,8 @@ fn check_one(import: &str, manifest: &Manifest) -> Option<Finding> {
             } else if FREE_PLATFORM_INTERFACES.contains(&interface) {
                 None
             } else if let Some(scope) = Scope::for_interface(interface) {
-                (!manifest.declares(scope)).then(|| Finding::UndeclaredScope {
+                let covered = Scope::covering(interface).any(|s| manifest.declares(s));
+                (!covered).then(|| Finding::UndeclaredScope {
                     import: owned(),
                     scope,
                 })

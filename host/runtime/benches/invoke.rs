@@ -184,7 +184,7 @@ fn raw_pre(engine: &Engine, wasm: &[u8]) -> MiniappPre<Raw> {
     let mut linker: Linker<Raw> = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
     linker
-        .instance("minihost:app/messaging@0.1.0")
+        .instance("minihost:app/messaging@0.2.0")
         .unwrap()
         .func_wrap_async("send", |_cx, (_c, _content): (String, Content)| {
             Box::new(async { Ok((Ok::<String, Error>("m".to_string()),)) })
@@ -210,6 +210,7 @@ async fn raw_once(engine: &Engine, pre: &MiniappPre<Raw>, command: &str) {
         user: "u".into(),
         conversation: "c".into(),
         locale: "en".into(),
+        developer: false,
     };
     let r = app
         .call_handle(&mut store, &ctx, &Event::command(command, ""))

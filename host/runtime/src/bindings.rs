@@ -18,7 +18,7 @@ wasmtime::component::bindgen!({
 pub use minihost::app::types::{
     Action, Block, Button, Card, Command, Incoming, Input, InputValue, PaymentStatus, PaymentUpdate,
 };
-pub use minihost::app::{auth, log, messaging, payments, profile, storage};
+pub use minihost::app::{auth, log, messaging, payments, profile, storage, timers};
 
 /// One imported interface of the `miniapp` world: the unit a [`Capability`](crate::Capability)
 /// implements.
@@ -28,7 +28,7 @@ pub enum Interface {
     Messaging,
     /// `minihost:app/profile`: read profiles.
     Profile,
-    /// `minihost:app/payments`: request payments.
+    /// `minihost:app/payments`: request payments, refund them, pay users out.
     Payments,
     /// `minihost:app/storage`: per-app key-value storage.
     Storage,
@@ -36,17 +36,20 @@ pub enum Interface {
     Log,
     /// `minihost:app/auth`: login codes for the app's backend.
     Auth,
+    /// `minihost:app/timers`: `timer` events later.
+    Timers,
 }
 
 impl Interface {
     /// Every interface, in declaration order.
-    pub const ALL: [Interface; 6] = [
+    pub const ALL: [Interface; 7] = [
         Interface::Messaging,
         Interface::Profile,
         Interface::Payments,
         Interface::Storage,
         Interface::Log,
         Interface::Auth,
+        Interface::Timers,
     ];
 
     /// The short name, as in WIT (`messaging`, `profile`, ...).
@@ -58,18 +61,20 @@ impl Interface {
             Interface::Storage => "storage",
             Interface::Log => "log",
             Interface::Auth => "auth",
+            Interface::Timers => "timers",
         }
     }
 
-    /// The fully qualified name a component imports, e.g. `minihost:app/messaging@0.1.0`.
+    /// The fully qualified name a component imports, e.g. `minihost:app/messaging@0.2.0`.
     pub fn qualified_name(self) -> &'static str {
         match self {
-            Interface::Messaging => "minihost:app/messaging@0.1.0",
-            Interface::Profile => "minihost:app/profile@0.1.0",
-            Interface::Payments => "minihost:app/payments@0.1.0",
-            Interface::Storage => "minihost:app/storage@0.1.0",
-            Interface::Log => "minihost:app/log@0.1.0",
-            Interface::Auth => "minihost:app/auth@0.1.0",
+            Interface::Messaging => "minihost:app/messaging@0.2.0",
+            Interface::Profile => "minihost:app/profile@0.2.0",
+            Interface::Payments => "minihost:app/payments@0.2.0",
+            Interface::Storage => "minihost:app/storage@0.2.0",
+            Interface::Log => "minihost:app/log@0.2.0",
+            Interface::Auth => "minihost:app/auth@0.2.0",
+            Interface::Timers => "minihost:app/timers@0.2.0",
         }
     }
 
@@ -111,7 +116,8 @@ impl Content {
 }
 
 impl Event {
-    /// The kind as a short stable string (`command`, `message`, `action`, `opened`, `payment`).
+    /// The kind as a short stable string (`command`, `message`, `action`, `opened`, `payment`,
+    /// `timer`).
     pub fn kind(&self) -> &'static str {
         match self {
             Event::Command(_) => "command",
@@ -119,6 +125,7 @@ impl Event {
             Event::Action(_) => "action",
             Event::Opened => "opened",
             Event::Payment(_) => "payment",
+            Event::Timer(_) => "timer",
         }
     }
 
@@ -223,6 +230,12 @@ impl ByteSize for payments::Order {
     }
 }
 
+impl ByteSize for payments::Payout {
+    fn byte_size(&self) -> usize {
+        8 + self.currency.len() + self.description.len() + self.idempotency_key.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,7 +247,7 @@ mod tests {
             assert_eq!(Interface::ALL[i.index()], i);
         }
         assert_eq!(Interface::from_import("wasi:cli/stdout@0.2.0"), None);
-        assert_eq!(Interface::from_import("minihost:app/unknown@0.1.0"), None);
+        assert_eq!(Interface::from_import("minihost:app/unknown@0.2.0"), None);
     }
 
     #[test]

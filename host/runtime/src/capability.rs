@@ -15,7 +15,7 @@ use std::time::Instant;
 use wasmtime::component::{HasData, Linker};
 
 use crate::bindings::{
-    ByteSize, Content, Error, Interface, auth, log, messaging, payments, profile, storage,
+    ByteSize, Content, Error, Interface, auth, log, messaging, payments, profile, storage, timers,
 };
 use crate::report::{CallOutcome, CapabilityCall};
 use crate::state::{Fault, InvocationData, StoreState};
@@ -276,6 +276,9 @@ pub(crate) fn add_missing_to_linker(
         Interface::Auth => {
             auth::add_to_linker::<_, MissingData>(linker, |s| Missing(s.missing(Interface::Auth)))
         }
+        Interface::Timers => timers::add_to_linker::<_, MissingData>(linker, |s| {
+            Missing(s.missing(Interface::Timers))
+        }),
     }
 }
 
@@ -313,6 +316,33 @@ impl payments::Host for Missing<'_> {
     async fn request(&mut self, order: payments::Order) -> wasmtime::Result<Result<String, Error>> {
         self.unavailable("request", order.byte_size()).await
     }
+
+    async fn refund(
+        &mut self,
+        request: String,
+        _amount: u64,
+        idempotency_key: String,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        self.unavailable("refund", 8 + request.len() + idempotency_key.len())
+            .await
+    }
+
+    async fn pay_user(
+        &mut self,
+        payout: payments::Payout,
+    ) -> wasmtime::Result<Result<String, Error>> {
+        self.unavailable("pay-user", payout.byte_size()).await
+    }
+}
+
+impl timers::Host for Missing<'_> {
+    async fn set(&mut self, key: String, _after: u32) -> wasmtime::Result<Result<(), Error>> {
+        self.unavailable("set", key.len() + 4).await
+    }
+
+    async fn cancel(&mut self, key: String) -> wasmtime::Result<Result<bool, Error>> {
+        self.unavailable("cancel", key.len()).await
+    }
 }
 
 impl storage::Host for Missing<'_> {
@@ -347,6 +377,20 @@ impl storage::Host for Missing<'_> {
         prefix: String,
     ) -> wasmtime::Result<Result<Vec<String>, Error>> {
         self.unavailable("keys", prefix.len()).await
+    }
+
+    async fn compare_and_set(
+        &mut self,
+        _bucket: storage::Bucket,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<bool, Error>> {
+        self.unavailable(
+            "compare-and-set",
+            key.len() + expected.byte_size() + value.len(),
+        )
+        .await
     }
 }
 

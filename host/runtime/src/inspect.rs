@@ -10,7 +10,7 @@ pub struct ComponentInfo {
     /// Size of the component, in bytes.
     pub bytes: usize,
     /// The names of the component's top-level imports, in order (e.g.
-    /// `minihost:app/messaging@0.1.0`, `wasi:cli/stdout@0.2.6`): the same names
+    /// `minihost:app/messaging@0.2.0`, `wasi:cli/stdout@0.2.6`): the same names
     /// [`LoadedApp::imports`](crate::LoadedApp::imports) lists after compiling.
     pub imports: Vec<String>,
     /// The names of the component's top-level exports (`handle` for a mini-app).

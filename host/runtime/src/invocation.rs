@@ -108,6 +108,8 @@ pub struct Invocation {
     pub conversation: String,
     /// The user's locale.
     pub locale: String,
+    /// Whether the user is the app's developer.
+    pub developer: bool,
     /// The user's grant for this app, checked on every capability call.
     pub grant: Arc<dyn Grant>,
     /// Bounds for this invocation (`None`: the runtime's defaults).
@@ -131,6 +133,7 @@ impl Invocation {
             user: user.into(),
             conversation: conversation.into(),
             locale: "en".into(),
+            developer: false,
             grant: Arc::new(Scopes::none()),
             limits: None,
             extensions: Extensions::default(),
@@ -147,6 +150,12 @@ impl Invocation {
     /// Sets the locale.
     pub fn locale(mut self, locale: impl Into<String>) -> Invocation {
         self.locale = locale.into();
+        self
+    }
+
+    /// Marks the user as the app's developer.
+    pub fn developer(mut self, developer: bool) -> Invocation {
+        self.developer = developer;
         self
     }
 
@@ -181,6 +190,7 @@ impl Invocation {
             user: self.user.clone(),
             conversation: self.conversation.clone(),
             locale: self.locale.clone(),
+            developer: self.developer,
         }
     }
 }
@@ -192,6 +202,7 @@ impl fmt::Debug for Invocation {
             .field("user", &self.user)
             .field("conversation", &self.conversation)
             .field("locale", &self.locale)
+            .field("developer", &self.developer)
             .field("limits", &self.limits)
             .field("extensions", &self.extensions)
             .finish_non_exhaustive()

@@ -103,7 +103,7 @@ impl LoadedApp {
         hex::encode(self.hash)
     }
 
-    /// The names of everything the component imports (e.g. `minihost:app/messaging@0.1.0`,
+    /// The names of everything the component imports (e.g. `minihost:app/messaging@0.2.0`,
     /// `wasi:cli/stdout@0.2.6`), for static checks against a manifest.
     pub fn imports(&self) -> &[String] {
         &self.imports
@@ -349,7 +349,7 @@ impl Runtime {
     ///
     /// Before anything is compiled, the bytes are read without compiling
     /// ([`inspect`](crate::inspect())): over [`RuntimeConfig::max_component_bytes`], not a
-    /// component, or importing anything outside WASI and `minihost:app@0.1.0`, it is refused at
+    /// component, or importing anything outside WASI and `minihost:app@0.2.0`, it is refused at
     /// the cost of a parse. Compiling then takes one of the compile slots and, with a
     /// [`CompileWorker`](crate::CompileWorker) configured, runs in a child process bounded in
     /// time and memory (see [`CompileConfig`](crate::CompileConfig)). A component that
@@ -763,10 +763,10 @@ fn empty_report(event: &'static str, error: InvokeError) -> InvocationReport {
 }
 
 /// The `minihost:app` package version the host implements.
-const WORLD_VERSION: &str = "0.1.0";
+const WORLD_VERSION: &str = "0.2.0";
 
 /// Whether the host can provide `import`: WASI (the linker has all of WASI p2; the upload
-/// check refuses the parts apps may not use) or an interface of `minihost:app@0.1.0`.
+/// check refuses the parts apps may not use) or an interface of `minihost:app@0.2.0`.
 fn linkable(import: &str) -> bool {
     if import.starts_with("wasi:") {
         return true;

@@ -74,9 +74,9 @@ fn patched(wasm: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
 fn inspect_reads_imports_exports_and_sizes_without_compiling() {
     let faults = inspect(&wasm(minihost_guest_artifacts::FAULTS)).unwrap();
     for import in [
-        "minihost:app/messaging@0.1.0",
-        "minihost:app/profile@0.1.0",
-        "minihost:app/log@0.1.0",
+        "minihost:app/messaging@0.2.0",
+        "minihost:app/profile@0.2.0",
+        "minihost:app/log@0.2.0",
     ] {
         assert!(
             faults.imports.iter().any(|i| i == import),
@@ -123,7 +123,7 @@ fn components_the_host_cannot_link_are_refused_before_compiling() {
         // Built against a platform version the host does not implement.
         patched(
             &echo,
-            b"minihost:app/types@0.1.0",
+            b"minihost:app/types@0.2.0",
             b"minihost:app/types@0.9.0",
         ),
         b"\0asm\x01\0\0\0".to_vec(),

@@ -211,7 +211,12 @@ fn report(tb: &TrialBalance) -> String {
     }
     for order in &tb.unsettled {
         out.push_str(&format!(
-            "order {order}: paid, but without exactly one payment transaction\n"
+            "order {order}: paid, but without exactly one payment transaction, or its refunds do not add up\n"
+        ));
+    }
+    for payout in &tb.unmatched_payouts {
+        out.push_str(&format!(
+            "payout {payout}: without a payout transaction of its amount\n"
         ));
     }
     if tb.holds() {

@@ -15,6 +15,7 @@ use minihost_cap_messaging::MessagingCapability;
 use minihost_cap_payments::PaymentsCapability;
 use minihost_cap_profile::ProfileCapability;
 use minihost_cap_storage::StorageCapability;
+use minihost_cap_timers::TimersCapability;
 use minihost_hub::{Fanout, LocalHub};
 use minihost_runtime::{CompileConfig, ExecutorConfig, Runtime, RuntimeBuilder, RuntimeConfig};
 use minihost_store::{Store, StoreConfig};
@@ -132,6 +133,7 @@ pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
     .with(StorageCapability::new(svc.clone()))
     .with(AuthCapability::new(svc.clone(), broker.clone()))
     .with(PaymentsCapability::new(svc.clone()))
+    .with(TimersCapability::new(svc.clone()))
     .build()
     .map_err(|e| anyhow::anyhow!("starting the sandbox runtime: {e}"))?;
     let platform = platform::Platform::new(

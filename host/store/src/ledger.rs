@@ -83,6 +83,8 @@ pub struct TrialBalance {
     /// Paid (or refunded) orders without exactly one payment transaction, or whose refunded
     /// amount is not what their refunds and refund transactions add up to.
     pub unsettled: Vec<String>,
+    /// Payouts whose ledger transaction is missing, not a payout, or moved another amount.
+    pub unmatched_payouts: Vec<String>,
 }
 
 impl TrialBalance {
@@ -93,6 +95,7 @@ impl TrialBalance {
             && self.drifted.is_empty()
             && self.unbalanced.is_empty()
             && self.unsettled.is_empty()
+            && self.unmatched_payouts.is_empty()
     }
 }
 
@@ -162,6 +165,15 @@ pub(crate) struct Transfer<'a> {
 /// between the same accounts in opposite directions (a payment and a refund) take the row locks
 /// in the same order and cannot deadlock.
 pub(crate) async fn transfer(tx: &mut Tx, t: Transfer<'_>, now: UnixMillis) -> Result<bool> {
+    Ok(transfer_txn(tx, t, now).await?.is_some())
+}
+
+/// [`transfer`], answering the ledger transaction's id (`None`: not enough funds).
+pub(crate) async fn transfer_txn(
+    tx: &mut Tx,
+    t: Transfer<'_>,
+    now: UnixMillis,
+) -> Result<Option<String>> {
     let debit_first = t.from <= t.to;
     if !debit_first {
         credit(tx, t.to, t.amount).await?;
@@ -176,7 +188,7 @@ pub(crate) async fn transfer(tx: &mut Tx, t: Transfer<'_>, now: UnixMillis) -> R
     .await?
     .rows_affected();
     if debited != 1 {
-        return Ok(false);
+        return Ok(None);
     }
     if debit_first {
         credit(tx, t.to, t.amount).await?;
@@ -203,7 +215,7 @@ pub(crate) async fn transfer(tx: &mut Tx, t: Transfer<'_>, now: UnixMillis) -> R
             .execute(&mut **tx)
             .await?;
     }
-    Ok(true)
+    Ok(Some(txn))
 }
 
 async fn credit(tx: &mut Tx, account: &str, amount: i64) -> Result<()> {
@@ -373,8 +385,9 @@ impl Store {
 
     /// The trial balance: per currency the accounts sum to zero, no account but an external one
     /// is negative, every balance equals the sum of its entries, every transaction's entries sum
-    /// to zero, and every paid or refunded order has exactly one payment transaction and
-    /// refund transactions (and refunds) adding up to what it says was refunded.
+    /// to zero, every paid or refunded order has exactly one payment transaction and refund
+    /// transactions (and refunds) adding up to what it says was refunded, and every payout has
+    /// its payout transaction of its amount.
     pub async fn trial_balance(&self) -> Result<TrialBalance> {
         let sums = sqlx::query_as::<_, (String, i64)>(
             "SELECT currency, CAST(COALESCE(SUM(balance), 0) AS BIGINT) FROM accounts
@@ -429,12 +442,26 @@ impl Store {
         .into_iter()
         .map(|(id,)| id)
         .collect();
+        let unmatched_payouts = sqlx::query_as::<_, (String,)>(
+            "SELECT p.id FROM payouts p
+              WHERE NOT EXISTS (SELECT 1 FROM ledger_txns t
+                                  JOIN ledger_entries e ON e.txn_id = t.id AND e.amount > 0
+                                 WHERE t.id = p.txn_id AND t.kind = 'payout'
+                                   AND e.amount = p.amount)
+              ORDER BY p.id",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect();
         Ok(TrialBalance {
             sums,
             negative,
             drifted,
             unbalanced,
             unsettled,
+            unmatched_payouts,
         })
     }
 }

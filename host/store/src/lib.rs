@@ -6,17 +6,21 @@
 
 mod app_users;
 mod apps;
+mod budgets;
 mod conversations;
 mod db;
 mod error;
 mod grants;
+mod kv;
 mod ledger;
 mod messages;
 mod migrate;
 mod payments;
+mod payouts;
 mod refunds;
 mod sessions;
 pub mod testing;
+mod timers;
 mod tokens;
 mod users;
 mod webhooks;
@@ -26,11 +30,14 @@ pub use apps::{AppRecord, AppVersion, Install, InvocationRecord, VersionStatus};
 pub use conversations::{Conversation, ConversationSummary, Member};
 pub use db::{Backend, Store, StoreConfig};
 pub use error::StoreError;
-pub use grants::{GrantRecord, KvQuota, KvRefusal, PrivacyEntry};
+pub use grants::{GrantRecord, PrivacyEntry};
+pub use kv::{KvQuota, KvRefusal};
 pub use ledger::{Account, AccountKind, AuditEntry, StatementLine, TrialBalance};
 pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef, rfc3339};
 pub use payments::{NewOrder, PaymentEvent, PaymentOrder, PaymentRefusal, PinRecord};
+pub use payouts::{NewPayout, PaidOut, Payout, PayoutRefusal};
 pub use refunds::{NewRefund, Refund, RefundRefusal, Refunded};
+pub use timers::{NewTimer, Timer};
 pub use tokens::{
     AccessTokenCheck, ClientRow, LoginCodeRow, Purged, RefreshFamilyRow, RefreshTokenRow,
     SigningKeyRow,

@@ -33,6 +33,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0007_webhooks.sql"),
     ),
     (8, "refunds", include_str!("../migrations/0008_refunds.sql")),
+    (
+        9,
+        "payouts_timers",
+        include_str!("../migrations/0009_payouts_timers.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

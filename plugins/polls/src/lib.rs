@@ -173,7 +173,7 @@ mod tests {
         assert!(parse("Q | a | a").is_err());
         let many = format!(
             "Q{}",
-            " | x".repeat(1) + &(0..11).map(|i| format!(" | o{i}")).collect::<String>()
+            " | x".to_owned() + &(0..11).map(|i| format!(" | o{i}")).collect::<String>()
         );
         assert!(parse(&many).is_err());
     }

@@ -116,4 +116,23 @@ impl storage::Host for StorageHost<'_> {
             })
             .await
     }
+
+    async fn compare_and_set(
+        &mut self,
+        b: Bucket,
+        key: String,
+        expected: Option<Vec<u8>>,
+        value: Vec<u8>,
+    ) -> minihost_runtime::wasmtime::Result<Result<bool, Error>> {
+        let bytes = key.len() + expected.as_ref().map_or(0, Vec::len) + value.len();
+        self.0
+            .call("compare-and-set", Some(SCOPE), bytes, async |cap, data| {
+                let actor = actor(data)?;
+                cap.svc
+                    .storage_compare_and_set(&actor, bucket(b), &key, expected.as_deref(), &value)
+                    .await
+                    .map_err(wit_error)
+            })
+            .await
+    }
 }

@@ -69,8 +69,14 @@ impl Platform {
         });
     }
 
-    /// Runs `event` now, or parks it behind a consent request.
-    async fn run(&self, user: User, install: Install, event: Event) -> Result<(), ApiError> {
+    /// Runs `event` now (`Some` with what it came to), or parks it behind a consent request
+    /// (`None`).
+    pub(super) async fn run(
+        &self,
+        user: User,
+        install: Install,
+        event: Event,
+    ) -> Result<Option<Ran>, ApiError> {
         let loaded = self
             .inner
             .loader
@@ -89,12 +95,12 @@ impl Platform {
                     .fanout
                     .publish(Topic::User(user.id.clone()), HubEvent::json(&frame));
             }
-            return Ok(());
+            return Ok(None);
         }
         let granted = grant.map(|g| g.scopes).unwrap_or_default();
         self.invoke(&user, &install, &loaded, event, granted)
-            .await?;
-        Ok(())
+            .await
+            .map(Some)
     }
 
     /// The consent request to send before running, if the user has not answered for every
@@ -300,6 +306,7 @@ impl Platform {
         )
         .grant(Scopes::new(granted))
         .limits(limits)
+        .developer(install.owner == user.id)
         .owner(install.owner.as_str())
         .with(actor.clone());
         let report = self

@@ -2,12 +2,15 @@
 //! happenings (a `/command`, a button press, an app opened) into events, asks for consent when
 //! the user has not answered for this app version yet, runs the app's released (or, for its
 //! developer, sideloaded) version in a fresh sandbox, posts the reply, and logs the invocation.
+//! Payment events and webhooks (`payments.rs`, `webhooks.rs`) and app timers (`timers.rs`) are
+//! dispatched from background loops.
 
 mod consent;
 mod dispatch;
 mod loader;
 mod notice;
 mod payments;
+mod timers;
 mod webhooks;
 
 pub use consent::PendingConsent;
@@ -71,6 +74,7 @@ impl Platform {
             webhooks_wake: Arc::new(tokio::sync::Notify::new()),
         });
         payments::start(&inner);
+        timers::start(&inner);
         webhooks::start(&inner);
         Platform { inner }
     }

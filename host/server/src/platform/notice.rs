@@ -62,6 +62,7 @@ fn purpose(scope: Scope) -> &'static str {
         Scope::MessagesSend => "send messages",
         Scope::ProfileRead => "see your profile",
         Scope::PaymentsRequest => "ask you for payments",
+        Scope::PaymentsPayout => "send you money",
         Scope::Storage => "keep data for you",
         Scope::AuthLogin => "sign you in to its service",
     }

@@ -20,11 +20,13 @@ const SWEEP: Duration = Duration::from_secs(1);
 /// Events taken per sweep.
 const BATCH: u32 = 200;
 
-/// The WIT status of a stored event kind.
-fn status(kind: &str) -> Option<PaymentStatus> {
+/// The WIT status of a stored event kind, for an order that has `refunded` of `amount` back.
+fn status(kind: &str, amount: i64, refunded: i64) -> Option<PaymentStatus> {
     match kind {
         "paid" => Some(PaymentStatus::Confirmed),
-        "declined" | "expired" => Some(PaymentStatus::Declined),
+        "declined" => Some(PaymentStatus::Declined),
+        "expired" => Some(PaymentStatus::Expired),
+        "refunded" if refunded < amount => Some(PaymentStatus::PartiallyRefunded),
         "refunded" => Some(PaymentStatus::Refunded),
         _ => None,
     }
@@ -89,11 +91,11 @@ impl Platform {
     /// Runs the app's `payment` event for the paying user where the app asked, if the app is
     /// still installed there.
     async fn deliver(&self, event: &PaymentEvent) -> anyhow::Result<()> {
-        let Some(status) = status(&event.kind) else {
-            return Ok(());
-        };
         let store = &self.inner.store;
         let Some(order) = store.order(&event.order_id).await? else {
+            return Ok(());
+        };
+        let Some(status) = status(&event.kind, order.amount, order.refunded) else {
             return Ok(());
         };
         let Some(conversation) = order.conversation_id.as_deref() else {
@@ -110,6 +112,9 @@ impl Platform {
         let update = Event::Payment(PaymentUpdate {
             request: order.id.clone(),
             status,
+            amount: order.amount.unsigned_abs(),
+            currency: order.currency.clone(),
+            refunded: order.refunded.unsigned_abs(),
         });
         self.spawn_event(user, install, update);
         Ok(())

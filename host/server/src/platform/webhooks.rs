@@ -218,10 +218,11 @@ pub(crate) fn event_type(kind: &str) -> Option<&'static str> {
 }
 
 /// The JSON body of `event`'s webhook: the order as it stands when the event is dispatched,
-/// its user named by the app-scoped id the app knows (`au_…`), never the internal one.
+/// its user named by the app-scoped id the app knows (`au_…`), never the internal one, and
+/// for a refund what that refund gave back (`refund_amount`).
 pub(crate) fn body(event: &PaymentEvent, order: &PaymentOrder, app_user: &str) -> Option<String> {
     let kind = event_type(&event.kind)?;
-    let value = serde_json::json!({
+    let mut value = serde_json::json!({
         "id": event.id,
         "type": kind,
         "created": event.created_at_ms.div_euclid(1000),
@@ -237,6 +238,10 @@ pub(crate) fn body(event: &PaymentEvent, order: &PaymentOrder, app_user: &str) -
             "idempotency_key": order.idempotency_key,
         }
     });
+    if event.kind == "refunded" {
+        // What this refund gave back (`refunded` is the total so far).
+        value["data"]["refund_amount"] = serde_json::json!(event.amount);
+    }
     Some(value.to_string())
 }
 
