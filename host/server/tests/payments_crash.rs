@@ -1,18 +1,20 @@
 //! Exactly-once money across a crash, with the real binary on every configured backend: a storm
 //! of confirmations is cut by SIGKILL; after the restart every order is paid with exactly its
 //! ledger entries or still pending, every confirmation acknowledged before the kill is paid,
-//! the trial balance holds, wallets hold what they should, and the rest can be paid.
+//! the trial balance holds, wallets hold what they should, and the rest can be paid; and the
+//! app's webhook receiver gets a `payment.paid` delivery for every order, those cut off by the
+//! kill included, and no other event.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
-use common::spawn;
+use common::spawn_with;
 
 use minihost_core::{DisplayName, Role, Username};
 use minihost_store::testing::TestDb;
-use minihost_store::{AccountKind, NewOrder, NewUser, Store};
+use minihost_store::{AccountKind, AppVersion, NewOrder, NewUser, Store, VersionStatus};
 use serde_json::{Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 const PAYERS: usize = 20;
@@ -21,8 +23,38 @@ const PRICE: i64 = 125;
 const FUNDS: i64 = 10_000;
 const PIN: &str = "135790";
 
-/// Payers with money, a PIN and pending orders of the `shop` app; returns (username, order ids).
-async fn setup(store: &Store) -> Vec<(String, Vec<String>)> {
+/// What the app's webhook receiver got: event id -> (type, order).
+type Received = Arc<Mutex<BTreeMap<String, (String, String)>>>;
+
+/// A webhook receiver on 127.0.0.1 that answers 200 to every POST and records its event;
+/// returns its URL. It lives as long as the test.
+async fn receiver(received: Received) -> String {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let received = received.clone();
+            async move {
+                let v: Value = serde_json::from_str(&body).unwrap();
+                received.lock().unwrap().insert(
+                    v["id"].as_str().unwrap().to_owned(),
+                    (
+                        v["type"].as_str().unwrap().to_owned(),
+                        v["data"]["order"].as_str().unwrap().to_owned(),
+                    ),
+                );
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// Payers with money, a PIN and pending orders of the `shop` app, whose approved version names
+/// `webhook`; returns (username, order ids).
+async fn setup(store: &Store, webhook: &str) -> Vec<(String, Vec<String>)> {
     let user = |name: &str, role: Role| NewUser {
         username: Username::parse(name).unwrap(),
         display_name: DisplayName::parse(name).unwrap(),
@@ -34,6 +66,20 @@ async fn setup(store: &Store) -> Vec<(String, Vec<String>)> {
         .await
         .unwrap();
     store.register_app("shop", "Shop", &dev.id).await.unwrap();
+    store
+        .put_version(&AppVersion {
+            app_id: "shop".into(),
+            version: "1.0.0".into(),
+            manifest: format!(
+                "id = \"shop\"\nname = \"Shop\"\nversion = \"1.0.0\"\n\
+                 description = \"Sells things.\"\nwebhook = \"{webhook}\"\n"
+            ),
+            wasm: minihost_guest_artifacts::read(minihost_guest_artifacts::SHOP).unwrap(),
+            wasm_sha256: "not checked here".into(),
+            status: VersionStatus::Approved,
+        })
+        .await
+        .unwrap();
     let pin = minihost_core::secret::hash_pin(PIN).unwrap();
     let mut payers = Vec::new();
     for p in 0..PAYERS {
@@ -90,12 +136,15 @@ async fn confirm(http: &reqwest::Client, url: &str, token: &str, order: &str) ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_confirmation_storm_cut_by_sigkill_pays_each_order_once() {
     for db in TestDb::all().await.unwrap() {
+        let received: Received = Arc::default();
+        let webhook = receiver(received.clone()).await;
         let store = db.open(None).await.unwrap();
-        let payers = setup(&store).await;
+        let payers = setup(&store, &webhook).await;
         store.close().await;
 
         let http = reqwest::Client::new();
-        let mut server = spawn(&db.config);
+        let serve_args = ["--dev-webhooks"];
+        let mut server = spawn_with(&db.config, &serve_args);
         let mut tokens = Vec::new();
         for (name, _) in &payers {
             tokens.push(sign_in(&http, &server.url, name).await);
@@ -166,7 +215,7 @@ async fn a_confirmation_storm_cut_by_sigkill_pays_each_order_once() {
         store.close().await;
 
         // After the restart the rest can be paid, each once.
-        let mut server = spawn(&db.config);
+        let mut server = spawn_with(&db.config, &serve_args);
         for ((_, orders), token) in payers.iter().zip(&tokens) {
             for order in orders {
                 assert_eq!(
@@ -177,6 +226,42 @@ async fn a_confirmation_storm_cut_by_sigkill_pays_each_order_once() {
                 );
             }
         }
+        // Every order's `payment.paid` webhook arrives, those the kill cut off included (a
+        // delivery the dead node had claimed goes out again when its lease ends), and nothing
+        // else: one event per order (an event sent twice across the crash has one id).
+        let all: BTreeSet<String> = payers.iter().flat_map(|(_, o)| o.clone()).collect();
+        let delivered = || -> BTreeSet<String> {
+            received
+                .lock()
+                .unwrap()
+                .values()
+                .map(|(_, order)| order.clone())
+                .collect()
+        };
+        for _ in 0..900 {
+            if delivered() == all {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            delivered(),
+            all,
+            "{}: a paid order's webhook is missing",
+            db.name
+        );
+        let events = received.lock().unwrap().clone();
+        assert_eq!(
+            events.len(),
+            all.len(),
+            "{}: one event per order: {events:?}",
+            db.name
+        );
+        assert!(
+            events.values().all(|(kind, _)| kind == "payment.paid"),
+            "{}: {events:?}",
+            db.name
+        );
         server.child.kill().unwrap();
         server.child.wait().unwrap();
         let store = db.open(None).await.unwrap();

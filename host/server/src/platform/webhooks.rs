@@ -20,8 +20,10 @@ pub const SIGNATURE_HEADER: &str = "Minihost-Signature";
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long resolving a webhook's host may take.
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long a claimed delivery is not due again while it is being sent (longer than a send).
-const LEASE_MS: i64 = 60_000;
+/// How long a claimed delivery is not due again while it is being sent: twice the longest
+/// attempt (resolve + send), so a live sender always finishes first, and a dead node's
+/// deliveries go out again half a minute later.
+const LEASE_MS: i64 = 30_000;
 /// Most deliveries in flight at once on this node.
 const MAX_IN_FLIGHT: usize = 32;
 

@@ -14,8 +14,14 @@ pub struct Server {
 
 /// Starts `minihost serve` on a free port of 127.0.0.1 with `config`'s database.
 pub fn spawn(config: &StoreConfig) -> Server {
+    spawn_with(config, &[])
+}
+
+/// [`spawn`] with more arguments for `serve`.
+pub fn spawn_with(config: &StoreConfig, args: &[&str]) -> Server {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_minihost"));
     cmd.args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
         .env_remove("DATABASE_URL")
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
