@@ -198,6 +198,28 @@ impl Client {
         .await
     }
 
+    /// As a reviewer: claims `app@version`, approves it and releases it to everyone.
+    pub async fn approve_and_release(&self, app: &str, version: &str) {
+        let r = self
+            .post(&format!("/api/v1/review/{app}/{version}/claim"), &json!({}))
+            .await;
+        assert_eq!(r.0, 204, "claim {app}@{version}: {r:?}");
+        let r = self
+            .post(
+                &format!("/api/v1/review/{app}/{version}"),
+                &json!({"decision": "approve"}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "approve {app}@{version}: {r:?}");
+        let r = self
+            .put(
+                &format!("/api/v1/apps/{app}/release"),
+                &json!({"version": version, "percent": 100}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "release {app}@{version}: {r:?}");
+    }
+
     /// Opens a direct conversation with `other`; returns its id.
     pub async fn direct_with(&self, other: &str) -> String {
         let r = self

@@ -387,13 +387,7 @@ async fn a_new_version_asks_again_for_just_its_new_scopes() {
         let (dev, rita, echo) = (dev.clone(), rita.clone(), echo.clone());
         async move {
             assert_eq!(dev.submit("echo", &manifest, &echo).await.0, 201);
-            let r = rita
-                .post(
-                    &format!("/api/v1/review/echo/{version}"),
-                    &json!({"decision": "approve"}),
-                )
-                .await;
-            assert_eq!(r.0, 200, "{r:?}");
+            rita.approve_and_release("echo", version).await;
         }
     };
     release(v1, "0.1.0").await;

@@ -76,13 +76,7 @@ async fn polls_with_consent_live_tally_and_revocation() {
             .await
             .unwrap();
         assert_eq!(rita.get("/api/v1/review/queue").await.1[0]["app"], "polls");
-        let r = rita
-            .post(
-                "/api/v1/review/polls/1.0.0",
-                &json!({"decision": "approve"}),
-            )
-            .await;
-        assert_eq!(r.0, 200, "{r:?}");
+        rita.approve_and_release("polls", "1.0.0").await;
 
         let bob = node.user("bob").await;
         let alice = node.user("alice").await;

@@ -54,13 +54,7 @@ async fn setup(node: &TestNode) -> (Client, Client, Vec<Client>, String) {
         .set_role("rita", Role::Reviewer)
         .await
         .unwrap();
-    let r = rita
-        .post(
-            "/api/v1/review/red-envelope/1.0.0",
-            &json!({"decision": "approve"}),
-        )
-        .await;
-    assert_eq!(r.0, 200, "{r:?}");
+    rita.approve_and_release("red-envelope", "1.0.0").await;
 
     let alice = node.user("alice").await;
     let me = alice.get("/api/v1/me").await.1;

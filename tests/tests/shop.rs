@@ -33,10 +33,7 @@ async fn shop_in_a_group(node: &TestNode) -> (Client, Client, String) {
         .set_role("rita", Role::Reviewer)
         .await
         .unwrap();
-    let r = rita
-        .post("/api/v1/review/shop/0.1.0", &json!({"decision": "approve"}))
-        .await;
-    assert_eq!(r.0, 200, "{r:?}");
+    rita.approve_and_release("shop", "0.1.0").await;
     let alice = node.user("alice").await;
     let group = tea.group("tea lovers", &["alice"]).await;
     let r = tea

@@ -1,5 +1,6 @@
-//! Mini-apps in conversations: sideload a component (developers), list and remove installed
-//! apps, open an app, press a button on an app's card, and read an app's invocation log (its
+//! Mini-apps in conversations: sideload a component in trial (developers), install a released
+//! app, list and remove installed apps (a group's owner; either member of a direct
+//! conversation), open an app, press a button on an app's card, and read an app's invocation log (its
 //! developer only). The work itself is done by the [`AppPlatform`](crate::platform::AppPlatform).
 
 use crate::auth::AuthUser;
@@ -30,7 +31,10 @@ pub fn router() -> Router<AppState> {
                 .get(list)
                 .layer(DefaultBodyLimit::max(MAX_SIDELOAD_BYTES)),
         )
-        .route("/api/v1/conversations/{id}/apps/{app}", delete(uninstall))
+        .route(
+            "/api/v1/conversations/{id}/apps/{app}",
+            delete(uninstall).put(install),
+        )
         .route("/api/v1/conversations/{id}/apps/{app}/open", post(open))
         .route(
             "/api/v1/conversations/{id}/messages/{message}/actions",
@@ -134,9 +138,41 @@ pub(crate) async fn list(
     ))
 }
 
+/// Whether `me` may add or remove apps in `conv`: a group's owner, or either member of a direct
+/// conversation.
+fn manages_apps(conv: &minihost_store::Conversation, me: &minihost_store::User) -> bool {
+    match conv.kind {
+        ConversationKind::Group => conv.owner.as_ref() == Some(&me.id),
+        ConversationKind::Direct => true,
+    }
+}
+
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/apps/{app}", operation_id = "install_app",
+    params(crate::openapi::params::Conversation, crate::openapi::params::App), security(("session" = [])),
+    responses((status = 201, description = "Installed: the app's release decides which version runs for whom", body = crate::Sideloaded),
+              (status = 403, description = "Only the group's owner installs apps"),
+              (status = 404, description = "No such conversation, or nothing of the app is released"),
+              (status = 409, description = "The app is suspended"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn install(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((id, app)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Sideloaded>), ApiError> {
+    let platform = state.platform()?;
+    let conv = member_conversation(&state, &id, &me).await?;
+    if !manages_apps(&conv, &me) {
+        return Err(ApiError::Forbidden(
+            "only the group's owner installs apps".into(),
+        ));
+    }
+    let done = platform.install(&me, &conv, &app).await?;
+    Ok((StatusCode::CREATED, Json(done)))
+}
+
 #[utoipa::path(delete, path = "/api/v1/conversations/{id}/apps/{app}", operation_id = "uninstall_app",
     params(crate::openapi::params::Conversation, crate::openapi::params::App), security(("session" = [])),
-    responses((status = 204, description = "Removed"), (status = 403, description = "Only the group's owner removes apps"),
+    responses((status = 204, description = "Removed"), (status = 403, description = "Only the group's owner removes apps (in a direct conversation, either member)"),
               (status = 404, description = "No such conversation, or the app is not installed there"),
               crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn uninstall(
@@ -145,7 +181,7 @@ pub(crate) async fn uninstall(
     Path((id, app)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let conv = member_conversation(&state, &id, &me).await?;
-    if conv.owner.as_ref() != Some(&me.id) {
+    if !manages_apps(&conv, &me) {
         return Err(ApiError::Forbidden(
             "only the group's owner removes apps".into(),
         ));

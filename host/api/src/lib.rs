@@ -20,6 +20,7 @@ mod openapi;
 mod payments;
 pub mod platform;
 mod registry;
+mod review;
 mod schemas;
 mod state;
 mod webhooks;
@@ -28,7 +29,7 @@ mod ws;
 pub use auth::hash_password;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use openapi::document as openapi_document;
-pub use platform::{ActionInput, AppPlatform, BoxFuture, Sideloaded};
+pub use platform::{ActionInput, AppPlatform, BoxFuture, Finding, Sideloaded};
 pub use state::{ApiConfig, AppState, publish_hook};
 
 use axum::Router;
@@ -63,6 +64,7 @@ pub fn routes() -> Router<AppState> {
         .merge(oauth::router())
         .merge(open::router())
         .merge(registry::router())
+        .merge(review::router())
         .merge(ws::router())
         .merge(openapi::router())
 }

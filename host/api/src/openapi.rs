@@ -7,7 +7,7 @@ use crate::error::ErrorBody;
 use crate::state::AppState;
 use crate::{
     accounts, apps, conversations, developer, grants, health, messages, oauth, open, payments,
-    registry, webhooks, ws,
+    registry, review, webhooks, ws,
 };
 use axum::routing::get;
 use axum::{Json, Router};
@@ -62,10 +62,21 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         grants::revoke_app,
         grants::revoke_scope,
         grants::privacy,
-        registry::submit,
-        registry::queue,
-        registry::decide,
-        registry::install,
+        apps::install,
+        registry::publish,
+        registry::versions,
+        registry::withdraw,
+        registry::release,
+        registry::rollback,
+        review::queue,
+        review::show,
+        review::claim,
+        review::decide,
+        review::suspend,
+        review::unsuspend,
+        review::report,
+        review::reports,
+        review::audit,
         developer::register,
         developer::rotate_secret,
         oauth::jwks,

@@ -261,9 +261,17 @@ pub(crate) async fn confirm(
     ApiJson(body): ApiJson<Confirm>,
 ) -> Result<Json<PaymentView>, ApiError> {
     // An unknown order answers 404 before the PIN is tried (no PIN guessing on other orders).
-    match state.store.order(&payment).await? {
-        Some(o) if o.user_id == me.id => {}
+    let app = match state.store.order(&payment).await? {
+        Some(o) if o.user_id == me.id => o.app_id,
         _ => return Err(ApiError::NotFound("payment request")),
+    };
+    // Nothing moves toward a suspended app.
+    if state.store.suspension(&app).await?.is_some() {
+        return Err(ApiError::Refused {
+            status: StatusCode::CONFLICT,
+            code: "app_suspended",
+            message: "the app is suspended: its payment requests cannot be paid".into(),
+        });
     }
     check_pin(&state, &me, body.pin).await?;
     let order = state

@@ -12,15 +12,32 @@ use std::pin::Pin;
 /// A boxed future, for the object-safe async methods below.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// What a sideload produced.
+/// What an upload (a trial install or a submission) produced, or an install.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Sideloaded {
     /// The app id (from the manifest).
     pub app: String,
-    /// The version installed.
+    /// The version.
     pub version: String,
-    /// Static-check findings that did not block the install (warnings).
-    pub findings: Vec<String>,
+    /// Where it stands: `trial`, `submitted`, or `released` (an install).
+    pub status: String,
+    /// Hex SHA-256 of the component: the version's content address.
+    pub sha256: String,
+    /// What the upload checks found (all passed, or it would have been refused), and the
+    /// manifest's changes against the released version.
+    pub findings: Vec<Finding>,
+}
+
+/// One thing the upload checks found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Finding {
+    /// Which check: `world`, `imports`, `size`, `compile`, `smoke`, `scopes`, `commands`,
+    /// `webhook`.
+    pub check: String,
+    /// `passed`, or `changed` (a difference from the released version to look at).
+    pub result: String,
+    /// What it found, in words.
+    pub message: String,
 }
 
 /// A button press on a card.
@@ -96,15 +113,19 @@ pub trait AppPlatform: Send + Sync + 'static {
         component: Vec<u8>,
     ) -> BoxFuture<'a, Result<Sideloaded, ApiError>>;
 
-    /// Validates a version (manifest, component, static import check) and stores it for review.
+    /// Validates a version of `app` (every blocking check: manifest, imports, compile, smoke
+    /// run), computes its findings, and stores it for review with the developer's `notes`.
+    /// Nothing is stored unless every blocking check passed.
     fn submit<'a>(
         &'a self,
         developer: &'a User,
+        app: &'a str,
         manifest: String,
         component: Vec<u8>,
+        notes: String,
     ) -> BoxFuture<'a, Result<Sideloaded, ApiError>>;
 
-    /// Installs (or upgrades to) the newest approved version of `app` in a conversation.
+    /// Installs `app` in a conversation (its release decides what runs for whom).
     fn install<'a>(
         &'a self,
         user: &'a User,
@@ -131,6 +152,10 @@ pub trait AppPlatform: Send + Sync + 'static {
 
     /// The consent requests waiting for the user (a JSON array).
     fn consent_requests(&self, user: &User) -> serde_json::Value;
+
+    /// `app` was just suspended: its waiting consent requests are dropped (their events never
+    /// run) and its pending payment requests are expired now rather than at the next sweep.
+    fn app_suspended(&self, app: &str);
 
     /// The user opened an installed app's panel.
     fn open<'a>(

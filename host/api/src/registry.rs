@@ -1,19 +1,20 @@
-//! The path from a developer's build to users, in its first form: a developer submits a
-//! version for review; a reviewer approves or rejects it with a reason; the owner of a group
-//! installs the newest approved version. (Gradual release and rollback come with the registry.)
+//! The registry, as a developer uses it: publish a version (every blocking check runs first,
+//! findings are stored with it, nothing is stored if one fails), see where each version
+//! stands (findings, the reviewer's reason, the release), withdraw a submission, and release
+//! an approved version to a share of users or roll back in one step. Releasing and rolling back
+//! are also open to reviewers who do not develop the app. Every transition is audited.
 
 use crate::apps::Sideload;
 use crate::auth::AuthUser;
-use crate::conversations::member_conversation;
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::platform::Sideloaded;
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{post, put};
 use axum::{Json, Router};
-use minihost_store::VersionStatus;
+use minihost_store::{AppRecord, Release, ReleaseRefusal, User, VersionReview, VersionStatus};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -22,150 +23,233 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(
             "/api/v1/apps/{app}/versions",
-            post(submit).layer(DefaultBodyLimit::max(crate::apps::MAX_SIDELOAD_BYTES)),
+            post(publish)
+                .get(versions)
+                .layer(DefaultBodyLimit::max(crate::apps::MAX_SIDELOAD_BYTES)),
         )
-        .route("/api/v1/review/queue", get(queue))
-        .route("/api/v1/review/{app}/{version}", post(decide))
-        .route("/api/v1/conversations/{id}/apps/{app}", put(install))
+        .route(
+            "/api/v1/apps/{app}/versions/{version}/withdraw",
+            post(withdraw),
+        )
+        .route("/api/v1/apps/{app}/release", put(release))
+        .route("/api/v1/apps/{app}/rollback", post(rollback))
 }
 
-#[utoipa::path(post, path = "/api/v1/apps/{app}/versions", operation_id = "submit_version",
+/// A version to publish: the manifest, the component, and notes to the reviewer.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Publish {
+    /// The app's `miniapp.toml`, as text.
+    manifest: String,
+    /// The component (`.wasm`), base64-encoded.
+    component: String,
+    /// What the reviewer should know (what changed, how to try it).
+    #[serde(default)]
+    notes: String,
+}
+
+/// Longest notes to a reviewer, in bytes.
+const MAX_NOTES_BYTES: usize = 4000;
+
+#[utoipa::path(post, path = "/api/v1/apps/{app}/versions", operation_id = "publish_version",
     params(crate::openapi::params::App), security(("session" = [])),
-    request_body(content = Sideload, example = json!({"manifest": "id = \"echo\"\nname = \"Echo\"\nversion = \"0.1.0\"\ndescription = \"Replies to /echo TEXT with TEXT.\"\n\n[[commands]]\nname = \"echo\"\nhelp = \"/echo TEXT - repeats TEXT\"\n", "component": "AGFzbQ0AAQA... (the whole .wasm, base64)"})),
-    responses((status = 201, description = "Submitted for review", body = crate::Sideloaded),
+    request_body(content = Publish, example = json!({"manifest": "id = \"echo\"\nname = \"Echo\"\nversion = \"0.1.0\"\ndescription = \"Replies to /echo TEXT with TEXT.\"\n\n[[commands]]\nname = \"echo\"\nhelp = \"/echo TEXT - repeats TEXT\"\n", "component": "AGFzbQ0AAQA... (the whole .wasm, base64)", "notes": "First version."})),
+    responses((status = 201, description = "Submitted for review, with its findings and content hash", body = crate::Sideloaded),
               (status = 403, description = "Not a developer"),
-              (status = 409, description = "The app id belongs to another developer, or this version was submitted already"),
-              (status = 422, description = "Manifest or component rejected, with findings, or the manifest's id is not `{app}`"),
+              (status = 409, description = "The app id belongs to another developer, or this version number exists already (versions are immutable)"),
+              (status = 422, description = "Manifest or component refused by a blocking check (named), or the manifest's id is not `{app}`"),
               crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
-pub(crate) async fn submit(
+pub(crate) async fn publish(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path(app): Path<String>,
-    ApiJson(body): ApiJson<Sideload>,
+    ApiJson(body): ApiJson<Publish>,
 ) -> Result<(StatusCode, Json<Sideloaded>), ApiError> {
     let platform = state.platform()?;
     if !me.role.can_develop() {
-        return Err(ApiError::Forbidden("only developers submit apps".into()));
+        return Err(ApiError::Forbidden("only developers publish apps".into()));
     }
-    let (manifest, component) = body.decode()?;
-    let done = platform.submit(&me, manifest, component).await?;
-    if done.app != app {
+    if body.notes.len() > MAX_NOTES_BYTES {
         return Err(ApiError::invalid(
-            "manifest",
-            format!("the manifest's id is {:?}, not {app:?}", done.app),
+            "notes",
+            format!("at most {MAX_NOTES_BYTES} bytes"),
         ));
     }
+    let (manifest, component) = Sideload {
+        manifest: body.manifest,
+        component: body.component,
+    }
+    .decode()?;
+    let done = platform
+        .submit(&me, &app, manifest, component, body.notes)
+        .await?;
     Ok((StatusCode::CREATED, Json(done)))
 }
 
-/// A version waiting for review.
+/// An app's versions, release and suspension, as its developer and reviewers see them.
 #[derive(Serialize, ToSchema)]
-pub(crate) struct QueueEntry {
+pub(crate) struct AppVersions {
+    /// The app.
     app: String,
-    version: String,
+    /// What runs for ordinary users.
+    #[schema(value_type = crate::openapi::AnyObject)]
+    release: Release,
+    /// Why it is suspended, if it is.
+    suspended: Option<String>,
+    /// Every version, newest upload first: status, content hash, findings, notes, reason.
+    #[schema(value_type = Vec<crate::openapi::AnyObject>)]
+    versions: Vec<VersionReview>,
 }
 
-#[utoipa::path(get, path = "/api/v1/review/queue", operation_id = "review_queue",
-    security(("session" = [])),
-    responses((status = 200, body = Vec<QueueEntry>), (status = 403, description = "Reviewers only"),
+/// The app, if `me` develops it or may review it; 404 otherwise (its existence is not told).
+pub(crate) async fn app_for(
+    state: &AppState,
+    me: &User,
+    app: &str,
+) -> Result<(AppRecord, bool), ApiError> {
+    let record = state
+        .store
+        .app(app)
+        .await?
+        .ok_or(ApiError::NotFound("app"))?;
+    let develops = record.developer == me.id;
+    if !develops && !me.role.can_review() {
+        return Err(ApiError::NotFound("app"));
+    }
+    Ok((record, develops))
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/versions", operation_id = "app_versions",
+    params(crate::openapi::params::App), security(("session" = [])),
+    responses((status = 200, body = AppVersions), (status = 404, description = "No such app of yours"),
               crate::openapi::errors::Session, crate::openapi::errors::Server))]
-pub(crate) async fn queue(
+pub(crate) async fn versions(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-) -> Result<Json<Vec<QueueEntry>>, ApiError> {
-    if !me.role.can_review() {
-        return Err(ApiError::Forbidden("reviewers only".into()));
-    }
-    let list = state
-        .store
-        .versions_with_status(VersionStatus::Submitted)
-        .await?;
-    Ok(Json(
-        list.into_iter()
-            .map(|(app, version)| QueueEntry { app, version })
-            .collect(),
-    ))
+    Path(app): Path<String>,
+) -> Result<Json<AppVersions>, ApiError> {
+    app_for(&state, &me, &app).await?;
+    Ok(Json(AppVersions {
+        release: state.store.release(&app).await?,
+        suspended: state.store.suspension(&app).await?,
+        versions: state.store.version_reviews(&app).await?,
+        app,
+    }))
 }
 
-/// A reviewer's decision.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Decision {
-    /// `approve` or `reject`.
-    decision: String,
-    /// Why (required to reject; shown to the developer).
-    #[serde(default)]
-    reason: String,
-}
-
-#[utoipa::path(post, path = "/api/v1/review/{app}/{version}", operation_id = "decide_review",
+#[utoipa::path(post, path = "/api/v1/apps/{app}/versions/{version}/withdraw", operation_id = "withdraw_version",
     params(crate::openapi::params::App, crate::openapi::params::Version), security(("session" = [])),
-    request_body(content = Decision, example = json!({"decision": "reject", "reason": "The card has no text for screen readers"})),
-    responses((status = 200, description = "`{app, version, status, reason}`", body = crate::openapi::AnyObject), (status = 403, description = "Reviewers only"),
-              (status = 404, description = "No such version"),
-              (status = 409, description = "Not waiting for review"),
-              (status = 422, description = "Neither `approve` nor `reject`, or a rejection without a reason"),
-              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
-pub(crate) async fn decide(
+    responses((status = 204, description = "Withdrawn"), (status = 404, description = "No such version of your app"),
+              (status = 409, description = "Not waiting for review (decided already, or withdrawn)"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn withdraw(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path((app, version)): Path<(String, String)>,
-    ApiJson(body): ApiJson<Decision>,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    if !me.role.can_review() {
-        return Err(ApiError::Forbidden("reviewers only".into()));
+) -> Result<StatusCode, ApiError> {
+    let (_, develops) = app_for(&state, &me, &app).await?;
+    if !develops || state.store.version_review(&app, &version).await?.is_none() {
+        return Err(ApiError::NotFound("version of your app"));
     }
-    let to = match body.decision.as_str() {
-        "approve" => VersionStatus::Approved,
-        "reject" if !body.reason.trim().is_empty() => VersionStatus::Rejected,
-        "reject" => return Err(ApiError::invalid("reason", "a rejection needs a reason")),
-        _ => {
-            return Err(ApiError::invalid(
-                "decision",
-                "must be \"approve\" or \"reject\"",
-            ));
-        }
-    };
-    if state.store.version_meta(&app, &version).await?.is_none() {
-        return Err(ApiError::NotFound("app version"));
-    }
-    if !state
+    let moved = state
         .store
-        .set_version_status(&app, &version, VersionStatus::Submitted, to)
-        .await?
-    {
+        .transition_version(
+            &app,
+            &version,
+            &[VersionStatus::Submitted, VersionStatus::InReview],
+            VersionStatus::Withdrawn,
+            None,
+            None,
+            "",
+            &format!("developer:{}", me.username),
+        )
+        .await?;
+    if !moved {
         return Err(ApiError::Conflict(
             "this version is not waiting for review".into(),
         ));
     }
-    tracing::info!(%app, %version, reviewer = %me.username, decision = %body.decision, reason = %body.reason, "review decision");
-    Ok(Json(serde_json::json!({
-        "app": app, "version": version, "status": to.as_str(), "reason": body.reason
-    })))
+    Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(put, path = "/api/v1/conversations/{id}/apps/{app}", operation_id = "install_app",
-    params(crate::openapi::params::Conversation, crate::openapi::params::App), security(("session" = [])),
-    responses((status = 201, description = "Installed (the newest approved version)", body = crate::Sideloaded),
-              (status = 403, description = "Only the group's owner installs apps"),
-              (status = 404, description = "No such conversation, or no approved version of the app"),
-              crate::openapi::errors::Session, crate::openapi::errors::Server))]
-pub(crate) async fn install(
+/// A release: which approved version, to which share of users.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseBody {
+    /// The approved version.
+    version: String,
+    /// Percent of users (0 to 100) who get it; 100 makes it everyone's stable version.
+    #[serde(default = "hundred")]
+    percent: i64,
+}
+
+fn hundred() -> i64 {
+    100
+}
+
+/// Who may release or roll back `app`: its developer, or a reviewer who does not develop it.
+async fn may_release(state: &AppState, me: &User, app: &str) -> Result<String, ApiError> {
+    let (_, develops) = app_for(state, me, app).await?;
+    Ok(if develops {
+        format!("developer:{}", me.username)
+    } else {
+        format!("reviewer:{}", me.username)
+    })
+}
+
+fn release_refused(r: ReleaseRefusal) -> ApiError {
+    ApiError::Refused {
+        status: StatusCode::CONFLICT,
+        code: match r {
+            ReleaseRefusal::NotApproved(_) => "not_approved",
+            ReleaseRefusal::NothingToRollBack => "nothing_to_roll_back",
+        },
+        message: r.to_string(),
+    }
+}
+
+#[utoipa::path(put, path = "/api/v1/apps/{app}/release", operation_id = "release_version",
+    params(crate::openapi::params::App), security(("session" = [])),
+    request_body(content = ReleaseBody, example = json!({"version": "1.1.0", "percent": 50})),
+    responses((status = 200, description = "The release now", body = crate::openapi::AnyObject),
+              (status = 404, description = "No such app of yours (or to review)"),
+              (status = 409, description = "The version is not approved (`not_approved`)"),
+              (status = 422, description = "A percentage outside 0 to 100"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn release(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-    Path((id, app)): Path<(String, String)>,
-) -> Result<(StatusCode, Json<Sideloaded>), ApiError> {
-    let platform = state.platform()?;
-    let conv = member_conversation(&state, &id, &me).await?;
-    let may = match conv.kind {
-        minihost_core::ConversationKind::Group => conv.owner.as_ref() == Some(&me.id),
-        minihost_core::ConversationKind::Direct => true,
-    };
-    if !may {
-        return Err(ApiError::Forbidden(
-            "only the group's owner installs apps".into(),
-        ));
+    Path(app): Path<String>,
+    ApiJson(body): ApiJson<ReleaseBody>,
+) -> Result<Json<Release>, ApiError> {
+    if !(0..=100).contains(&body.percent) {
+        return Err(ApiError::invalid("percent", "must be 0 to 100"));
     }
-    let done = platform.install(&me, &conv, &app).await?;
-    Ok((StatusCode::CREATED, Json(done)))
+    let actor = may_release(&state, &me, &app).await?;
+    let r = state
+        .store
+        .set_release(&app, &body.version, body.percent, &actor)
+        .await?
+        .map_err(release_refused)?;
+    Ok(Json(r))
+}
+
+#[utoipa::path(post, path = "/api/v1/apps/{app}/rollback", operation_id = "roll_back",
+    params(crate::openapi::params::App), security(("session" = [])),
+    responses((status = 200, description = "The release now: a rollout stopped, or the previous stable version back", body = crate::openapi::AnyObject),
+              (status = 404, description = "No such app of yours (or to review)"),
+              (status = 409, description = "Nothing to roll back to (`nothing_to_roll_back`)"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn rollback(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(app): Path<String>,
+) -> Result<Json<Release>, ApiError> {
+    let actor = may_release(&state, &me, &app).await?;
+    let r = state
+        .store
+        .roll_back(&app, &actor)
+        .await?
+        .map_err(release_refused)?;
+    Ok(Json(r))
 }

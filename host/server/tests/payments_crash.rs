@@ -77,6 +77,8 @@ async fn setup(store: &Store, webhook: &str) -> Vec<(String, Vec<String>)> {
             wasm: minihost_guest_artifacts::read(minihost_guest_artifacts::SHOP).unwrap(),
             wasm_sha256: "not checked here".into(),
             status: VersionStatus::Approved,
+            findings: "[]".into(),
+            notes: String::new(),
         })
         .await
         .unwrap();

@@ -18,37 +18,46 @@ pub struct AppRecord {
     pub developer: UserId,
 }
 
-/// Where a version stands.
+/// Where a version stands in review.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum VersionStatus {
-    /// Installed by its developer for testing; runs only for them, unreviewed.
-    Sideloaded,
-    /// Waiting for review.
+    /// In trial: runs only for its developer (and their testers), in their own conversations;
+    /// unreviewed. A new upload of the same version replaces it.
+    Trial,
+    /// Waiting for a reviewer.
     Submitted,
-    /// Approved: users may see it.
+    /// Claimed by one reviewer.
+    InReview,
+    /// Approved: it may be released.
     Approved,
-    /// Rejected by a reviewer.
+    /// Rejected by a reviewer, with a reason.
     Rejected,
+    /// Taken back by its developer before a decision.
+    Withdrawn,
 }
 
 impl VersionStatus {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
         match self {
-            VersionStatus::Sideloaded => "sideloaded",
+            VersionStatus::Trial => "trial",
             VersionStatus::Submitted => "submitted",
+            VersionStatus::InReview => "in_review",
             VersionStatus::Approved => "approved",
             VersionStatus::Rejected => "rejected",
+            VersionStatus::Withdrawn => "withdrawn",
         }
     }
 
-    fn parse(s: &str) -> Result<Self> {
+    pub(crate) fn parse(s: &str) -> Result<Self> {
         Ok(match s {
-            "sideloaded" => VersionStatus::Sideloaded,
+            "trial" | "sideloaded" => VersionStatus::Trial,
             "submitted" => VersionStatus::Submitted,
+            "in_review" => VersionStatus::InReview,
             "approved" => VersionStatus::Approved,
             "rejected" => VersionStatus::Rejected,
+            "withdrawn" => VersionStatus::Withdrawn,
             other => return Err(StoreError::Corrupt(format!("version status {other:?}"))),
         })
     }
@@ -69,6 +78,10 @@ pub struct AppVersion {
     pub wasm_sha256: String,
     /// Review status.
     pub status: VersionStatus,
+    /// What the upload checks found (a JSON array), computed once at upload.
+    pub findings: String,
+    /// The developer's notes to the reviewer.
+    pub notes: String,
 }
 
 /// An app installed in a conversation.
@@ -88,6 +101,10 @@ pub struct Install {
     pub sideloaded: bool,
     /// The app's developer.
     pub owner: UserId,
+    /// Whether the app is suspended (it runs nowhere).
+    pub suspended: bool,
+    /// What runs for ordinary users (a trial install runs `version` instead).
+    pub release: crate::registry::Release,
 }
 
 /// One entry of an app's invocation log.
@@ -134,6 +151,15 @@ fn install_from_row(r: &AnyRow) -> Result<Install> {
         installed_by: UserId::from_string(r.try_get::<String, _>("installed_by")?),
         sideloaded: r.try_get::<i64, _>("sideloaded")? != 0,
         owner: UserId::from_string(r.try_get::<String, _>("developer_id")?),
+        suspended: r
+            .try_get::<Option<String>, _>("suspended_reason")?
+            .is_some(),
+        release: crate::registry::Release {
+            stable: r.try_get("stable")?,
+            candidate: r.try_get("candidate")?,
+            percent: r.try_get::<Option<i64>, _>("percent")?.unwrap_or(0),
+            history: Vec::new(),
+        },
     })
 }
 
@@ -200,12 +226,13 @@ impl Store {
                 .fetch_optional(&mut *tx)
                 .await?;
         match existing {
-            Some((status,)) if VersionStatus::parse(&status)? != VersionStatus::Sideloaded => {
+            Some((status,)) if VersionStatus::parse(&status)? != VersionStatus::Trial => {
                 return Err(StoreError::Conflict("a reviewed or submitted version"));
             }
             Some(_) => {
                 sqlx::query(
-                    "UPDATE app_versions SET manifest = $1, wasm = $2, wasm_sha256 = $3, status = $4
+                    "UPDATE app_versions SET manifest = $1, wasm = $2, wasm_sha256 = $3, status = $4,
+                            findings = $7, notes = $8, updated_at = $9
                       WHERE app_id = $5 AND version = $6",
                 )
                 .bind(&v.manifest)
@@ -214,14 +241,18 @@ impl Store {
                 .bind(v.status.as_str())
                 .bind(&v.app_id)
                 .bind(&v.version)
+                .bind(&v.findings)
+                .bind(&v.notes)
+                .bind(minihost_core::now_millis())
                 .execute(&mut *tx)
                 .await?;
             }
             None => {
                 sqlx::query(
                     "INSERT INTO app_versions
-                        (app_id, version, manifest, wasm, wasm_sha256, status, created_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        (app_id, version, manifest, wasm, wasm_sha256, status, created_at,
+                         findings, notes, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $7)",
                 )
                 .bind(&v.app_id)
                 .bind(&v.version)
@@ -230,6 +261,8 @@ impl Store {
                 .bind(&v.wasm_sha256)
                 .bind(v.status.as_str())
                 .bind(minihost_core::now_millis())
+                .bind(&v.findings)
+                .bind(&v.notes)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -241,7 +274,7 @@ impl Store {
     /// One version, with its component bytes.
     pub async fn version(&self, app_id: &str, version: &str) -> Result<Option<AppVersion>> {
         let row = sqlx::query(
-            "SELECT app_id, version, manifest, wasm, wasm_sha256, status
+            "SELECT app_id, version, manifest, wasm, wasm_sha256, status, findings, notes
                FROM app_versions WHERE app_id = $1 AND version = $2",
         )
         .bind(app_id)
@@ -256,6 +289,8 @@ impl Store {
                 wasm: r.try_get("wasm")?,
                 wasm_sha256: r.try_get("wasm_sha256")?,
                 status: VersionStatus::parse(&r.try_get::<String, _>("status")?)?,
+                findings: r.try_get("findings")?,
+                notes: r.try_get("notes")?,
             })
         })
         .transpose()
@@ -370,8 +405,10 @@ impl Store {
     pub async fn installs(&self, conversation: &ConversationId) -> Result<Vec<Install>> {
         let rows = sqlx::query(
             "SELECT i.conversation_id, i.app_id, a.name, a.developer_id, i.version, i.installed_by,
-                    i.sideloaded
+                    i.sideloaded, a.suspended_reason, r.stable, r.candidate,
+                    CAST(r.percent AS BIGINT) AS percent
                FROM installs i JOIN apps a ON a.id = i.app_id
+               LEFT JOIN app_releases r ON r.app_id = i.app_id
               WHERE i.conversation_id = $1 ORDER BY i.created_at, i.app_id",
         )
         .bind(conversation.as_str())

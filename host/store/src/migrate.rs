@@ -38,6 +38,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "payouts_timers",
         include_str!("../migrations/0009_payouts_timers.sql"),
     ),
+    (
+        10,
+        "registry",
+        include_str!("../migrations/0010_registry.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

@@ -497,7 +497,9 @@ async fn apps_versions_installs_and_invocation_log() {
             manifest: "id = \"echo\"".into(),
             wasm: wasm.clone(),
             wasm_sha256: "abc".into(),
-            status: VersionStatus::Sideloaded,
+            status: VersionStatus::Trial,
+            findings: "[]".into(),
+            notes: String::new(),
         };
         store.put_version(&v).await.unwrap();
         v.wasm_sha256 = "def".into();

@@ -98,6 +98,15 @@ impl ConsentBook {
             .remove(&(user.clone(), app.to_owned()))
     }
 
+    /// Drops every request of `app` (it was suspended): their events never run.
+    pub(crate) fn drop_app(&self, app: &str) -> usize {
+        self.waiting.lock().map_or(0, |mut m| {
+            let before = m.len();
+            m.retain(|(_, a), _| a != app);
+            before - m.len()
+        })
+    }
+
     /// The requests waiting for `user`.
     pub(crate) fn pending_for(&self, user: &UserId) -> Vec<PendingConsent> {
         self.waiting

@@ -17,21 +17,54 @@ use std::sync::Arc;
 use std::time::Duration;
 
 impl Platform {
-    /// The install of `app` in `conversation` that `user` may use (a sideloaded app only for the
-    /// developer who installed it).
+    /// The install of `app` in `conversation` as it runs for `user` (see [`Self::runnable`]).
     pub(super) async fn installed(
         &self,
         user: &User,
         conversation: &ConversationId,
         app: &str,
     ) -> Result<Option<Install>, ApiError> {
-        Ok(self
+        let found = self
             .inner
             .store
             .installs(conversation)
             .await?
             .into_iter()
-            .find(|i| i.app_id == app && (!i.sideloaded || i.installed_by == user.id)))
+            .find(|i| i.app_id == app);
+        match found {
+            Some(install) => self.runnable(user, install).await,
+            None => Ok(None),
+        }
+    }
+
+    /// `install` with the version that runs for `user`, or `None` when nothing of it runs for
+    /// them: a suspended app runs for nobody; a version in trial only for the developer who
+    /// installed it; otherwise the app's release decides (the candidate for users whose bucket
+    /// is below the rollout percentage, the stable version for the others, nothing before a
+    /// first release). Read at every event from the store, so a suspension or a rollback
+    /// applies to the next event.
+    pub(super) async fn runnable(
+        &self,
+        user: &User,
+        mut install: Install,
+    ) -> Result<Option<Install>, ApiError> {
+        if install.suspended {
+            return Ok(None);
+        }
+        if install.sideloaded {
+            return Ok((install.installed_by == user.id).then_some(install));
+        }
+        let app_user = self
+            .inner
+            .svc
+            .app_user_id(&install.app_id, &user.id)
+            .await
+            .map_err(app_err)?;
+        let Some(version) = install.release.version_for(bucket(&app_user)) else {
+            return Ok(None);
+        };
+        install.version = version.to_owned();
+        Ok(Some(install))
     }
 
     /// Runs every app installed in the conversation that declares command `name`.
@@ -43,9 +76,9 @@ impl Platform {
         args: &str,
     ) -> Result<(), ApiError> {
         for install in self.inner.store.installs(conversation).await? {
-            if install.sideloaded && install.installed_by != author.id {
+            let Some(install) = self.runnable(author, install).await? else {
                 continue;
-            }
+            };
             let loaded = self
                 .inner
                 .loader
@@ -175,6 +208,10 @@ impl Platform {
         app: &str,
         scopes: Vec<String>,
     ) -> Result<GrantRecord, ApiError> {
+        if self.inner.store.suspension(app).await?.is_some() {
+            self.inner.consent.drop_app(app);
+            return Err(suspended());
+        }
         let waiting = self.inner.consent.take(&user.id, app);
         let version = match (&waiting, self.inner.store.grant(&user.id, app).await?) {
             (Some(w), _) => w.request.version.clone(),
@@ -369,6 +406,25 @@ pub(crate) struct Ran {
     pub rejected: Option<String>,
     /// The sentence the user was shown, if the invocation failed.
     pub notice: Option<String>,
+}
+
+/// The refusal of anything for a suspended app.
+pub(crate) fn suspended() -> ApiError {
+    ApiError::Refused {
+        status: axum::http::StatusCode::CONFLICT,
+        code: "app_suspended",
+        message: "the app is suspended: nothing of it runs".into(),
+    }
+}
+
+/// A user's rollout bucket for an app, 0..100: stable for the (app, user) pair (a hash of the
+/// app-scoped id), spread evenly over users.
+pub(crate) fn bucket(app_user_id: &str) -> u8 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(app_user_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u8::try_from(u64::from_be_bytes(first) % 100).unwrap_or(0)
 }
 
 /// A consent answer may only grant scopes the version declares.

@@ -157,6 +157,16 @@ impl Loader {
         manifest_text: &str,
         component: &[u8],
     ) -> Result<(Manifest, Arc<LoadedApp>), ApiError> {
+        let (manifest, app, _) = self.validate_inspected(manifest_text, component).await?;
+        Ok((manifest, app))
+    }
+
+    /// [`Self::validate`], also answering what inspecting the component read.
+    async fn validate_inspected(
+        &self,
+        manifest_text: &str,
+        component: &[u8],
+    ) -> Result<(Manifest, Arc<LoadedApp>, ComponentInfo), ApiError> {
         let manifest = minihost_manifest::parse(manifest_text).map_err(manifest_errors)?;
         if let Some(url) = &manifest.webhook {
             super::webhooks::check_url(url, &self.webhooks)
@@ -170,7 +180,7 @@ impl Loader {
             return Err(invalid("component", text.join("; ")));
         }
         let app = self.compile(component.to_vec()).await.map_err(load_error)?;
-        Ok((manifest, app))
+        Ok((manifest, app, info))
     }
 
     /// Reads a component's imports and sizes without compiling it.
@@ -189,16 +199,48 @@ impl Loader {
             .map_err(|e| invalid("component", e.to_string()))
     }
 
-    /// Validates and stores a version with `status`; returns its id and version.
+    /// Validates a version (every blocking check), smoke-runs it, computes its findings
+    /// against the released version, and stores it with `status`, `notes` and the findings.
     async fn store_version(
         &self,
         developer: &User,
         manifest_text: String,
         component: Vec<u8>,
         status: VersionStatus,
-    ) -> Result<(String, String), ApiError> {
-        let (manifest, app) = self.validate(&manifest_text, &component).await?;
-        let stored = self.put(developer, manifest, manifest_text, component, status, &app);
+        notes: String,
+    ) -> Result<Sideloaded, ApiError> {
+        let (manifest, app, info) = self.validate_inspected(&manifest_text, &component).await?;
+        let stored = async {
+            let smoke = super::findings::smoke_run(&self.runtime, &app, &manifest).await?;
+            let mut found = super::findings::checks_passed(
+                &info.imports,
+                component.len(),
+                self.runtime.config().max_component_bytes,
+                &smoke,
+            );
+            let released = self.released_manifest(manifest.id.as_str()).await?;
+            found.extend(super::findings::diff(
+                &manifest,
+                released.as_ref().map(|(v, m)| (v.as_str(), m)),
+            ));
+            let stored = self
+                .put(
+                    developer,
+                    manifest,
+                    manifest_text,
+                    component,
+                    (status, &found, notes),
+                    &app,
+                )
+                .await?;
+            Ok::<_, ApiError>(Sideloaded {
+                app: stored.0,
+                version: stored.1,
+                status: status.as_str().to_owned(),
+                sha256: stored.2,
+                findings: found,
+            })
+        };
         match stored.await {
             Ok(stored) => Ok(stored),
             Err(e) => {
@@ -214,6 +256,20 @@ impl Loader {
         }
     }
 
+    /// The released (stable) version of `app` and its manifest, if one is released.
+    async fn released_manifest(&self, app: &str) -> Result<Option<(String, Manifest)>, ApiError> {
+        let Some(version) = self.store.release(app).await?.stable else {
+            return Ok(None);
+        };
+        let Some((text, _, _)) = self.store.version_meta(app, &version).await? else {
+            return Ok(None);
+        };
+        let manifest = minihost_manifest::parse(&text).map_err(|e| {
+            ApiError::Internal(format!("stored manifest of {app}@{version}: {e:?}"))
+        })?;
+        Ok(Some((version, manifest)))
+    }
+
     /// Stores a validated version.
     async fn put(
         &self,
@@ -221,9 +277,9 @@ impl Loader {
         manifest: Manifest,
         manifest_text: String,
         component: Vec<u8>,
-        status: VersionStatus,
+        (status, findings, notes): (VersionStatus, &[minihost_api::Finding], String),
         app: &Arc<LoadedApp>,
-    ) -> Result<(String, String), ApiError> {
+    ) -> Result<(String, String, String), ApiError> {
         let id = manifest.id.as_str().to_owned();
         let version = manifest.version.to_string();
         self.store
@@ -244,28 +300,31 @@ impl Loader {
                 wasm: component,
                 wasm_sha256: hash.clone(),
                 status,
+                findings: serde_json::to_string(findings)
+                    .map_err(|e| ApiError::Internal(format!("findings: {e}")))?,
+                notes,
             })
             .await
             .map_err(|e| match e {
                 StoreError::Conflict(_) => ApiError::Conflict(format!(
-                    "{id}@{version} was submitted for review and cannot change; bump the version"
+                    "{id}@{version} was submitted for review and cannot change (versions are immutable); bump the version"
                 )),
                 other => other.into(),
             })?;
         self.remember_hash(&id, &version, &hash);
         if let Ok(mut map) = self.by_hash.lock() {
             map.insert(
-                hash,
+                hash.clone(),
                 Arc::new(Loaded {
                     manifest,
                     app: app.clone(),
                 }),
             );
         }
-        Ok((id, version))
+        Ok((id, version, hash))
     }
 
-    /// Validates and installs a developer's unreviewed version in a group they own.
+    /// Validates and installs a developer's version in trial in a group they own.
     pub(crate) async fn sideload(
         &self,
         developer: &User,
@@ -273,70 +332,88 @@ impl Loader {
         manifest_text: String,
         component: Vec<u8>,
     ) -> Result<Sideloaded, ApiError> {
-        let (id, version) = self
+        let done = self
             .store_version(
                 developer,
                 manifest_text,
                 component,
-                VersionStatus::Sideloaded,
+                VersionStatus::Trial,
+                String::new(),
             )
             .await?;
         self.store
-            .install(&conversation.id, &id, &version, &developer.id, true)
+            .install(
+                &conversation.id,
+                &done.app,
+                &done.version,
+                &developer.id,
+                true,
+            )
             .await?;
-        Ok(Sideloaded {
-            app: id,
-            version,
-            findings: Vec::new(),
-        })
+        Ok(done)
     }
 
-    /// Validates a version and queues it for review.
+    /// Validates a version and queues it for review, with the developer's `notes`. Nothing is
+    /// stored when `app` is not the manifest's id.
     pub(crate) async fn submit(
         &self,
         developer: &User,
+        app: &str,
         manifest_text: String,
         component: Vec<u8>,
+        notes: String,
     ) -> Result<Sideloaded, ApiError> {
-        let (app, version) = self
-            .store_version(
-                developer,
-                manifest_text,
-                component,
-                VersionStatus::Submitted,
-            )
-            .await?;
-        Ok(Sideloaded {
-            app,
-            version,
-            findings: Vec::new(),
-        })
+        let manifest = minihost_manifest::parse(&manifest_text).map_err(manifest_errors)?;
+        if manifest.id.as_str() != app {
+            return Err(invalid(
+                "manifest",
+                format!(
+                    "the manifest's id is {:?}, not {app:?}",
+                    manifest.id.as_str()
+                ),
+            ));
+        }
+        self.store_version(
+            developer,
+            manifest_text,
+            component,
+            VersionStatus::Submitted,
+            notes,
+        )
+        .await
     }
 
-    /// Installs the newest approved version of `app` in a conversation.
+    /// Installs `app` in a conversation: what runs there for each user is decided by the app's
+    /// release at every event. Refused while nothing of it is released.
     pub(crate) async fn install(
         &self,
         user: &User,
         conversation: &Conversation,
         app: &str,
     ) -> Result<Sideloaded, ApiError> {
-        let newest = self
-            .store
-            .app_versions_with_status(app, VersionStatus::Approved)
-            .await?
-            .into_iter()
-            .filter_map(|v| semver::Version::parse(&v).ok())
-            .max()
-            .ok_or(ApiError::NotFound("approved version of that app"))?
-            .to_string();
+        let release = self.store.release(app).await?;
+        let stable = release
+            .stable
+            .ok_or(ApiError::NotFound("released version of that app"))?;
+        if self.store.suspension(app).await?.is_some() {
+            return Err(ApiError::Conflict("the app is suspended".into()));
+        }
         // Load it now, so the first event does not pay for compiling.
-        self.get(app, &newest).await?;
+        self.get(app, &stable).await?;
         self.store
-            .install(&conversation.id, app, &newest, &user.id, false)
+            .install(&conversation.id, app, &stable, &user.id, false)
             .await?;
+        let sha256 = self
+            .store
+            .version_meta(app, &stable)
+            .await?
+            .map(|(_, hash, _)| hash)
+            .unwrap_or_default();
         Ok(Sideloaded {
             app: app.to_owned(),
-            version: newest,
+            version: stable,
+            status: "released".to_owned(),
+            sha256,
             findings: Vec::new(),
         })
     }

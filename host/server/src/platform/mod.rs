@@ -7,6 +7,7 @@
 
 mod consent;
 mod dispatch;
+mod findings;
 mod loader;
 mod notice;
 mod payments;
@@ -167,13 +168,15 @@ impl AppPlatform for Platform {
     fn submit<'a>(
         &'a self,
         developer: &'a User,
+        app: &'a str,
         manifest: String,
         component: Vec<u8>,
+        notes: String,
     ) -> BoxFuture<'a, Result<Sideloaded, ApiError>> {
         Box::pin(async move {
             self.inner
                 .loader
-                .submit(developer, manifest, component)
+                .submit(developer, app, manifest, component, notes)
                 .await
         })
     }
@@ -233,6 +236,12 @@ impl AppPlatform for Platform {
 
     fn consent_requests(&self, user: &User) -> serde_json::Value {
         serde_json::to_value(self.pending_for(&user.id)).unwrap_or_default()
+    }
+
+    fn app_suspended(&self, app: &str) {
+        let dropped = self.inner.consent.drop_app(app);
+        tracing::info!(%app, dropped, "app suspended: consent requests dropped");
+        self.wake_payments();
     }
 }
 

@@ -124,7 +124,7 @@ impl Platform {
     /// none is approved, of its newest sideloaded one (its developer testing).
     async fn webhook_url(&self, app: &str) -> anyhow::Result<Option<String>> {
         let store = &self.inner.store;
-        for status in [VersionStatus::Approved, VersionStatus::Sideloaded] {
+        for status in [VersionStatus::Approved, VersionStatus::Trial] {
             let newest = store
                 .app_versions_with_status(app, status)
                 .await?
