@@ -28,6 +28,9 @@ impl Card {
     }
 }
 
+/// The button value the messenger reads as "open this app in my panel".
+pub const OPEN_PANEL: &str = "minihost:open-panel";
+
 /// Builds a [`Card`] block by block. Finish with [`build`](CardBuilder::build) or
 /// [`content`](CardBuilder::content).
 #[derive(Debug, Clone, Default)]
@@ -55,6 +58,13 @@ impl CardBuilder {
             value: value.into(),
         }));
         self
+    }
+
+    /// Adds a button that brings whoever presses it to this app in their own app panel (a
+    /// private conversation with the app, where its `opened` event runs), instead of sending
+    /// the app an `action` event.
+    pub fn panel_button(self, label: impl Into<String>) -> Self {
+        self.button("open-panel", label, OPEN_PANEL)
     }
 
     /// Adds an image by https (or data:image) URL.

@@ -576,3 +576,150 @@ async fn the_registry_refuses_what_it_must() {
         );
     });
 }
+
+#[tokio::test]
+async fn a_user_uses_an_app_in_their_own_panel_without_a_group() {
+    on_every_backend!(|node| {
+        let tea = node.developer("tea").await;
+        let (rita, _) = reviewers(&node).await;
+        let shop = include_str!("../../examples/shop/miniapp.toml");
+        let wasm = minihost_guest_artifacts::read(minihost_guest_artifacts::SHOP).unwrap();
+        assert_eq!(publish(&tea, "shop", shop, &wasm, "").await.0, 201);
+        // Not released yet: not in the directory, not addable.
+        let bob = node.user("bob").await;
+        let r = bob.put("/api/v1/me/apps/shop", &json!({})).await;
+        assert_eq!(r.0, 404, "{r:?}");
+        rita.approve_and_release("shop", "0.1.0").await;
+
+        // The directory lists it with its scopes and reasons; a search finds it.
+        let found = bob.get("/api/v1/directory?q=tea%20shop").await.1;
+        assert_eq!(found[0]["id"], "shop", "{found}");
+        assert_eq!(found[0]["developer"], "TEA");
+        assert!(found[0]["scopes"].to_string().contains("payments.request"));
+        assert!(
+            bob.get("/api/v1/directory?q=nothing-like-it")
+                .await
+                .1
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+
+        // bob opens it in his panel: a private conversation, consent, the app's card.
+        let mut ws = bob.ws_live().await;
+        let r = bob.post("/api/v1/me/apps/shop/open", &json!({})).await;
+        assert_eq!(r.0, 202, "{r:?}");
+        let conversation = r.1["conversation"].as_str().unwrap().to_owned();
+        let ask = ws.next_of("consent_request").await;
+        assert_eq!(ask["conversation"], conversation.as_str());
+        let r = bob
+            .put(
+                "/api/v1/me/grants/shop",
+                &json!({"scopes": ["messages.send", "payments.request", "storage"]}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{r:?}");
+        let card = loop {
+            let f = ws.next_of("message").await;
+            if f["message"]["sender"]["type"] == "app" {
+                break f;
+            }
+        };
+        assert_eq!(card["conversation"], conversation.as_str());
+        let listed = bob.get("/api/v1/me/apps").await.1;
+        assert_eq!(
+            (
+                listed[0]["app"].as_str(),
+                listed[0]["conversation"].as_str()
+            ),
+            (Some("shop"), Some(conversation.as_str()))
+        );
+        // Adding again is the same panel; the conversation has bob alone.
+        let again = bob.put("/api/v1/me/apps/shop", &json!({})).await;
+        assert_eq!(again.1["conversation"], conversation.as_str());
+        let members = bob
+            .get(&format!("/api/v1/conversations/{conversation}"))
+            .await
+            .1;
+        assert_eq!(
+            members["members"].as_array().map(Vec::len),
+            Some(1),
+            "{members}"
+        );
+
+        // From a card in a group, alice's press on the panel button brings her to her own panel.
+        let alice = node.user("alice").await;
+        let g = tea.group("tea lovers", &["alice"]).await;
+        assert_eq!(
+            tea.put(&format!("/api/v1/conversations/{g}/apps/shop"), &json!({}))
+                .await
+                .0,
+            201
+        );
+        let mut aws = alice.ws_live().await;
+        alice.say(&g, "/shop").await;
+        aws.next_of("consent_request").await;
+        alice
+            .put(
+                "/api/v1/me/grants/shop",
+                &json!({"scopes": ["messages.send", "payments.request", "storage"]}),
+            )
+            .await;
+        let card = loop {
+            let f = aws.next_of("message").await;
+            if f["message"]["sender"]["type"] == "app" {
+                break f;
+            }
+        };
+        let path = format!(
+            "/api/v1/conversations/{g}/messages/{}/actions",
+            card["message"]["id"].as_str().unwrap()
+        );
+        assert_eq!(
+            alice.post(&path, &json!({"button": "open-panel"})).await.0,
+            202
+        );
+        let opened = aws.next_of("panel_opened").await;
+        assert_eq!(opened["app"], "shop");
+        let hers = opened["conversation"].as_str().unwrap();
+        assert_ne!(hers, conversation, "her own panel, not bob's");
+        assert_ne!(hers, g.as_str(), "not the group");
+        assert_eq!(
+            alice.get("/api/v1/me/apps").await.1[0]["conversation"],
+            hers
+        );
+
+        // Removed from the panel: gone from the list; suspended apps cannot be added.
+        assert_eq!(bob.delete("/api/v1/me/apps/shop").await.0, 204);
+        assert!(
+            bob.get("/api/v1/me/apps")
+                .await
+                .1
+                .as_array()
+                .unwrap()
+                .is_empty()
+        );
+        let r = rita
+            .put(
+                "/api/v1/apps/shop/suspension",
+                &json!({"reason": "Checking"}),
+            )
+            .await;
+        assert_eq!(r.0, 204);
+        let r = bob.put("/api/v1/me/apps/shop", &json!({})).await;
+        assert_eq!(
+            (r.0, r.1["error"]["code"].as_str()),
+            (409, Some("app_suspended")),
+            "{r:?}"
+        );
+        assert!(
+            bob.get("/api/v1/directory")
+                .await
+                .1
+                .as_array()
+                .unwrap()
+                .is_empty(),
+            "suspended apps are not listed"
+        );
+    });
+}

@@ -38,7 +38,10 @@ pub fn products() -> Content {
             .text(format!("{name} — {}", euros(*price)))
             .button(*id, format!("Buy {name}"), *id);
     }
-    card.content()
+    // In a group, anyone can take the shop to their own app panel.
+    card.divider()
+        .panel_button("Open the shop in my apps")
+        .content()
 }
 
 /// The storage key remembering what payment request `request` is for.
@@ -165,7 +168,7 @@ mod tests {
             panic!("not a card")
         };
         let ids: Vec<&str> = card.buttons().map(|b| b.id.as_str()).collect();
-        assert_eq!(ids, ["sencha", "oolong", "matcha"]);
+        assert_eq!(ids, ["sencha", "oolong", "matcha", "open-panel"]);
         assert_eq!(euros(650), "€6.50");
         assert_eq!(euros(1_450), "€14.50");
         assert_eq!(euros(5), "€0.05");

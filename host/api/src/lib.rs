@@ -9,6 +9,7 @@ mod auth;
 pub mod cache;
 mod conversations;
 mod developer;
+mod directory;
 mod error;
 mod extract;
 mod grants;
@@ -29,7 +30,7 @@ mod ws;
 pub use auth::hash_password;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use openapi::document as openapi_document;
-pub use platform::{ActionInput, AppPlatform, BoxFuture, Finding, Sideloaded};
+pub use platform::{ActionInput, AppPlatform, BoxFuture, Finding, OPEN_PANEL, Sideloaded};
 pub use state::{ApiConfig, AppState, publish_hook};
 
 use axum::Router;
@@ -65,6 +66,7 @@ pub fn routes() -> Router<AppState> {
         .merge(open::router())
         .merge(registry::router())
         .merge(review::router())
+        .merge(directory::router())
         .merge(ws::router())
         .merge(openapi::router())
 }

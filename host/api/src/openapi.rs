@@ -6,8 +6,8 @@
 use crate::error::ErrorBody;
 use crate::state::AppState;
 use crate::{
-    accounts, apps, conversations, developer, grants, health, messages, oauth, open, payments,
-    registry, review, webhooks, ws,
+    accounts, apps, conversations, developer, directory, grants, health, messages, oauth, open,
+    payments, registry, review, webhooks, ws,
 };
 use axum::routing::get;
 use axum::{Json, Router};
@@ -77,6 +77,12 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         review::report,
         review::reports,
         review::audit,
+        directory::list,
+        directory::show,
+        directory::panel,
+        directory::add,
+        directory::open,
+        directory::remove,
         developer::register,
         developer::rotate_secret,
         oauth::jwks,

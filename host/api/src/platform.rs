@@ -40,6 +40,10 @@ pub struct Finding {
     pub message: String,
 }
 
+/// The value of a button that opens the card's app in the presser's own panel instead of
+/// sending the app an `action` event (`CardBuilder::panel_button` in the SDK).
+pub const OPEN_PANEL: &str = "minihost:open-panel";
+
 /// A button press on a card.
 #[derive(Debug, Clone)]
 pub struct ActionInput {
@@ -152,6 +156,16 @@ pub trait AppPlatform: Send + Sync + 'static {
 
     /// The consent requests waiting for the user (a JSON array).
     fn consent_requests(&self, user: &User) -> serde_json::Value;
+
+    /// The private conversation where `app` runs in `user`'s own panel, adding the app to the
+    /// panel first if needed (released, running apps only); with `open`, the app's `opened`
+    /// event runs there.
+    fn panel<'a>(
+        &'a self,
+        user: &'a User,
+        app: &'a str,
+        open: bool,
+    ) -> BoxFuture<'a, Result<String, ApiError>>;
 
     /// `app` was just suspended: its waiting consent requests are dropped (their events never
     /// run) and its pending payment requests are expired now rather than at the next sweep.

@@ -38,7 +38,7 @@ pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef, rfc3339};
 pub use payments::{NewOrder, PaymentEvent, PaymentOrder, PaymentRefusal, PinRecord};
 pub use payouts::{NewPayout, PaidOut, Payout, PayoutRefusal};
 pub use refunds::{NewRefund, Refund, RefundRefusal, Refunded};
-pub use registry::{Release, ReleaseRefusal, Report, VersionReview};
+pub use registry::{ListedApp, Release, ReleaseRefusal, Report, VersionReview};
 pub use timers::{NewTimer, Timer};
 pub use tokens::{
     AccessTokenCheck, ClientRow, LoginCodeRow, Purged, RefreshFamilyRow, RefreshTokenRow,

@@ -43,6 +43,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "registry",
         include_str!("../migrations/0010_registry.sql"),
     ),
+    (11, "panels", include_str!("../migrations/0011_panels.sql")),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

@@ -1,7 +1,7 @@
 //! The registry's state: where each version stands in review (claimed by one reviewer, decided
 //! with a reason), which versions are released to whom (a stable version, a candidate for a
-//! percentage of users, the earlier stable versions a rollback returns to), suspended apps, and
-//! users' reports. Every transition is a conditional update (the row count decides a race
+//! percentage of users, the earlier stable versions a rollback returns to), suspended apps,
+//! users' reports, the directory of released apps, and users' own app panels. Every transition is a conditional update (the row count decides a race
 //! between two reviewers) written with its line in the audit log, in one transaction.
 
 use crate::apps::VersionStatus;
@@ -74,6 +74,21 @@ pub enum ReleaseRefusal {
     /// There is no earlier release to go back to.
     #[error("there is no earlier release to roll back to")]
     NothingToRollBack,
+}
+
+/// A released app as the directory lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ListedApp {
+    /// Its id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its developer's display name.
+    pub developer: String,
+    /// The version everyone gets.
+    pub version: String,
+    /// How many times users reported it.
+    pub reports: i64,
 }
 
 /// A user's report of an app.
@@ -467,6 +482,83 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected())
+    }
+
+    /// Released, running apps (the directory): (app, name, developer's display name, stable
+    /// version, open reports), by name.
+    pub async fn released_apps(&self) -> Result<Vec<ListedApp>> {
+        let rows: Vec<(String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT a.id, a.name, u.display_name, r.stable,
+                    (SELECT COUNT(*) FROM app_reports p WHERE p.app_id = a.id)
+               FROM apps a JOIN app_releases r ON r.app_id = a.id
+               JOIN users u ON u.id = a.developer_id
+              WHERE r.stable IS NOT NULL AND a.suspended_reason IS NULL
+              ORDER BY a.name, a.id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, developer, version, reports)| ListedApp {
+                id,
+                name,
+                developer,
+                version,
+                reports,
+            })
+            .collect())
+    }
+
+    /// The private conversation of `user`'s panel for `app`, if they added it.
+    pub async fn panel_conversation(&self, user: &UserId, app: &str) -> Result<Option<String>> {
+        let row: Option<(String,)> = sqlx::query_as(
+            "SELECT conversation_id FROM app_panels WHERE user_id = $1 AND app_id = $2",
+        )
+        .bind(user.as_str())
+        .bind(app)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(c,)| c))
+    }
+
+    /// Records `app` in `user`'s panel, running in `conversation`; whether it was new (a
+    /// concurrent add of the same app keeps the first one's conversation).
+    pub async fn add_panel(&self, user: &UserId, app: &str, conversation: &str) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO app_panels (user_id, app_id, conversation_id, created_at)
+             VALUES ($1, $2, $3, $4) ON CONFLICT (user_id, app_id) DO NOTHING",
+        )
+        .bind(user.as_str())
+        .bind(app)
+        .bind(conversation)
+        .bind(minihost_core::now_millis())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Removes `app` from `user`'s panel; its conversation, if it had one.
+    pub async fn remove_panel(&self, user: &UserId, app: &str) -> Result<Option<String>> {
+        let conversation = self.panel_conversation(user, app).await?;
+        sqlx::query("DELETE FROM app_panels WHERE user_id = $1 AND app_id = $2")
+            .bind(user.as_str())
+            .bind(app)
+            .execute(&self.pool)
+            .await?;
+        Ok(conversation)
+    }
+
+    /// `user`'s panel: (app, name, conversation), by name.
+    pub async fn panel_of(&self, user: &UserId) -> Result<Vec<(String, String, String)>> {
+        Ok(sqlx::query_as(
+            "SELECT p.app_id, a.name, p.conversation_id FROM app_panels p
+               JOIN apps a ON a.id = p.app_id
+              WHERE p.user_id = $1 ORDER BY a.name, p.app_id",
+        )
+        .bind(user.as_str())
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// The audit log about `subject` (an app, or `app@version`; a prefix match), newest first.

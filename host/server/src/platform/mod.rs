@@ -96,6 +96,58 @@ impl Platform {
         self.inner.loader.validate(manifest, component).await
     }
 
+    /// The conversation of `app` in `user`'s panel (see [`AppPlatform::panel`]).
+    async fn panel_conversation(
+        &self,
+        user: &User,
+        app: &str,
+        open: bool,
+    ) -> Result<String, ApiError> {
+        let store = &self.inner.store;
+        let conversation = match store.panel_conversation(&user.id, app).await? {
+            Some(c) => c,
+            None => {
+                let record = store
+                    .app(app)
+                    .await?
+                    .ok_or(ApiError::NotFound("released app"))?;
+                if store.release(app).await?.stable.is_none() {
+                    return Err(ApiError::NotFound("released app"));
+                }
+                if store.suspension(app).await?.is_some() {
+                    return Err(dispatch::suspended());
+                }
+                let conv = store.create_group(&user.id, &record.name, &[]).await?;
+                self.inner.loader.install(user, &conv, app).await?;
+                // The user's live sessions subscribe to it, as to any conversation they join.
+                self.inner.fanout.publish(
+                    minihost_hub::Topic::User(user.id.clone()),
+                    minihost_hub::Event::Joined(conv.id.clone()),
+                );
+                if store.add_panel(&user.id, app, conv.id.as_str()).await? {
+                    conv.id.as_str().to_owned()
+                } else {
+                    // A concurrent add won: use its conversation.
+                    store
+                        .panel_conversation(&user.id, app)
+                        .await?
+                        .ok_or(ApiError::NotFound("panel"))?
+                }
+            }
+        };
+        if open {
+            let id = minihost_core::ConversationId::from_string(conversation.clone());
+            match self.installed(user, &id, app).await? {
+                Some(install) => self.spawn_event(user.clone(), install, Event::Opened),
+                None if store.suspension(app).await?.is_some() => {
+                    return Err(dispatch::suspended());
+                }
+                None => return Err(ApiError::NotFound("released app")),
+            }
+        }
+        Ok(conversation)
+    }
+
     /// The consent requests waiting for `user`'s answer.
     pub fn pending_for(&self, user: &minihost_core::UserId) -> Vec<PendingConsent> {
         self.inner.consent.pending_for(user)
@@ -204,6 +256,18 @@ impl AppPlatform for Platform {
                 .installed(user, &card.conversation, app)
                 .await?
                 .ok_or(ApiError::NotFound("app"))?;
+            if action.value == minihost_api::OPEN_PANEL {
+                // Brings the presser to the app in their own panel, and tells their clients.
+                let conversation = self.panel_conversation(user, app, true).await?;
+                let frame = serde_json::json!({
+                    "type": "panel_opened", "app": app, "conversation": conversation,
+                });
+                self.inner.fanout.publish(
+                    minihost_hub::Topic::User(user.id.clone()),
+                    minihost_hub::Event::json(&frame),
+                );
+                return Ok(());
+            }
             self.spawn_event(user.clone(), install, action_event(card, action));
             Ok(())
         })
@@ -236,6 +300,15 @@ impl AppPlatform for Platform {
 
     fn consent_requests(&self, user: &User) -> serde_json::Value {
         serde_json::to_value(self.pending_for(&user.id)).unwrap_or_default()
+    }
+
+    fn panel<'a>(
+        &'a self,
+        user: &'a User,
+        app: &'a str,
+        open: bool,
+    ) -> BoxFuture<'a, Result<String, ApiError>> {
+        Box::pin(async move { self.panel_conversation(user, app, open).await })
     }
 
     fn app_suspended(&self, app: &str) {
