@@ -285,6 +285,27 @@ async fn publish_review_release_roll_out_roll_back_report_and_suspend() {
         let versions: std::collections::BTreeSet<&str> =
             log.iter().map(|i| i["version"].as_str().unwrap()).collect();
         assert_eq!(versions, ["1.0.0", "1.1.0"].into_iter().collect());
+        // The developer's per-version figures.
+        let stats = dev.get("/api/v1/apps/echo/stats").await;
+        assert_eq!(stats.0, 200, "{stats:?}");
+        let per: Vec<(&str, i64)> = stats
+            .1
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| {
+                (
+                    v["version"].as_str().unwrap(),
+                    v["invocations"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(per.len(), 2, "{stats:?}");
+        assert_eq!(per.iter().map(|(_, n)| n).sum::<i64>(), log.len() as i64);
+        assert!(stats.1.as_array().unwrap().iter().all(|v| v["errors"] == 0
+            && v["p50_us"].as_i64().unwrap() > 0
+            && v["p99_us"].as_i64() >= v["p50_us"].as_i64()));
+        assert_eq!(users[0].get("/api/v1/apps/echo/stats").await.0, 404);
 
         // Rolled back: everyone on 1.0.0 again.
         let r = rita.post("/api/v1/apps/echo/rollback", &json!({})).await;
@@ -338,6 +359,11 @@ async fn publish_review_release_roll_out_roll_back_report_and_suspend() {
         assert_eq!(before, after, "a suspended app ran");
         let mine = dev.get("/api/v1/apps/echo/versions").await.1;
         assert_eq!(mine["suspended"], "Under investigation");
+        let listed = owner
+            .get(&format!("/api/v1/conversations/{g}/apps"))
+            .await
+            .1;
+        assert_eq!(listed[0]["suspended"], true, "{listed}");
         assert!(
             rita.get("/api/v1/review/reports")
                 .await

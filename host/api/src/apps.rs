@@ -101,8 +101,12 @@ pub(crate) async fn sideload(
 pub(crate) struct InstallView {
     app: String,
     name: String,
+    /// The version installed in trial, or the app's stable release.
     version: String,
+    /// In trial (unreviewed): runs only for the developer who installed it.
     sideloaded: bool,
+    /// Suspended by the platform: nothing of it runs until the suspension is lifted.
+    suspended: bool,
 }
 
 impl From<Install> for InstallView {
@@ -110,8 +114,13 @@ impl From<Install> for InstallView {
         InstallView {
             app: i.app_id,
             name: i.app_name,
-            version: i.version,
+            version: if i.sideloaded {
+                i.version
+            } else {
+                i.release.stable.unwrap_or(i.version)
+            },
             sideloaded: i.sideloaded,
+            suspended: i.suspended,
         }
     }
 }

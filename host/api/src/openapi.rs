@@ -68,6 +68,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         registry::withdraw,
         registry::release,
         registry::rollback,
+        registry::stats,
         review::queue,
         review::show,
         review::claim,

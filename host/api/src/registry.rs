@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/api/v1/apps/{app}/release", put(release))
         .route("/api/v1/apps/{app}/rollback", post(rollback))
+        .route("/api/v1/apps/{app}/stats", axum::routing::get(stats))
 }
 
 /// A version to publish: the manifest, the component, and notes to the reviewer.
@@ -252,4 +253,83 @@ pub(crate) async fn rollback(
         .await?
         .map_err(release_refused)?;
     Ok(Json(r))
+}
+
+/// How one version has been doing.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct VersionStats {
+    /// The version.
+    version: String,
+    /// Invocations counted (of the app's latest [`STATS_WINDOW`]).
+    invocations: usize,
+    /// Of them, failed (trapped, timed out, refused, or the app's own error).
+    errors: usize,
+    /// `errors / invocations`.
+    error_rate: f64,
+    /// Median duration, µs.
+    p50_us: i64,
+    /// 99th percentile duration, µs.
+    p99_us: i64,
+}
+
+/// How many of an app's latest invocations the statistics cover.
+const STATS_WINDOW: u32 = 10_000;
+
+/// The `q`-quantile (0..=1) of sorted `values` (nearest rank).
+fn quantile(sorted: &[i64], q: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/stats", operation_id = "app_stats",
+    params(crate::openapi::params::App), security(("session" = [])),
+    responses((status = 200, description = "Per version, over the app's latest 10,000 invocations: count, errors, error rate, p50 and p99 durations", body = Vec<VersionStats>),
+              (status = 404, description = "No such app of yours"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn stats(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<VersionStats>>, ApiError> {
+    app_for(&state, &me, &app).await?;
+    let mut by_version: std::collections::BTreeMap<String, (usize, Vec<i64>)> =
+        std::collections::BTreeMap::new();
+    for (version, ok, duration) in state.store.invocation_samples(&app, STATS_WINDOW).await? {
+        let entry = by_version.entry(version).or_default();
+        entry.0 += usize::from(!ok);
+        entry.1.push(duration);
+    }
+    Ok(Json(
+        by_version
+            .into_iter()
+            .map(|(version, (errors, mut durations))| {
+                durations.sort_unstable();
+                VersionStats {
+                    invocations: durations.len(),
+                    errors,
+                    error_rate: errors as f64 / durations.len().max(1) as f64,
+                    p50_us: quantile(&durations, 0.5),
+                    p99_us: quantile(&durations, 0.99),
+                    version,
+                }
+            })
+            .collect(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantile;
+
+    #[test]
+    fn quantiles_are_nearest_rank() {
+        let v: Vec<i64> = (1..=100).collect();
+        assert_eq!(quantile(&v, 0.5), 50);
+        assert_eq!(quantile(&v, 0.99), 99);
+        assert_eq!(quantile(&[7], 0.99), 7);
+        assert_eq!(quantile(&[], 0.5), 0);
+    }
 }

@@ -13,4 +13,4 @@ pub use error::{ManifestError, ManifestErrors};
 pub use imports::{Finding, PLATFORM_VERSION, check_imports};
 pub use model::{AppId, Command, Limits, Manifest, PlatformCaps, ScopeRequest};
 pub use scope::{Scope, UnknownScope};
-pub use validate::{parse, parse_with_caps};
+pub use validate::{MAX_COMMANDS, MAX_MANIFEST_BYTES, parse, parse_with_caps};

@@ -13,8 +13,24 @@ pub fn parse(src: &str) -> Result<Manifest, ManifestErrors> {
     parse_with_caps(src, &PlatformCaps::default())
 }
 
+/// The largest `miniapp.toml`, in bytes.
+pub const MAX_MANIFEST_BYTES: usize = 16 * 1024;
+/// The most commands one app declares.
+pub const MAX_COMMANDS: usize = 32;
+
 /// Parses and validates `miniapp.toml` text against the given caps.
 pub fn parse_with_caps(src: &str, caps: &PlatformCaps) -> Result<Manifest, ManifestErrors> {
+    if src.len() > MAX_MANIFEST_BYTES {
+        return Err(ManifestErrors(vec![ManifestError {
+            field: "(file)".into(),
+            line: 1,
+            column: 1,
+            message: format!(
+                "miniapp.toml is {} bytes; at most {MAX_MANIFEST_BYTES}",
+                src.len()
+            ),
+        }]));
+    }
     let raw: RawManifest =
         toml::from_str(src).map_err(|e| ManifestErrors(vec![crate::error::from_toml(src, &e)]))?;
     Validator {
@@ -95,6 +111,17 @@ impl Validator<'_> {
         }
 
         let mut commands: Vec<(Command, Range<usize>)> = Vec::new();
+        if let Some(extra) = raw.commands.get(MAX_COMMANDS) {
+            let c = extra.get_ref();
+            self.error(
+                c.name.span(),
+                format!("commands[{MAX_COMMANDS}]"),
+                format!(
+                    "{} commands; an app declares at most {MAX_COMMANDS}",
+                    raw.commands.len()
+                ),
+            );
+        }
         for (i, entry) in raw.commands.iter().enumerate() {
             let c = entry.get_ref();
             let field = format!("commands[{i}].name");

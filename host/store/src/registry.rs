@@ -509,6 +509,26 @@ impl Store {
             .collect())
     }
 
+    /// (version, ok?, duration µs) of `app`'s latest `limit` invocations, newest first.
+    pub async fn invocation_samples(
+        &self,
+        app: &str,
+        limit: u32,
+    ) -> Result<Vec<(String, bool, i64)>> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT version, outcome, duration_us FROM invocations WHERE app_id = $1
+              ORDER BY created_at DESC LIMIT $2",
+        )
+        .bind(app)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(v, outcome, d)| (v, outcome == "ok", d))
+            .collect())
+    }
+
     /// The private conversation of `user`'s panel for `app`, if they added it.
     pub async fn panel_conversation(&self, user: &UserId, app: &str) -> Result<Option<String>> {
         let row: Option<(String,)> = sqlx::query_as(
