@@ -715,6 +715,20 @@ async fn a_user_uses_an_app_in_their_own_panel_without_a_group() {
             hers
         );
 
+        // Who adds and removes apps in a group is the owner's setting (the owner alone by default).
+        let apps = format!("/api/v1/conversations/{g}/apps/shop");
+        let policy = format!("/api/v1/conversations/{g}/app-policy");
+        assert_eq!(alice.get(&policy).await.1["policy"], "owner");
+        assert_eq!(alice.delete(&apps).await.0, 403);
+        assert_eq!(
+            alice.put(&policy, &json!({"policy": "members"})).await.0,
+            403
+        );
+        assert_eq!(tea.put(&policy, &json!({"policy": "anyone"})).await.0, 422);
+        assert_eq!(tea.put(&policy, &json!({"policy": "members"})).await.0, 200);
+        assert_eq!(alice.delete(&apps).await.0, 204);
+        assert_eq!(alice.put(&apps, &json!({})).await.0, 201);
+
         // Removed from the panel: gone from the list; suspended apps cannot be added.
         assert_eq!(bob.delete("/api/v1/me/apps/shop").await.0, 204);
         assert!(

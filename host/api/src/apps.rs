@@ -35,6 +35,10 @@ pub fn router() -> Router<AppState> {
             "/api/v1/conversations/{id}/apps/{app}",
             delete(uninstall).put(install),
         )
+        .route(
+            "/api/v1/conversations/{id}/app-policy",
+            get(app_policy).put(set_app_policy),
+        )
         .route("/api/v1/conversations/{id}/apps/{app}/open", post(open))
         .route(
             "/api/v1/conversations/{id}/messages/{message}/actions",
@@ -147,13 +151,84 @@ pub(crate) async fn list(
     ))
 }
 
-/// Whether `me` may add or remove apps in `conv`: a group's owner, or either member of a direct
+/// Whether `me` (a member) may add or remove apps in `conv`: in a group, its owner, or any
+/// member when the owner set the group's app policy to `members`; either member of a direct
 /// conversation.
-fn manages_apps(conv: &minihost_store::Conversation, me: &minihost_store::User) -> bool {
-    match conv.kind {
-        ConversationKind::Group => conv.owner.as_ref() == Some(&me.id),
+async fn manages_apps(
+    state: &AppState,
+    conv: &minihost_store::Conversation,
+    me: &minihost_store::User,
+) -> Result<bool, ApiError> {
+    Ok(match conv.kind {
+        ConversationKind::Group => {
+            conv.owner.as_ref() == Some(&me.id)
+                || state.store.app_policy(conv.id.as_str()).await? == "members"
+        }
         ConversationKind::Direct => true,
+    })
+}
+
+/// Who may add and remove apps in a group.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AppPolicy {
+    /// `owner` (the default) or `members`.
+    policy: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/app-policy", operation_id = "app_policy",
+    params(crate::openapi::params::Conversation), security(("session" = [])),
+    responses((status = 200, body = AppPolicy), (status = 404, description = "No such conversation of yours"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn app_policy(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+) -> Result<Json<AppPolicy>, ApiError> {
+    let conv = member_conversation(&state, &id, &me).await?;
+    let policy = match conv.kind {
+        ConversationKind::Group => state.store.app_policy(conv.id.as_str()).await?,
+        ConversationKind::Direct => "members".to_owned(),
+    };
+    Ok(Json(AppPolicy { policy }))
+}
+
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/app-policy", operation_id = "set_app_policy",
+    params(crate::openapi::params::Conversation), security(("session" = [])),
+    request_body(content = AppPolicy, example = json!({"policy": "members"})),
+    responses((status = 200, body = AppPolicy), (status = 403, description = "Only the group's owner sets it"),
+              (status = 404, description = "No such conversation of yours"),
+              (status = 422, description = "Neither `owner` nor `members`, or not a group"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn set_app_policy(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<AppPolicy>,
+) -> Result<Json<AppPolicy>, ApiError> {
+    let conv = member_conversation(&state, &id, &me).await?;
+    if conv.kind != ConversationKind::Group {
+        return Err(ApiError::invalid(
+            "policy",
+            "only groups have an app policy",
+        ));
     }
+    if conv.owner.as_ref() != Some(&me.id) {
+        return Err(ApiError::Forbidden(
+            "only the group's owner sets who adds apps".into(),
+        ));
+    }
+    if !matches!(body.policy.as_str(), "owner" | "members") {
+        return Err(ApiError::invalid(
+            "policy",
+            "must be \"owner\" or \"members\"",
+        ));
+    }
+    state
+        .store
+        .set_app_policy(conv.id.as_str(), &body.policy)
+        .await?;
+    Ok(Json(body))
 }
 
 #[utoipa::path(put, path = "/api/v1/conversations/{id}/apps/{app}", operation_id = "install_app",
@@ -170,7 +245,7 @@ pub(crate) async fn install(
 ) -> Result<(StatusCode, Json<Sideloaded>), ApiError> {
     let platform = state.platform()?;
     let conv = member_conversation(&state, &id, &me).await?;
-    if !manages_apps(&conv, &me) {
+    if !manages_apps(&state, &conv, &me).await? {
         return Err(ApiError::Forbidden(
             "only the group's owner installs apps".into(),
         ));
@@ -190,7 +265,7 @@ pub(crate) async fn uninstall(
     Path((id, app)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let conv = member_conversation(&state, &id, &me).await?;
-    if !manages_apps(&conv, &me) {
+    if !manages_apps(&state, &conv, &me).await? {
         return Err(ApiError::Forbidden(
             "only the group's owner removes apps".into(),
         ));

@@ -63,6 +63,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         grants::revoke_scope,
         grants::privacy,
         apps::install,
+        apps::app_policy,
+        apps::set_app_policy,
         registry::publish,
         registry::versions,
         registry::withdraw,

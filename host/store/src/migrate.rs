@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0010_registry.sql"),
     ),
     (11, "panels", include_str!("../migrations/0011_panels.sql")),
+    (
+        12,
+        "app_policy",
+        include_str!("../migrations/0012_app_policy.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

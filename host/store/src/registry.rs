@@ -509,6 +509,30 @@ impl Store {
             .collect())
     }
 
+    /// Who may add and remove apps in group `conversation`: `owner` (the default) or
+    /// `members`.
+    pub async fn app_policy(&self, conversation: &str) -> Result<String> {
+        let row: Option<(String,)> =
+            sqlx::query_as("SELECT policy FROM group_app_policies WHERE conversation_id = $1")
+                .bind(conversation)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map_or_else(|| "owner".to_owned(), |(p,)| p))
+    }
+
+    /// Sets who may add and remove apps in group `conversation` (`owner` or `members`).
+    pub async fn set_app_policy(&self, conversation: &str, policy: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO group_app_policies (conversation_id, policy) VALUES ($1, $2)
+             ON CONFLICT (conversation_id) DO UPDATE SET policy = excluded.policy",
+        )
+        .bind(conversation)
+        .bind(policy)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// (version, ok?, duration µs) of `app`'s latest `limit` invocations, newest first.
     pub async fn invocation_samples(
         &self,
