@@ -763,3 +763,73 @@ async fn a_user_uses_an_app_in_their_own_panel_without_a_group() {
         );
     });
 }
+
+#[tokio::test]
+async fn testers_run_a_version_in_trial_before_release() {
+    on_every_backend!(|node| {
+        let dev = node.developer("devi").await;
+        let r = publish(&dev, "echo", &manifest("1.0.0"), &echo_wasm(), "").await;
+        assert_eq!(r.0, 201, "{r:?}");
+        let tina = node.user("tina").await;
+        let ursula = node.user("ursula").await;
+        let g = tina.group("trial", &["ursula"]).await;
+        let trial = format!("/api/v1/conversations/{g}/apps/echo/trial");
+        let v1 = json!({"version": "1.0.0"});
+        assert_eq!(tina.put(&trial, &v1).await.0, 403, "not a tester yet");
+        assert_eq!(
+            tina.put("/api/v1/apps/echo/testers/tina", &json!({}))
+                .await
+                .0,
+            404,
+            "not her app"
+        );
+        assert_eq!(
+            dev.put("/api/v1/apps/echo/testers/nobody_here", &json!({}))
+                .await
+                .0,
+            404
+        );
+        assert_eq!(
+            dev.put("/api/v1/apps/echo/testers/tina", &json!({}))
+                .await
+                .0,
+            204
+        );
+        assert_eq!(
+            dev.get("/api/v1/apps/echo/testers").await.1,
+            json!(["tina"])
+        );
+        assert_eq!(ursula.put(&trial, &v1).await.0, 403, "not a tester");
+        let r = tina.put(&trial, &json!({"version": "9.9.9"})).await;
+        assert_eq!(r.0, 404, "{r:?}");
+        let r = tina.put(&trial, &v1).await;
+        assert_eq!((r.0, r.1["status"].as_str()), (201, Some("trial")), "{r:?}");
+
+        // It runs for tina, unreviewed; not for the other member.
+        let mut ws = tina.ws_live().await;
+        tina.say(&g, "/echo testing").await;
+        ws.next_of("consent_request").await;
+        tina.put(
+            "/api/v1/me/grants/echo",
+            &json!({"scopes": ["messages.send"]}),
+        )
+        .await;
+        let reply = loop {
+            let f = ws.next_of("message").await;
+            if f["message"]["sender"]["type"] == "app" {
+                break f;
+            }
+        };
+        assert_eq!(reply["message"]["content"]["text"], "testing");
+        assert_eq!(reply["message"]["sender"]["name"], "Echo (unreviewed)");
+        let mut uws = ursula.ws_live().await;
+        ursula.say(&g, "/echo me too").await;
+        no_app_answer(&mut uws, "/echo me too", Duration::from_millis(1000)).await;
+
+        // No longer a tester: her trial stops running.
+        assert_eq!(dev.delete("/api/v1/apps/echo/testers/tina").await.0, 204);
+        assert_eq!(dev.delete("/api/v1/apps/echo/testers/tina").await.0, 404);
+        tina.say(&g, "/echo again").await;
+        no_app_answer(&mut ws, "/echo again", Duration::from_millis(1000)).await;
+    });
+}

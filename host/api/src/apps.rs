@@ -36,6 +36,10 @@ pub fn router() -> Router<AppState> {
             delete(uninstall).put(install),
         )
         .route(
+            "/api/v1/conversations/{id}/apps/{app}/trial",
+            axum::routing::put(trial),
+        )
+        .route(
             "/api/v1/conversations/{id}/app-policy",
             get(app_policy).put(set_app_policy),
         )
@@ -98,6 +102,78 @@ pub(crate) async fn sideload(
     let (manifest, component) = body.decode()?;
     let done = platform.sideload(&me, &conv, manifest, component).await?;
     Ok((StatusCode::CREATED, Json(done)))
+}
+
+/// Which uploaded version to run in trial.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Trial {
+    /// A version of the app that is neither rejected nor withdrawn.
+    version: String,
+}
+
+#[utoipa::path(put, path = "/api/v1/conversations/{id}/apps/{app}/trial", operation_id = "install_trial",
+    params(crate::openapi::params::Conversation, crate::openapi::params::App), security(("session" = [])),
+    request_body(content = Trial, example = json!({"version": "1.1.0"})),
+    responses((status = 201, description = "Installed in trial: it runs only for you, marked unreviewed", body = crate::Sideloaded),
+              (status = 403, description = "Not the app's developer or one of its testers, or not a group you own"),
+              (status = 404, description = "No such conversation, app or version"),
+              (status = 409, description = "The version was rejected or withdrawn, or the app is suspended"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn trial(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((id, app)): Path<(String, String)>,
+    ApiJson(body): ApiJson<Trial>,
+) -> Result<(StatusCode, Json<Sideloaded>), ApiError> {
+    let conv = member_conversation(&state, &id, &me).await?;
+    let record = state
+        .store
+        .app(&app)
+        .await?
+        .ok_or(ApiError::NotFound("app"))?;
+    if record.developer != me.id && !state.store.is_tester(&app, &me.id).await? {
+        return Err(ApiError::Forbidden(
+            "only the app's developer and its testers run it in trial".into(),
+        ));
+    }
+    if conv.kind != ConversationKind::Group || conv.owner.as_ref() != Some(&me.id) {
+        return Err(ApiError::Forbidden("trials run in groups you own".into()));
+    }
+    let (_, sha256, status) = state
+        .store
+        .version_meta(&app, &body.version)
+        .await?
+        .ok_or(ApiError::NotFound("version of that app"))?;
+    if matches!(
+        status,
+        minihost_store::VersionStatus::Rejected | minihost_store::VersionStatus::Withdrawn
+    ) || state.store.suspension(&app).await?.is_some()
+    {
+        return Err(ApiError::Conflict(format!(
+            "{app}@{} is {} and cannot run",
+            body.version,
+            if state.store.suspension(&app).await?.is_some() {
+                "suspended"
+            } else {
+                status.as_str()
+            }
+        )));
+    }
+    state
+        .store
+        .install(&conv.id, &app, &body.version, &me.id, true)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Sideloaded {
+            app,
+            version: body.version,
+            status: "trial".into(),
+            sha256,
+            findings: Vec::new(),
+        }),
+    ))
 }
 
 /// An installed app as the API shows it.

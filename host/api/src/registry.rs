@@ -34,6 +34,11 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/apps/{app}/release", put(release))
         .route("/api/v1/apps/{app}/rollback", post(rollback))
         .route("/api/v1/apps/{app}/stats", axum::routing::get(stats))
+        .route("/api/v1/apps/{app}/testers", axum::routing::get(testers))
+        .route(
+            "/api/v1/apps/{app}/testers/{username}",
+            put(add_tester).delete(remove_tester),
+        )
 }
 
 /// A version to publish: the manifest, the component, and notes to the reviewer.
@@ -253,6 +258,74 @@ pub(crate) async fn rollback(
         .await?
         .map_err(release_refused)?;
     Ok(Json(r))
+}
+
+/// The app, if `me` develops it; 404 otherwise.
+async fn own_app(state: &AppState, me: &User, app: &str) -> Result<AppRecord, ApiError> {
+    match state.store.app(app).await? {
+        Some(a) if a.developer == me.id => Ok(a),
+        _ => Err(ApiError::NotFound("app of yours")),
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/apps/{app}/testers", operation_id = "app_testers",
+    params(crate::openapi::params::App), security(("session" = [])),
+    responses((status = 200, description = "The usernames of the app's testers", body = Vec<String>),
+              (status = 404, description = "No such app of yours"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn testers(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path(app): Path<String>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    own_app(&state, &me, &app).await?;
+    Ok(Json(state.store.testers_of(&app).await?))
+}
+
+#[utoipa::path(put, path = "/api/v1/apps/{app}/testers/{username}", operation_id = "add_tester",
+    params(crate::openapi::params::App, crate::openapi::params::Username), security(("session" = [])),
+    responses((status = 204, description = "A tester: they may run the app's versions in trial in groups they own"),
+              (status = 404, description = "No such app of yours, or no such user"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn add_tester(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((app, username)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    own_app(&state, &me, &app).await?;
+    let user = state
+        .store
+        .user_by_username(&username)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?
+        .user;
+    if state.store.add_tester(&app, &user.id).await? {
+        tracing::info!(%app, tester = %username, "tester added");
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(delete, path = "/api/v1/apps/{app}/testers/{username}", operation_id = "remove_tester",
+    params(crate::openapi::params::App, crate::openapi::params::Username), security(("session" = [])),
+    responses((status = 204, description = "No longer a tester: their trial installs stop running"),
+              (status = 404, description = "No such app of yours, or not a tester"),
+              crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn remove_tester(
+    State(state): State<AppState>,
+    AuthUser(me): AuthUser,
+    Path((app, username)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    own_app(&state, &me, &app).await?;
+    let user = state
+        .store
+        .user_by_username(&username)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?
+        .user;
+    if !state.store.remove_tester(&app, &user.id).await? {
+        return Err(ApiError::NotFound("tester"));
+    }
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// How one version has been doing.

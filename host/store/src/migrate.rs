@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "app_policy",
         include_str!("../migrations/0012_app_policy.sql"),
     ),
+    (
+        13,
+        "testers",
+        include_str!("../migrations/0013_testers.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

@@ -509,6 +509,56 @@ impl Store {
             .collect())
     }
 
+    /// Names `user` a tester of `app`; whether they were not one already.
+    pub async fn add_tester(&self, app: &str, user: &UserId) -> Result<bool> {
+        let n = sqlx::query(
+            "INSERT INTO app_testers (app_id, user_id, created_at) VALUES ($1, $2, $3)
+             ON CONFLICT (app_id, user_id) DO NOTHING",
+        )
+        .bind(app)
+        .bind(user.as_str())
+        .bind(minihost_core::now_millis())
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Stops `user` testing `app`; whether they were a tester.
+    pub async fn remove_tester(&self, app: &str, user: &UserId) -> Result<bool> {
+        let n = sqlx::query("DELETE FROM app_testers WHERE app_id = $1 AND user_id = $2")
+            .bind(app)
+            .bind(user.as_str())
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Whether `user` tests `app`.
+    pub async fn is_tester(&self, app: &str, user: &UserId) -> Result<bool> {
+        let row: Option<(i64,)> = sqlx::query_as(
+            "SELECT CAST(1 AS BIGINT) FROM app_testers WHERE app_id = $1 AND user_id = $2",
+        )
+        .bind(app)
+        .bind(user.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.is_some())
+    }
+
+    /// `app`'s testers' usernames, sorted.
+    pub async fn testers_of(&self, app: &str) -> Result<Vec<String>> {
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT u.username FROM app_testers t JOIN users u ON u.id = t.user_id
+              WHERE t.app_id = $1 ORDER BY u.username",
+        )
+        .bind(app)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(u,)| u).collect())
+    }
+
     /// Who may add and remove apps in group `conversation`: `owner` (the default) or
     /// `members`.
     pub async fn app_policy(&self, conversation: &str) -> Result<String> {

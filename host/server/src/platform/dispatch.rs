@@ -38,8 +38,8 @@ impl Platform {
     }
 
     /// `install` with the version that runs for `user`, or `None` when nothing of it runs for
-    /// them: a suspended app runs for nobody; a version in trial only for the developer who
-    /// installed it; otherwise the app's release decides (the candidate for users whose bucket
+    /// them: a suspended app runs for nobody; a version in trial only for the developer or
+    /// tester who installed it (while they still are one); otherwise the app's release decides (the candidate for users whose bucket
     /// is below the rollout percentage, the stable version for the others, nothing before a
     /// first release). Read at every event from the store, so a suspension or a rollback
     /// applies to the next event.
@@ -52,7 +52,15 @@ impl Platform {
             return Ok(None);
         }
         if install.sideloaded {
-            return Ok((install.installed_by == user.id).then_some(install));
+            // A trial: only for whoever installed it, while they develop or test the app.
+            let runs = install.installed_by == user.id
+                && (install.owner == user.id
+                    || self
+                        .inner
+                        .store
+                        .is_tester(&install.app_id, &user.id)
+                        .await?);
+            return Ok(runs.then_some(install));
         }
         let app_user = self
             .inner
