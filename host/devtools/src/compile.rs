@@ -46,6 +46,12 @@ pub(crate) async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// Builds the app in `dir` for wasm32-wasip2 (release profile unless `release` is false) and
+/// returns the component it produced (for `minihost app publish`).
+pub async fn build_component(dir: &Path, release: bool) -> anyhow::Result<PathBuf> {
+    cargo_build(dir, release).await
+}
+
 /// Runs cargo and returns the `.wasm` it produced.
 async fn cargo_build(dir: &Path, release: bool) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());

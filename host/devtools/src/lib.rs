@@ -55,7 +55,10 @@ pub enum AppCommand {
     Run(Box<RunArgs>),
 }
 
-/// Runs one `minihost app` subcommand.
+pub use compile::build_component;
+
+/// Runs one `minihost app` subcommand (`new`, `build`, `run`) with `simulator` as the server's
+/// stand-in.
 pub async fn run(cmd: AppCommand, simulator: &dyn Simulator) -> anyhow::Result<ExitCode> {
     match cmd {
         AppCommand::New { name, path, sdk } => new::run(&name, path, sdk),

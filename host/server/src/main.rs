@@ -3,6 +3,7 @@
 //! (hidden: it reads a component on stdin and writes the compiled artefact on stdout).
 
 mod admin;
+mod remote;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -102,9 +103,23 @@ enum Command {
     /// Administration: users, roles, signing keys, test money and the ledger check.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
-    /// Developer tools: scaffold, build and run mini-apps locally.
+    /// Developer tools: scaffold, build and run mini-apps locally; publish one for review.
     #[command(subcommand)]
-    App(minihost_devtools::AppCommand),
+    App(AppCli),
+    /// Sign in to a server and keep the session for `app publish` and `review`.
+    Login(remote::LoginArgs),
+    /// A reviewer's work on a server: the queue, decisions, releases, suspensions.
+    #[command(subcommand)]
+    Review(remote::ReviewCommand),
+}
+
+/// `minihost app ...`: the local tools, and publishing to a server.
+#[derive(Subcommand)]
+enum AppCli {
+    #[command(flatten)]
+    Local(minihost_devtools::AppCommand),
+    /// Build the app in a folder and publish it to the signed-in server for review.
+    Publish(remote::PublishArgs),
 }
 
 /// The hidden argument that makes this process a compile worker.
@@ -147,10 +162,13 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Admin(cmd) => admin::run(cmd).await,
-            Command::App(cmd) => {
+            Command::App(AppCli::Local(cmd)) => {
                 let simulator = minihost::simulate::NodeSimulator::for_user();
                 minihost_devtools::run(cmd, &simulator).await
             }
+            Command::App(AppCli::Publish(args)) => remote::publish(args).await,
+            Command::Login(args) => remote::login(args).await,
+            Command::Review(cmd) => remote::review(cmd).await,
         }
     });
     match result {
