@@ -833,3 +833,59 @@ async fn testers_run_a_version_in_trial_before_release() {
         no_app_answer(&mut ws, "/echo again", Duration::from_millis(1000)).await;
     });
 }
+
+#[tokio::test]
+async fn an_apps_backend_publishes_with_its_client_credentials() {
+    on_every_backend!(|node| {
+        let dev = node.developer("devi").await;
+        let r = dev
+            .post("/api/v1/apps", &json!({"id": "echo", "name": "Echo"}))
+            .await;
+        assert_eq!(r.0, 201, "{r:?}");
+        let (client_id, secret) = (
+            r.1["client_id"].as_str().unwrap().to_owned(),
+            r.1["client_secret"].as_str().unwrap().to_owned(),
+        );
+        let token = dev
+            .http
+            .post(format!("{}/oauth/token", dev.base))
+            .basic_auth(&client_id, Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let ci = Client {
+            http: dev.http.clone(),
+            base: dev.base.clone(),
+            token: Some(token),
+        };
+        let r = publish(&ci, "echo", &manifest("1.0.0"), &echo_wasm(), "From CI.").await;
+        assert_eq!(
+            (r.0, r.1["status"].as_str()),
+            (201, Some("submitted")),
+            "{r:?}"
+        );
+        // Its token publishes only its own app.
+        let other = manifest("1.0.0").replace("id = \"echo\"", "id = \"other\"");
+        let r = publish(&ci, "other", &other, &echo_wasm(), "").await;
+        assert_eq!(r.0, 403, "{r:?}");
+        let mine = dev.get("/api/v1/apps/echo/versions").await.1;
+        assert_eq!(mine["versions"][0]["notes"], "From CI.");
+        let bad = Client {
+            token: Some("not-a-token".into()),
+            ..ci
+        };
+        assert_eq!(
+            publish(&bad, "echo", &manifest("1.0.1"), &echo_wasm(), "")
+                .await
+                .0,
+            401
+        );
+    });
+}

@@ -58,7 +58,7 @@ pub(crate) struct Publish {
 const MAX_NOTES_BYTES: usize = 4000;
 
 #[utoipa::path(post, path = "/api/v1/apps/{app}/versions", operation_id = "publish_version",
-    params(crate::openapi::params::App), security(("session" = [])),
+    params(crate::openapi::params::App), security(("session" = []), ("access_token" = [])),
     request_body(content = Publish, example = json!({"manifest": "id = \"echo\"\nname = \"Echo\"\nversion = \"0.1.0\"\ndescription = \"Replies to /echo TEXT with TEXT.\"\n\n[[commands]]\nname = \"echo\"\nhelp = \"/echo TEXT - repeats TEXT\"\n", "component": "AGFzbQ0AAQA... (the whole .wasm, base64)", "notes": "First version."})),
     responses((status = 201, description = "Submitted for review, with its findings and content hash", body = crate::Sideloaded),
               (status = 403, description = "Not a developer"),
@@ -67,11 +67,12 @@ const MAX_NOTES_BYTES: usize = 4000;
               crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn publish(
     State(state): State<AppState>,
-    AuthUser(me): AuthUser,
+    headers: axum::http::HeaderMap,
     Path(app): Path<String>,
     ApiJson(body): ApiJson<Publish>,
 ) -> Result<(StatusCode, Json<Sideloaded>), ApiError> {
     let platform = state.platform()?;
+    let me = publisher(&state, &headers, &app).await?;
     if !me.role.can_develop() {
         return Err(ApiError::Forbidden("only developers publish apps".into()));
     }
@@ -90,6 +91,43 @@ pub(crate) async fn publish(
         .submit(&me, &app, manifest, component, body.notes)
         .await?;
     Ok((StatusCode::CREATED, Json(done)))
+}
+
+/// Who publishes: the developer of a session token, or, for an access token the app's backend
+/// got with its client credentials, that app's developer (such a token publishes only its app).
+async fn publisher(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    app: &str,
+) -> Result<User, ApiError> {
+    let token = crate::auth::bearer_token(headers).ok_or(ApiError::Unauthorized(
+        "missing Authorization: Bearer <session token, or the app's client-credentials token>",
+    ))?;
+    if let Ok(user) = crate::auth::authenticate(state, token).await {
+        return Ok(user);
+    }
+    let claims = state
+        .broker
+        .verify(token, None, minihost_broker::service::now())
+        .await
+        .map_err(|_| {
+            ApiError::Unauthorized("the token is neither a session nor a valid app access token")
+        })?;
+    if !matches!(claims.sub, minihost_broker::Subject::App(_)) || claims.aud.as_str() != app {
+        return Err(ApiError::Forbidden(
+            "an app's client-credentials token publishes that app only".into(),
+        ));
+    }
+    let record = state
+        .store
+        .app(app)
+        .await?
+        .ok_or(ApiError::NotFound("app"))?;
+    state
+        .store
+        .user_by_id(&record.developer)
+        .await?
+        .ok_or(ApiError::NotFound("app's developer"))
 }
 
 /// An app's versions, release and suspension, as its developer and reviewers see them.
