@@ -645,13 +645,13 @@ async fn a_user_uses_an_app_in_their_own_panel_without_a_group() {
             )
             .await;
         assert_eq!(r.0, 200, "{r:?}");
-        let card = loop {
+        let bob_card = loop {
             let f = ws.next_of("message").await;
             if f["message"]["sender"]["type"] == "app" {
                 break f;
             }
         };
-        assert_eq!(card["conversation"], conversation.as_str());
+        assert_eq!(bob_card["conversation"], conversation.as_str());
         let listed = bob.get("/api/v1/me/apps").await.1;
         assert_eq!(
             (
@@ -728,6 +728,41 @@ async fn a_user_uses_an_app_in_their_own_panel_without_a_group() {
         assert_eq!(tea.put(&policy, &json!({"policy": "members"})).await.0, 200);
         assert_eq!(alice.delete(&apps).await.0, 204);
         assert_eq!(alice.put(&apps, &json!({})).await.0, 201);
+
+        // bob asks to buy in his panel; the app is suspended before he confirms: refused.
+        let r = bob
+            .put(
+                "/api/v1/me/payment-pin",
+                &json!({"pin": "135790", "password": "password-bob"}),
+            )
+            .await;
+        assert_eq!(r.0, 204, "{r:?}");
+        let path = format!(
+            "/api/v1/conversations/{conversation}/messages/{}/actions",
+            bob_card["message"]["id"].as_str().unwrap()
+        );
+        assert_eq!(bob.post(&path, &json!({"button": "sencha"})).await.0, 202);
+        let asked = ws.next_of("payment_request").await;
+        let order = asked["payment"]["id"].as_str().unwrap().to_owned();
+        let r = rita
+            .put(
+                "/api/v1/apps/shop/suspension",
+                &json!({"reason": "Checking"}),
+            )
+            .await;
+        assert_eq!(r.0, 204, "{r:?}");
+        let r = bob
+            .post(
+                &format!("/api/v1/me/payments/{order}/confirm"),
+                &json!({"pin": "135790"}),
+            )
+            .await;
+        assert_eq!(
+            (r.0, r.1["error"]["code"].as_str()),
+            (409, Some("app_suspended")),
+            "{r:?}"
+        );
+        assert_eq!(rita.delete("/api/v1/apps/shop/suspension").await.0, 204);
 
         // Removed from the panel: gone from the list; suspended apps cannot be added.
         assert_eq!(bob.delete("/api/v1/me/apps/shop").await.0, 204);
