@@ -77,12 +77,20 @@ impl TestNode {
 
     /// Signs up `username` as a developer and signs in.
     pub async fn developer(&self, username: &str) -> Client {
-        let c = self.user(username).await;
-        self.node
-            .store
-            .set_role(username, minihost_core::Role::Developer)
+        self.user_with_role(username, minihost_core::Role::Developer)
             .await
-            .unwrap();
+    }
+
+    /// Signs up `username` as a reviewer and signs in.
+    pub async fn reviewer(&self, username: &str) -> Client {
+        self.user_with_role(username, minihost_core::Role::Reviewer)
+            .await
+    }
+
+    /// Signs up `username` with `role` and signs in.
+    pub async fn user_with_role(&self, username: &str, role: minihost_core::Role) -> Client {
+        let c = self.user(username).await;
+        self.node.store.set_role(username, role).await.unwrap();
         c
     }
 

@@ -364,12 +364,7 @@ async fn a_failing_app_is_reported_and_the_next_event_runs() {
 async fn a_new_version_asks_again_for_just_its_new_scopes() {
     let node = TestNode::start(minihost_tests::testing::TestDb::sqlite().unwrap()).await;
     let dev = node.developer("dev").await;
-    let rita = node.user("rita").await;
-    node.node
-        .store
-        .set_role("rita", minihost_core::Role::Reviewer)
-        .await
-        .unwrap();
+    let rita = node.reviewer("rita").await;
     let bob = node.user("bob").await;
     let g = bob.group("g", &[]).await;
     let echo = wasm(minihost_guest_artifacts::ECHO);

@@ -4,7 +4,6 @@
 //! place; bob revokes `messages.send` and the app's next send is denied.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use minihost_core::Role;
 use minihost_tests::{Client, Ws, on_every_backend};
 use serde_json::{Value, json};
 
@@ -69,12 +68,7 @@ async fn polls_with_consent_live_tally_and_revocation() {
             )
             .await;
         assert_eq!(r.0, 201, "{r:?}");
-        let rita = node.user("rita").await;
-        node.node
-            .store
-            .set_role("rita", Role::Reviewer)
-            .await
-            .unwrap();
+        let rita = node.reviewer("rita").await;
         assert_eq!(rita.get("/api/v1/review/queue").await.1[0]["app"], "polls");
         rita.approve_and_release("polls", "1.0.0").await;
 

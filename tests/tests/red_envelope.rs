@@ -7,7 +7,7 @@
 //! each.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use minihost_core::{Role, UserId};
+use minihost_core::UserId;
 use minihost_tests::{Client, TestNode, Ws, on_every_backend};
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -48,12 +48,7 @@ async fn setup(node: &TestNode) -> (Client, Client, Vec<Client>, String) {
     let wasm = minihost_guest_artifacts::read(minihost_guest_artifacts::RED_ENVELOPE).unwrap();
     let r = dev.submit("red-envelope", MANIFEST, &wasm).await;
     assert_eq!(r.0, 201, "{r:?}");
-    let rita = node.user("rita").await;
-    node.node
-        .store
-        .set_role("rita", Role::Reviewer)
-        .await
-        .unwrap();
+    let rita = node.reviewer("rita").await;
     rita.approve_and_release("red-envelope", "1.0.0").await;
 
     let alice = node.user("alice").await;

@@ -106,12 +106,7 @@ async fn invocations_at_least(dev: &Client, n: usize) -> Vec<Value> {
 }
 
 async fn reviewers(node: &TestNode) -> (Client, Client) {
-    let rita = node.user("rita").await;
-    node.node
-        .store
-        .set_role("rita", Role::Reviewer)
-        .await
-        .unwrap();
+    let rita = node.reviewer("rita").await;
     let root = node.user("root").await;
     node.node.store.set_role("root", Role::Admin).await.unwrap();
     (rita, root)

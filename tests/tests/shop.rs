@@ -3,7 +3,6 @@
 //! merchant account up by exactly the price, once; the shop posts a receipt; the books balance.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use minihost_core::Role;
 use minihost_tests::{Client, TestNode, Ws, on_every_backend};
 use serde_json::{Value, json};
 
@@ -27,12 +26,7 @@ async fn shop_in_a_group(node: &TestNode) -> (Client, Client, String) {
     let wasm = minihost_guest_artifacts::read(minihost_guest_artifacts::SHOP).unwrap();
     let r = tea.submit("shop", SHOP_MANIFEST, &wasm).await;
     assert_eq!(r.0, 201, "{r:?}");
-    let rita = node.user("rita").await;
-    node.node
-        .store
-        .set_role("rita", Role::Reviewer)
-        .await
-        .unwrap();
+    let rita = node.reviewer("rita").await;
     rita.approve_and_release("shop", "0.1.0").await;
     let alice = node.user("alice").await;
     let group = tea.group("tea lovers", &["alice"]).await;

@@ -306,6 +306,22 @@ async fn own_app(state: &AppState, me: &User, app: &str) -> Result<AppRecord, Ap
     }
 }
 
+/// The user `username`, for a change to the testers of `me`'s own `app`.
+async fn tester_of_own_app(
+    state: &AppState,
+    me: &User,
+    app: &str,
+    username: &str,
+) -> Result<User, ApiError> {
+    own_app(state, me, app).await?;
+    Ok(state
+        .store
+        .user_by_username(username)
+        .await?
+        .ok_or(ApiError::NotFound("user"))?
+        .user)
+}
+
 #[utoipa::path(get, path = "/api/v1/apps/{app}/testers", operation_id = "app_testers",
     params(crate::openapi::params::App), security(("session" = [])),
     responses((status = 200, description = "The usernames of the app's testers", body = Vec<String>),
@@ -330,13 +346,7 @@ pub(crate) async fn add_tester(
     AuthUser(me): AuthUser,
     Path((app, username)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    own_app(&state, &me, &app).await?;
-    let user = state
-        .store
-        .user_by_username(&username)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?
-        .user;
+    let user = tester_of_own_app(&state, &me, &app, &username).await?;
     if state.store.add_tester(&app, &user.id).await? {
         tracing::info!(%app, tester = %username, "tester added");
     }
@@ -353,13 +363,7 @@ pub(crate) async fn remove_tester(
     AuthUser(me): AuthUser,
     Path((app, username)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    own_app(&state, &me, &app).await?;
-    let user = state
-        .store
-        .user_by_username(&username)
-        .await?
-        .ok_or(ApiError::NotFound("user"))?
-        .user;
+    let user = tester_of_own_app(&state, &me, &app, &username).await?;
     if !state.store.remove_tester(&app, &user.id).await? {
         return Err(ApiError::NotFound("tester"));
     }

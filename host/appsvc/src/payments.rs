@@ -91,7 +91,21 @@ fn check_ask(ask: &PaymentAsk) -> Result<(Currency, i64, u32), AppError> {
     let currency = Currency::parse(&ask.currency).map_err(|e| AppError::Invalid(e.to_string()))?;
     let amount = minihost_core::money::check_amount(ask.amount)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
-    let description = ask.description.trim();
+    check_description(&ask.description)?;
+    check_key(&ask.idempotency_key)?;
+    let ttl = ask.expires_in_secs.unwrap_or(DEFAULT_TTL_SECS);
+    if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl) {
+        return Err(AppError::Invalid(format!(
+            "expires_in_seconds must be {MIN_TTL_SECS} to {MAX_TTL_SECS}"
+        )));
+    }
+    Ok((currency, amount, ttl))
+}
+
+/// A description people read (of an order or a payout), trimmed: 1 to
+/// [`MAX_DESCRIPTION_BYTES`] bytes, no control characters.
+pub(crate) fn check_description(description: &str) -> Result<&str, AppError> {
+    let description = description.trim();
     if description.is_empty() || description.len() > MAX_DESCRIPTION_BYTES {
         return Err(AppError::Invalid(format!(
             "description must be 1 to {MAX_DESCRIPTION_BYTES} bytes"
@@ -102,14 +116,7 @@ fn check_ask(ask: &PaymentAsk) -> Result<(Currency, i64, u32), AppError> {
             "description must not contain control characters".into(),
         ));
     }
-    check_key(&ask.idempotency_key)?;
-    let ttl = ask.expires_in_secs.unwrap_or(DEFAULT_TTL_SECS);
-    if !(MIN_TTL_SECS..=MAX_TTL_SECS).contains(&ttl) {
-        return Err(AppError::Invalid(format!(
-            "expires_in_seconds must be {MIN_TTL_SECS} to {MAX_TTL_SECS}"
-        )));
-    }
-    Ok((currency, amount, ttl))
+    Ok(description)
 }
 
 pub(crate) fn check_key(key: &str) -> Result<(), AppError> {

@@ -3,7 +3,7 @@
 //! holds, and each payout is named by the app's idempotency key. The user is told with a
 //! `payout` frame.
 
-use crate::payments::{MAX_DESCRIPTION_BYTES, check_key};
+use crate::payments::{check_description, check_key};
 use crate::{Actor, AppError, AppServices};
 use minihost_core::Currency;
 use minihost_hub::{Event as HubEvent, Topic};
@@ -29,17 +29,7 @@ fn check_payout(ask: &PayoutAsk) -> Result<(Currency, i64, String), AppError> {
     let currency = Currency::parse(&ask.currency).map_err(|e| AppError::Invalid(e.to_string()))?;
     let amount = minihost_core::money::check_amount(ask.amount)
         .map_err(|e| AppError::Invalid(e.to_string()))?;
-    let description = ask.description.trim();
-    if description.is_empty() || description.len() > MAX_DESCRIPTION_BYTES {
-        return Err(AppError::Invalid(format!(
-            "description must be 1 to {MAX_DESCRIPTION_BYTES} bytes"
-        )));
-    }
-    if description.chars().any(char::is_control) {
-        return Err(AppError::Invalid(
-            "description must not contain control characters".into(),
-        ));
-    }
+    let description = check_description(&ask.description)?;
     check_key(&ask.idempotency_key)?;
     Ok((currency, amount, description.to_owned()))
 }

@@ -251,6 +251,21 @@ pub(crate) async fn audit(
     Ok(())
 }
 
+/// Audit lines from `(actor, action, subject, detail, created_at)` rows.
+pub(crate) fn audit_entries(rows: Vec<(String, String, String, String, i64)>) -> Vec<AuditEntry> {
+    rows.into_iter()
+        .map(
+            |(actor, action, subject, detail, created_at_ms)| AuditEntry {
+                actor,
+                action,
+                subject,
+                detail,
+                created_at_ms,
+            },
+        )
+        .collect()
+}
+
 fn account_from_row(row: &sqlx::any::AnyRow) -> Result<Account> {
     Ok(Account {
         id: row.try_get("id")?,
@@ -308,18 +323,7 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(actor, action, subject, detail, created_at_ms)| AuditEntry {
-                    actor,
-                    action,
-                    subject,
-                    detail,
-                    created_at_ms,
-                },
-            )
-            .collect())
+        Ok(audit_entries(rows))
     }
 
     /// The (kind, owner, currency) account, if it exists.

@@ -672,17 +672,6 @@ impl Store {
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(
-                |(actor, action, subject, detail, created_at_ms)| crate::ledger::AuditEntry {
-                    actor,
-                    action,
-                    subject,
-                    detail,
-                    created_at_ms,
-                },
-            )
-            .collect())
+        Ok(ledger::audit_entries(rows))
     }
 }
