@@ -12,6 +12,14 @@ pub struct Server {
     pub url: String,
 }
 
+impl Drop for Server {
+    /// A test that fails half-way leaves no server running behind it.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Starts `minihost serve` on a free port of 127.0.0.1 with `config`'s database.
 pub fn spawn(config: &StoreConfig) -> Server {
     spawn_with(config, &[])
