@@ -2,7 +2,8 @@
 //! `synchronous=FULL`) or PostgreSQL through sqlx's `Any` driver, runs the migrations, and offers
 //! typed queries. Every statement is written once, in the SQL both databases share (`$1`
 //! placeholders, `RETURNING`, partial indexes). Messages are appended through a group-commit
-//! writer ([`writer`]) so that many concurrent sends share one durable commit.
+//! writer ([`writer`]) so that many concurrent sends share one durable commit; users' answers
+//! to payment requests likewise through the payment writer (`payment_writer.rs`).
 
 mod app_users;
 mod apps;
@@ -13,6 +14,7 @@ mod grants;
 mod ledger;
 mod messages;
 mod migrate;
+mod payment_writer;
 mod payments;
 mod refunds;
 mod sessions;
@@ -29,7 +31,9 @@ pub use error::StoreError;
 pub use grants::{GrantRecord, KvQuota, KvRefusal, PrivacyEntry};
 pub use ledger::{Account, AccountKind, AuditEntry, StatementLine, TrialBalance};
 pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef, rfc3339};
-pub use payments::{NewOrder, PaymentEvent, PaymentOrder, PaymentRefusal, PinRecord};
+pub use payments::{
+    NewOrder, PaymentEvent, PaymentOrder, PaymentOutcome, PaymentRefusal, PinRecord,
+};
 pub use refunds::{NewRefund, Refund, RefundRefusal, Refunded};
 pub use tokens::{
     AccessTokenCheck, ClientRow, LoginCodeRow, Purged, RefreshFamilyRow, RefreshTokenRow,
