@@ -733,6 +733,28 @@ impl Store {
         }))
     }
 
+    /// `user`'s PIN record read together with their order `order` (one query for the
+    /// confirmation's checks): `None` when `order` is not an order of `user`, `Some(None)` when
+    /// they have set no PIN.
+    pub async fn order_pin(&self, order: &str, user: &UserId) -> Result<Option<Option<PinRecord>>> {
+        let row: Option<(Option<String>, Option<i64>, Option<i64>)> = sqlx::query_as(
+            "SELECT p.pin_hash, CAST(p.failures AS BIGINT), p.locked_until
+               FROM payment_orders o LEFT JOIN payment_pins p ON p.user_id = o.user_id
+              WHERE o.id = $1 AND o.user_id = $2",
+        )
+        .bind(order)
+        .bind(user.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(hash, failures, locked_until_ms)| {
+            hash.map(|hash| PinRecord {
+                hash,
+                failures: failures.unwrap_or(0),
+                locked_until_ms: locked_until_ms.unwrap_or(0),
+            })
+        }))
+    }
+
     /// Counts a wrong PIN; the `max_failures`-th in a row locks payments for `lock_ms`.
     /// Returns the record after.
     pub async fn record_pin_failure(
