@@ -6,7 +6,7 @@
 //! of all accounts of a currency is always zero. Also the audit log and the trial balance.
 //! [`Postings`] writes many transfers in one transaction (the payment writer's batches).
 
-use crate::db::Store;
+use crate::db::{Backend, Store};
 use crate::{Result, StoreError};
 use minihost_core::{UnixMillis, UserId};
 use sqlx::{AssertSqlSafe, Row};
@@ -408,25 +408,60 @@ impl Postings {
         Ok(true)
     }
 
-    /// Writes the batch's transfers inside `tx`: each account's net change in id order, then the
-    /// transactions and their entries. `Ok(false)`: an account would go negative, because
-    /// another transaction (another node) took from it after [`load`](Self::load) read it; the
-    /// caller rolls back and starts again.
-    pub(crate) async fn write(self, tx: &mut Tx, now: UnixMillis) -> Result<bool> {
-        for (id, delta) in &self.deltas {
-            if *delta == 0 {
-                continue;
+    /// Writes the batch's transfers inside `tx`: every account's net change in one statement
+    /// (per [`KEYS_PER_LOOKUP`] accounts), conditional on no balance but an external one going
+    /// negative, then the transactions and their entries. On PostgreSQL the accounts' rows are
+    /// locked first in the order of their ids, as [`transfer`] takes them, so a batch and a
+    /// refund between two of its accounts cannot deadlock (SQLite's write lock already
+    /// serialises every writer). `Ok(false)`: an account would go negative, because another
+    /// transaction (another node) took from it after [`load`](Self::load) read it; the caller
+    /// rolls back and starts again.
+    pub(crate) async fn write(
+        self,
+        tx: &mut Tx,
+        backend: Backend,
+        now: UnixMillis,
+    ) -> Result<bool> {
+        let changes: Vec<(&String, i64)> = self
+            .deltas
+            .iter()
+            .filter(|(_, delta)| **delta != 0)
+            .map(|(id, delta)| (id, *delta))
+            .collect();
+        for chunk in changes.chunks(KEYS_PER_LOOKUP) {
+            if backend == Backend::Postgres {
+                let sql = format!(
+                    "SELECT id FROM accounts WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                    (1..=chunk.len())
+                        .map(|k| format!("${k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (id, _) in chunk {
+                    q = q.bind(id.as_str());
+                }
+                q.execute(&mut **tx).await?;
             }
-            let n = sqlx::query(
-                "UPDATE accounts SET balance = balance + $1
-                  WHERE id = $2 AND (kind = 'external' OR balance + $1 >= 0)",
-            )
-            .bind(*delta)
-            .bind(id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
-            if n != 1 {
+            let mut case = String::from("CASE id");
+            for k in 0..chunk.len() {
+                case.push_str(&format!(" WHEN ${} THEN ${}", 2 * k + 1, 2 * k + 2));
+            }
+            case.push_str(" END");
+            let ids = (0..chunk.len())
+                .map(|k| format!("${}", 2 * k + 1))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE accounts SET balance = balance + {case}
+                  WHERE id IN ({ids}) AND (kind = 'external' OR balance + {case} >= 0)
+                  RETURNING id"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, delta) in chunk {
+                q = q.bind(id.as_str()).bind(*delta);
+            }
+            if q.fetch_all(&mut **tx).await?.len() != chunk.len() {
                 return Ok(false);
             }
         }

@@ -168,10 +168,20 @@ async fn commit(
     asked: &[Asked<'_>],
 ) -> Result<Vec<PaymentOutcome>> {
     for _ in 0..ATTEMPTS {
+        let start = std::time::Instant::now();
         let mut tx = crate::db::begin_write(pool, backend).await?;
-        match answer_in(&mut tx, asked, minihost_core::now_millis()).await? {
+        let begun = start.elapsed();
+        match answer_in(&mut tx, backend, asked, minihost_core::now_millis()).await? {
             Some(outcomes) => {
+                let applied = start.elapsed();
                 tx.commit().await?;
+                tracing::debug!(
+                    size = asked.len(),
+                    begin_us = begun.as_micros(),
+                    apply_us = (applied - begun).as_micros(),
+                    commit_us = (start.elapsed() - applied).as_micros(),
+                    "payment batch committed"
+                );
                 return Ok(outcomes);
             }
             None => tx.rollback().await?,
@@ -223,7 +233,7 @@ mod tests {
             .id
     }
 
-    async fn wallet(store: &Store, user: &User) -> i64 {
+    async fn wallet_of(store: &Store, user: &User) -> i64 {
         store
             .account(AccountKind::Wallet, user.id.as_str(), "EUR")
             .await
@@ -358,9 +368,9 @@ mod tests {
                 );
             }
 
-            assert_eq!(wallet(&store, &alice).await, 50, "{}", db.name);
-            assert_eq!(wallet(&store, &bob).await, 0, "{}", db.name);
-            assert_eq!(wallet(&store, &carol).await, 0, "{}", db.name);
+            assert_eq!(wallet_of(&store, &alice).await, 50, "{}", db.name);
+            assert_eq!(wallet_of(&store, &bob).await, 0, "{}", db.name);
+            assert_eq!(wallet_of(&store, &carol).await, 0, "{}", db.name);
             let shop = store
                 .account(AccountKind::Merchant, "shop", "EUR")
                 .await
@@ -386,6 +396,86 @@ mod tests {
             assert_eq!((count("paid"), count("declined")), (5, 3), "{}", db.name);
             let tb = store.trial_balance().await.unwrap();
             assert!(tb.holds(), "{}: {tb:#?}", db.name);
+            store.close().await;
+            db.cleanup().await.unwrap();
+        }
+    }
+
+    /// A batch's balances are read before it writes them; if another transaction (another
+    /// node) takes from a wallet in between, the write refuses rather than make it negative.
+    #[tokio::test]
+    async fn a_wallet_taken_from_after_the_read_is_not_made_negative() {
+        use crate::ledger::{AccountKey, BatchTransfer, Postings};
+        for db in TestDb::all().await.unwrap() {
+            let store = db.open(None).await.unwrap();
+            let dev = user(&store, "dev", 0).await;
+            store.register_app("shop", "Shop", &dev.id).await.unwrap();
+            let alice = user(&store, "alice", 1_000).await;
+            let wallet: AccountKey = (AccountKind::Wallet, alice.id.as_str().into(), "EUR".into());
+            let shop: AccountKey = (AccountKind::Merchant, "shop".into(), "EUR".into());
+            let now = minihost_core::now_millis();
+            let plan = || BatchTransfer {
+                from: &wallet,
+                to: &shop,
+                amount: 800,
+                kind: "payment",
+                order: None,
+                actor: "test",
+                memo: "",
+            };
+
+            let mut postings = Postings::default();
+            let mut tx = crate::db::begin_write(&store.pool, store.backend)
+                .await
+                .unwrap();
+            postings
+                .load(&mut tx, &[wallet.clone(), shop.clone()], now)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            assert!(postings.transfer(plan()).unwrap());
+            // 800 of 1,000 planned; another writer takes 300 before the batch writes.
+            crate::testing::tamper(
+                &store,
+                &format!(
+                    "UPDATE accounts SET balance = balance - 300 WHERE kind = 'wallet' AND owner = '{}'",
+                    alice.id.as_str()
+                ),
+            )
+            .await
+            .unwrap();
+            let mut tx = crate::db::begin_write(&store.pool, store.backend)
+                .await
+                .unwrap();
+            assert!(
+                !postings.write(&mut tx, store.backend, now).await.unwrap(),
+                "{}",
+                db.name
+            );
+            tx.rollback().await.unwrap();
+            assert_eq!(wallet_of(&store, &alice).await, 700, "{}", db.name);
+
+            // Read again, the same transfer no longer fits; a smaller one does.
+            let mut postings = Postings::default();
+            let mut tx = crate::db::begin_write(&store.pool, store.backend)
+                .await
+                .unwrap();
+            postings
+                .load(&mut tx, &[wallet.clone(), shop.clone()], now)
+                .await
+                .unwrap();
+            assert!(!postings.transfer(plan()).unwrap());
+            assert!(
+                postings
+                    .transfer(BatchTransfer {
+                        amount: 700,
+                        ..plan()
+                    })
+                    .unwrap()
+            );
+            assert!(postings.write(&mut tx, store.backend, now).await.unwrap());
+            tx.commit().await.unwrap();
+            assert_eq!(wallet_of(&store, &alice).await, 0, "{}", db.name);
             store.close().await;
             db.cleanup().await.unwrap();
         }

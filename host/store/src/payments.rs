@@ -9,7 +9,7 @@
 //! States: `pending` → `paid` | `declined` | `expired`; `paid` → `partially_refunded` |
 //! `refunded`. Only the paying user's confirmation moves an order to `paid`.
 
-use crate::db::Store;
+use crate::db::{Backend, Store};
 use crate::ledger::{self, AccountKey, AccountKind, BatchTransfer, Postings};
 use crate::{Result, StoreError};
 use minihost_core::{UnixMillis, UserId};
@@ -371,6 +371,7 @@ fn payment_accounts(order: &PaymentOrder) -> (AccountKey, AccountKey) {
 /// so the batch would have made it negative; the caller rolls back and starts again.
 pub(crate) async fn answer_in(
     tx: &mut ledger::Tx,
+    backend: Backend,
     asked: &[Asked<'_>],
     now: UnixMillis,
 ) -> Result<Option<Vec<PaymentOutcome>>> {
@@ -494,7 +495,7 @@ pub(crate) async fn answer_in(
         }
         unclaim(tx, &short).await?;
     }
-    if !postings.write(tx, now).await? {
+    if !postings.write(tx, backend, now).await? {
         return Ok(None);
     }
     record_events(tx, &events, now).await?;
