@@ -16,7 +16,7 @@ use axum::{Json, Router};
 use minihost_appsvc::{AppError, PaymentView};
 use minihost_core::Currency;
 use minihost_store::{
-    AccountKind, PaymentOrder, PaymentRefusal, RefundRefusal, Refunded, StatementLine,
+    AccountKind, PaymentOrder, PaymentRefusal, PinRecord, RefundRefusal, Refunded, StatementLine,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -195,13 +195,15 @@ fn refused(r: PaymentRefusal) -> ApiError {
     }
 }
 
-/// Checks the user's PIN against the store, counting wrong tries and honouring the lock.
+/// Checks the user's PIN (`record`, `None` if they set none), counting wrong tries and honouring
+/// the lock.
 async fn check_pin(
     state: &AppState,
     me: &minihost_store::User,
+    record: Option<PinRecord>,
     pin: String,
 ) -> Result<(), ApiError> {
-    let Some(record) = state.store.payment_pin(&me.id).await? else {
+    let Some(record) = record else {
         return Err(ApiError::Refused {
             status: StatusCode::CONFLICT,
             code: "pin_not_set",
@@ -220,7 +222,11 @@ async fn check_pin(
         });
     }
     if crate::auth::verify_pin(pin, record.hash).await? {
-        state.store.record_pin_success(&me.id).await?;
+        // Only a count to clear is worth a write (on SQLite, even an update that changes no
+        // row takes the write lock).
+        if record.failures != 0 {
+            state.store.record_pin_success(&me.id).await?;
+        }
         return Ok(());
     }
     let after = state
@@ -261,19 +267,18 @@ pub(crate) async fn confirm(
     ApiJson(body): ApiJson<Confirm>,
 ) -> Result<Json<PaymentView>, ApiError> {
     // An unknown order answers 404 before the PIN is tried (no PIN guessing on other orders).
-    let app = match state.store.order(&payment).await? {
-        Some(o) if o.user_id == me.id => o.app_id,
-        _ => return Err(ApiError::NotFound("payment request")),
+    let Some((pin, suspended)) = state.store.order_pin(&payment, &me.id).await? else {
+        return Err(ApiError::NotFound("payment request"));
     };
     // Nothing moves toward a suspended app.
-    if state.store.suspension(&app).await?.is_some() {
+    if suspended {
         return Err(ApiError::Refused {
             status: StatusCode::CONFLICT,
             code: "app_suspended",
             message: "the app is suspended: its payment requests cannot be paid".into(),
         });
     }
-    check_pin(&state, &me, body.pin).await?;
+    check_pin(&state, &me, pin, body.pin).await?;
     let order = state
         .store
         .confirm_order(&payment, &me.id)

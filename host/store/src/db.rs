@@ -1,6 +1,8 @@
-//! Opening the database: choosing SQLite or PostgreSQL, connection options, pool and the writer.
+//! Opening the database: choosing SQLite or PostgreSQL, connection options, pool and the
+//! writers (messages, payment answers).
 
 use crate::migrate;
+use crate::payment_writer::PaymentWriter;
 use crate::writer::{CommitHook, Writer};
 use crate::{Result, StoreError};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -36,11 +38,12 @@ pub struct Store {
     pub(crate) pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) writer: Writer,
+    pub(crate) payment_writer: PaymentWriter,
 }
 
 impl Store {
     /// Opens (creating if needed) the database, applies the migrations and starts the message
-    /// writer. `hook` is called, in commit order, with every batch of newly stored messages.
+    /// and payment writers. `hook` is called, in commit order, with every batch of newly stored messages.
     pub async fn open(config: &StoreConfig, hook: Option<CommitHook>) -> Result<Self> {
         install_default_drivers();
         let (url, backend) = match config {
@@ -92,10 +95,12 @@ impl Store {
             .map_err(|e| StoreError::Open(format!("{}: {e}", redact(&url))))?;
         migrate::run(&pool, backend).await?;
         let writer = Writer::start(pool.clone(), backend, hook);
+        let payment_writer = PaymentWriter::start(pool.clone(), backend);
         Ok(Store {
             pool,
             backend,
             writer,
+            payment_writer,
         })
     }
 
@@ -126,8 +131,10 @@ impl Store {
         self.backend
     }
 
-    /// Stops accepting appends, lets queued ones commit, and closes the pool.
+    /// Stops accepting appends and payment answers, lets queued ones commit, and closes the
+    /// pool.
     pub async fn close(&self) {
+        self.payment_writer.shutdown().await;
         self.writer.shutdown().await;
         self.pool.close().await;
     }

@@ -15,9 +15,13 @@ pub enum StoreError {
     /// A stored value could not be read back (a bug or tampering, never user input).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),
-    /// The message writer has stopped (the server is shutting down).
+    /// The message or payment writer has stopped (the server is shutting down).
     #[error("the store is shutting down")]
     Closed,
+    /// A batch of payment answers kept meeting other writers' changes to its wallets (other
+    /// nodes); nothing of it was written.
+    #[error("the ledger is busy; try again")]
+    Busy,
     /// An idempotency key came back with a different request than the one it first named.
     #[error("the idempotency key was already used for a different request")]
     IdempotencyKeyReused,

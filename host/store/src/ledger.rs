@@ -4,14 +4,16 @@
 //! transaction with the balance changes. A balance never goes negative except an external
 //! account's (a `CHECK` in the schema, and a conditional update that decides races), so the sum
 //! of all accounts of a currency is always zero. Also the audit log and the trial balance.
+//! [`Postings`] writes many transfers in one transaction (the payment writer's batches).
 
-use crate::db::Store;
+use crate::db::{Backend, Store};
 use crate::{Result, StoreError};
 use minihost_core::{UnixMillis, UserId};
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::{BTreeMap, HashMap};
 
 /// The kinds of account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum AccountKind {
     /// A user's wallet (owner: the user id).
     Wallet,
@@ -225,6 +227,309 @@ async fn credit(tx: &mut Tx, account: &str, amount: i64) -> Result<()> {
         .execute(&mut **tx)
         .await?;
     Ok(())
+}
+
+/// An account named by what it is: (kind, owner, currency).
+pub(crate) type AccountKey = (AccountKind, String, String);
+
+/// An account as a batch of transfers sees it.
+struct Held {
+    id: String,
+    external: bool,
+    /// The balance read, minus what the batch has taken from it so far.
+    balance: i64,
+}
+
+/// A transfer made in a batch, written by [`Postings::write`].
+struct Posted {
+    id: String,
+    from: String,
+    to: String,
+    amount: i64,
+    kind: &'static str,
+    order: Option<String>,
+    actor: String,
+    memo: String,
+}
+
+/// A movement of `amount` between two accounts of a batch ([`Postings::transfer`]).
+pub(crate) struct BatchTransfer<'a> {
+    pub from: &'a AccountKey,
+    pub to: &'a AccountKey,
+    pub amount: i64,
+    pub kind: &'static str,
+    pub order: Option<&'a str>,
+    pub actor: &'a str,
+    pub memo: &'a str,
+}
+
+/// Rows per multi-row INSERT (at most 7 parameters each, far under both databases' limits).
+const ROWS_PER_INSERT: usize = 64;
+/// Accounts named per lookup (3 parameters each).
+const KEYS_PER_LOOKUP: usize = 100;
+
+/// Many transfers written together in one transaction (the payment writer's batches). The
+/// accounts are read once ([`Postings::load`]); each transfer is checked in memory against the
+/// balance the earlier ones left ([`Postings::transfer`]), in the order they are made, so that
+/// a refusal writes nothing and cannot undo its neighbours. [`Postings::write`] then writes each
+/// account's net change in the order of account ids (the row locks taken in one order, as
+/// [`transfer`] takes them), each conditional on the balance staying non-negative, and the
+/// transactions and their entries several rows per statement.
+#[derive(Default)]
+pub(crate) struct Postings {
+    accounts: HashMap<AccountKey, Held>,
+    /// Net change per account id, in id order.
+    deltas: BTreeMap<String, i64>,
+    posted: Vec<Posted>,
+}
+
+impl Postings {
+    /// Reads the accounts named in `keys` that this batch has not read yet, creating the missing
+    /// ones empty.
+    pub(crate) async fn load(
+        &mut self,
+        tx: &mut Tx,
+        keys: &[AccountKey],
+        now: UnixMillis,
+    ) -> Result<()> {
+        let mut wanted: Vec<&AccountKey> = Vec::new();
+        for key in keys {
+            if !self.accounts.contains_key(key) && !wanted.contains(&key) {
+                wanted.push(key);
+            }
+        }
+        self.read(tx, &wanted).await?;
+        let missing: Vec<&AccountKey> = wanted
+            .into_iter()
+            .filter(|k| !self.accounts.contains_key(*k))
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        for chunk in missing.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO accounts (id, kind, owner, currency, balance, created_at) VALUES ",
+            );
+            for r in 0..chunk.len() {
+                if r > 0 {
+                    sql.push(',');
+                }
+                let b = r * 4;
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, 0, $1)",
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5
+                ));
+            }
+            sql.push_str(" ON CONFLICT (kind, owner, currency) DO NOTHING");
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+            for (kind, owner, currency) in chunk {
+                q = q
+                    .bind(format!("acc_{}", minihost_core::ids::random_hex(10)))
+                    .bind(kind.as_str())
+                    .bind(owner.clone())
+                    .bind(currency.clone());
+            }
+            q.execute(&mut **tx).await?;
+        }
+        self.read(tx, &missing).await?;
+        match missing.iter().find(|k| !self.accounts.contains_key(**k)) {
+            Some((kind, owner, currency)) => Err(StoreError::Corrupt(format!(
+                "the {} account of {owner} in {currency} was neither found nor created",
+                kind.as_str()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads the accounts named in `keys` that exist.
+    async fn read(&mut self, tx: &mut Tx, keys: &[&AccountKey]) -> Result<()> {
+        for chunk in keys.chunks(KEYS_PER_LOOKUP) {
+            let mut sql =
+                String::from("SELECT id, kind, owner, currency, balance FROM accounts WHERE ");
+            for r in 0..chunk.len() {
+                if r > 0 {
+                    sql.push_str(" OR ");
+                }
+                let b = r * 3;
+                sql.push_str(&format!(
+                    "(kind = ${} AND owner = ${} AND currency = ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3
+                ));
+            }
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (kind, owner, currency) in chunk {
+                q = q
+                    .bind(kind.as_str())
+                    .bind(owner.clone())
+                    .bind(currency.clone());
+            }
+            for row in q.fetch_all(&mut **tx).await? {
+                let account = account_from_row(&row)?;
+                let Some(key) = chunk.iter().find(|(kind, owner, currency)| {
+                    kind.as_str() == account.kind
+                        && *owner == account.owner
+                        && *currency == account.currency
+                }) else {
+                    continue;
+                };
+                self.accounts.insert(
+                    (*key).clone(),
+                    Held {
+                        id: account.id,
+                        external: account.kind == AccountKind::External.as_str(),
+                        balance: account.balance,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves `t.amount` from `t.from` to `t.to` (both [`load`](Self::load)ed) if `t.from`
+    /// holds it after the transfers made before (or is external); `Ok(false)`, and nothing
+    /// recorded, if it does not.
+    pub(crate) fn transfer(&mut self, t: BatchTransfer<'_>) -> Result<bool> {
+        let not_loaded = || StoreError::Corrupt("a batch transfer names an unread account".into());
+        let to_id = self.accounts.get(t.to).ok_or_else(not_loaded)?.id.clone();
+        let source = self.accounts.get_mut(t.from).ok_or_else(not_loaded)?;
+        if !source.external && source.balance < t.amount {
+            return Ok(false);
+        }
+        source.balance -= t.amount;
+        let from_id = source.id.clone();
+        if let Some(target) = self.accounts.get_mut(t.to) {
+            target.balance += t.amount;
+        }
+        *self.deltas.entry(from_id.clone()).or_default() -= t.amount;
+        *self.deltas.entry(to_id.clone()).or_default() += t.amount;
+        self.posted.push(Posted {
+            id: format!("tx_{}", minihost_core::ids::random_hex(10)),
+            from: from_id,
+            to: to_id,
+            amount: t.amount,
+            kind: t.kind,
+            order: t.order.map(str::to_owned),
+            actor: t.actor.to_owned(),
+            memo: t.memo.to_owned(),
+        });
+        Ok(true)
+    }
+
+    /// Writes the batch's transfers inside `tx`: every account's net change in one statement
+    /// (per [`KEYS_PER_LOOKUP`] accounts), conditional on no balance but an external one going
+    /// negative, then the transactions and their entries. On PostgreSQL the accounts' rows are
+    /// locked first in the order of their ids, as [`transfer`] takes them, so a batch and a
+    /// refund between two of its accounts cannot deadlock (SQLite's write lock already
+    /// serialises every writer). `Ok(false)`: an account would go negative, because another
+    /// transaction (another node) took from it after [`load`](Self::load) read it; the caller
+    /// rolls back and starts again.
+    pub(crate) async fn write(
+        self,
+        tx: &mut Tx,
+        backend: Backend,
+        now: UnixMillis,
+    ) -> Result<bool> {
+        let changes: Vec<(&String, i64)> = self
+            .deltas
+            .iter()
+            .filter(|(_, delta)| **delta != 0)
+            .map(|(id, delta)| (id, *delta))
+            .collect();
+        for chunk in changes.chunks(KEYS_PER_LOOKUP) {
+            if backend == Backend::Postgres {
+                let sql = format!(
+                    "SELECT id FROM accounts WHERE id IN ({}) ORDER BY id FOR UPDATE",
+                    (1..=chunk.len())
+                        .map(|k| format!("${k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                let mut q = sqlx::query(AssertSqlSafe(sql));
+                for (id, _) in chunk {
+                    q = q.bind(id.as_str());
+                }
+                q.execute(&mut **tx).await?;
+            }
+            let mut case = String::from("CASE id");
+            for k in 0..chunk.len() {
+                case.push_str(&format!(" WHEN ${} THEN ${}", 2 * k + 1, 2 * k + 2));
+            }
+            case.push_str(" END");
+            let ids = (0..chunk.len())
+                .map(|k| format!("${}", 2 * k + 1))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE accounts SET balance = balance + {case}
+                  WHERE id IN ({ids}) AND (kind = 'external' OR balance + {case} >= 0)
+                  RETURNING id"
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (id, delta) in chunk {
+                q = q.bind(id.as_str()).bind(*delta);
+            }
+            if q.fetch_all(&mut **tx).await?.len() != chunk.len() {
+                return Ok(false);
+            }
+        }
+        for chunk in self.posted.chunks(ROWS_PER_INSERT) {
+            let mut sql = String::from(
+                "INSERT INTO ledger_txns (id, kind, order_id, refund_id, actor, memo, created_at) \
+                 VALUES ",
+            );
+            for r in 0..chunk.len() {
+                if r > 0 {
+                    sql.push(',');
+                }
+                let b = r * 5;
+                sql.push_str(&format!(
+                    "(${}, ${}, ${}, NULL, ${}, ${}, $1)",
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6
+                ));
+            }
+            let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+            for p in chunk {
+                q = q
+                    .bind(p.id.clone())
+                    .bind(p.kind)
+                    .bind(p.order.clone())
+                    .bind(p.actor.clone())
+                    .bind(p.memo.clone());
+            }
+            q.execute(&mut **tx).await?;
+
+            let mut sql =
+                String::from("INSERT INTO ledger_entries (txn_id, account_id, amount) VALUES ");
+            for r in 0..chunk.len() * 2 {
+                if r > 0 {
+                    sql.push(',');
+                }
+                let b = r * 3;
+                sql.push_str(&format!("(${}, ${}, ${})", b + 1, b + 2, b + 3));
+            }
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for p in chunk {
+                q = q
+                    .bind(p.id.clone())
+                    .bind(p.from.clone())
+                    .bind(-p.amount)
+                    .bind(p.id.clone())
+                    .bind(p.to.clone())
+                    .bind(p.amount);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(true)
+    }
 }
 
 /// Adds a line to the audit log inside `tx`.

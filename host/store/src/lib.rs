@@ -2,7 +2,8 @@
 //! `synchronous=FULL`) or PostgreSQL through sqlx's `Any` driver, runs the migrations, and offers
 //! typed queries. Every statement is written once, in the SQL both databases share (`$1`
 //! placeholders, `RETURNING`, partial indexes). Messages are appended through a group-commit
-//! writer ([`writer`]) so that many concurrent sends share one durable commit.
+//! writer ([`writer`]) so that many concurrent sends share one durable commit; users' answers
+//! to payment requests likewise through the payment writer (`payment_writer.rs`).
 
 mod app_users;
 mod apps;
@@ -15,6 +16,7 @@ mod kv;
 mod ledger;
 mod messages;
 mod migrate;
+mod payment_writer;
 mod payments;
 mod payouts;
 mod refunds;
@@ -35,7 +37,9 @@ pub use grants::{GrantRecord, PrivacyEntry};
 pub use kv::{KvQuota, KvRefusal};
 pub use ledger::{Account, AccountKind, AuditEntry, StatementLine, TrialBalance};
 pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef, rfc3339};
-pub use payments::{NewOrder, PaymentEvent, PaymentOrder, PaymentRefusal, PinRecord};
+pub use payments::{
+    NewOrder, PaymentEvent, PaymentOrder, PaymentOutcome, PaymentRefusal, PinRecord,
+};
 pub use payouts::{NewPayout, PaidOut, Payout, PayoutRefusal};
 pub use refunds::{NewRefund, Refund, RefundRefusal, Refunded};
 pub use registry::{ListedApp, Release, ReleaseRefusal, Report, VersionReview};

@@ -1,16 +1,20 @@
 //! Payment orders and their one state machine, payment PINs with their lockout, and the outbox
 //! of payment events. Every change of state is a conditional update (`WHERE state = 'pending'`)
 //! whose row count decides a race, written in the same transaction as its ledger movement and
-//! its outbox event, so money moves exactly once and nothing that moved goes untold.
+//! its outbox event, so money moves exactly once and nothing that moved goes untold. Users'
+//! answers (confirm, decline) are applied in batches by the payment writer
+//! ([`crate::payment_writer`]): [`answer_in`] applies a batch inside one transaction as if the
+//! answers came one after the other.
 //!
 //! States: `pending` → `paid` | `declined` | `expired`; `paid` → `partially_refunded` |
 //! `refunded`. Only the paying user's confirmation moves an order to `paid`.
 
-use crate::db::Store;
-use crate::ledger::{self, AccountKind, Transfer};
+use crate::db::{Backend, Store};
+use crate::ledger::{self, AccountKey, AccountKind, BatchTransfer, Postings};
 use crate::{Result, StoreError};
 use minihost_core::{UnixMillis, UserId};
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
+use std::collections::{HashMap, HashSet};
 
 /// A payment order.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -163,14 +167,6 @@ pub(crate) async fn record_event(
     Ok(())
 }
 
-/// What the first step of a user's answer came to.
-enum Claim {
-    /// The order moved; finish the transaction.
-    Won(ledger::Tx, PaymentOrder),
-    /// Nothing moved: the final outcome (`None`: not this user's order).
-    Settled(Option<std::result::Result<PaymentOrder, PaymentRefusal>>),
-}
-
 /// Why a pending-looking order cannot move: what it is now.
 fn refusal_for(order: &PaymentOrder, now: UnixMillis) -> PaymentRefusal {
     match order.state.as_str() {
@@ -179,6 +175,333 @@ fn refusal_for(order: &PaymentOrder, now: UnixMillis) -> PaymentRefusal {
         "expired" => PaymentRefusal::Expired,
         _ => PaymentRefusal::AlreadyPaid,
     }
+}
+
+/// A user's answer to a payment request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Answer {
+    /// Pay it.
+    Confirm,
+    /// Refuse it (final).
+    Decline,
+}
+
+/// What an answer came to: the order after it, or why nothing happened; `None`: no such order
+/// of this user.
+pub type PaymentOutcome = Option<std::result::Result<PaymentOrder, PaymentRefusal>>;
+
+/// One answer of a batch.
+pub(crate) struct Asked<'a> {
+    /// The order.
+    pub order: &'a str,
+    /// Who answers: only the order's user may.
+    pub user: &'a UserId,
+    /// What they answer.
+    pub answer: Answer,
+}
+
+/// Orders (and ids) per statement: two or three parameters each.
+const ORDERS_PER_STATEMENT: usize = 100;
+
+/// The final outcome of an answer to an order that can no longer move: the order as it is when
+/// the answer was already given (a retry), else why it cannot move.
+fn settled(order: &PaymentOrder, answer: Answer, now: UnixMillis) -> PaymentOutcome {
+    let same = match answer {
+        Answer::Confirm => matches!(
+            order.state.as_str(),
+            "paid" | "partially_refunded" | "refunded"
+        ),
+        Answer::Decline => order.state == "declined",
+    };
+    Some(if same {
+        Ok(order.clone())
+    } else {
+        Err(refusal_for(order, now))
+    })
+}
+
+/// `$first, $first+step, ...`: `n` placeholders for an `IN (...)` list.
+fn placeholders(n: usize, first: usize, step: usize) -> String {
+    (0..n)
+        .map(|k| format!("${}", first + k * step))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads orders `ids` inside `tx` into `orders`, with their `updated_at`.
+async fn read_orders(
+    tx: &mut ledger::Tx,
+    ids: &[&str],
+    orders: &mut HashMap<String, (PaymentOrder, UnixMillis)>,
+) -> Result<()> {
+    for chunk in ids.chunks(ORDERS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS}, updated_at FROM payment_orders WHERE id IN ({})",
+            placeholders(chunk.len(), 1, 1)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut **tx).await? {
+            let order = order_from_row(&row)?;
+            let updated_at: i64 = row.try_get(13)?;
+            orders.insert(order.id.clone(), (order, updated_at));
+        }
+    }
+    Ok(())
+}
+
+/// Moves each of `claims` (order id, new state) from an unexpired `pending` to its new state in
+/// conditional updates; returns the ids that moved (the rest moved otherwise since they were
+/// read: another node, or the expiry sweep).
+async fn claim(
+    tx: &mut ledger::Tx,
+    claims: &[(&str, &'static str)],
+    now: UnixMillis,
+) -> Result<HashSet<String>> {
+    let mut won = HashSet::new();
+    for chunk in claims.chunks(ORDERS_PER_STATEMENT) {
+        let mut sql = String::from("UPDATE payment_orders SET state = CASE id");
+        for k in 0..chunk.len() {
+            sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * k + 2, 2 * k + 3));
+        }
+        sql.push_str(&format!(
+            " END, updated_at = $1 WHERE id IN ({}) AND state = 'pending' AND expires_at > $1 \
+             RETURNING id",
+            placeholders(chunk.len(), 2, 2)
+        ));
+        let mut q = sqlx::query_as::<_, (String,)>(AssertSqlSafe(sql)).bind(now);
+        for (id, to) in chunk {
+            q = q.bind(*id).bind(*to);
+        }
+        won.extend(q.fetch_all(&mut **tx).await?.into_iter().map(|(id,)| id));
+    }
+    Ok(won)
+}
+
+/// Puts claimed orders back to `pending` with the `updated_at` they had (a confirmation the
+/// wallet could not pay changes nothing).
+async fn unclaim(tx: &mut ledger::Tx, orders: &[(&str, UnixMillis)]) -> Result<()> {
+    for chunk in orders.chunks(ORDERS_PER_STATEMENT) {
+        let mut sql =
+            String::from("UPDATE payment_orders SET state = 'pending', updated_at = CASE id");
+        for k in 0..chunk.len() {
+            sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * k + 1, 2 * k + 2));
+        }
+        sql.push_str(&format!(
+            " END WHERE id IN ({})",
+            placeholders(chunk.len(), 1, 2)
+        ));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (id, updated_at) in chunk {
+            q = q.bind(*id).bind(*updated_at);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Records events `(order, kind)` of the batch (each with the order's amount), several per
+/// statement.
+async fn record_events(
+    tx: &mut ledger::Tx,
+    events: &[(PaymentOrder, &'static str)],
+    now: UnixMillis,
+) -> Result<()> {
+    for chunk in events.chunks(ORDERS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO payment_events (id, order_id, app_id, kind, amount, created_at) VALUES ",
+        );
+        for r in 0..chunk.len() {
+            if r > 0 {
+                sql.push(',');
+            }
+            let b = r * 5;
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, $1)",
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6
+            ));
+        }
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(now);
+        for (order, kind) in chunk {
+            q = q
+                .bind(format!("pe_{}", minihost_core::ids::random_hex(10)))
+                .bind(order.id.clone())
+                .bind(order.app_id.clone())
+                .bind(*kind)
+                .bind(order.amount);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// The wallet and merchant accounts a confirmation of `order` moves money between.
+fn payment_accounts(order: &PaymentOrder) -> (AccountKey, AccountKey) {
+    (
+        (
+            AccountKind::Wallet,
+            order.user_id.as_str().to_owned(),
+            order.currency.clone(),
+        ),
+        (
+            AccountKind::Merchant,
+            order.app_id.clone(),
+            order.currency.clone(),
+        ),
+    )
+}
+
+/// Applies `asked` inside `tx` (one write transaction: the payment writer's batch) as if the
+/// answers came one after the other, in order, and returns each one's outcome. Every answer
+/// that moves an order is a conditional update from an unexpired `pending` (whose row count
+/// decides a race with another node or the expiry sweep); a confirmation pays only if the
+/// wallet holds the amount after the payments before it in the batch, checked in memory
+/// before anything is written ([`Postings`]), so a refusal writes nothing and cannot undo its
+/// neighbours; the ledger transactions and the outbox events are written in the same
+/// transaction. Answers to the same order are taken in rounds: the first unanswered one of each
+/// order per round, so a later answer sees what an earlier one did.
+///
+/// `Ok(None)`: a wallet was taken from by another transaction (another node) after it was read,
+/// so the batch would have made it negative; the caller rolls back and starts again.
+pub(crate) async fn answer_in(
+    tx: &mut ledger::Tx,
+    backend: Backend,
+    asked: &[Asked<'_>],
+    now: UnixMillis,
+) -> Result<Option<Vec<PaymentOutcome>>> {
+    let mut orders: HashMap<String, (PaymentOrder, UnixMillis)> = HashMap::new();
+    let mut ids: Vec<&str> = asked.iter().map(|a| a.order).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    read_orders(tx, &ids, &mut orders).await?;
+
+    let mut outcomes: Vec<Option<PaymentOutcome>> = vec![None; asked.len()];
+    let mut postings = Postings::default();
+    let mut events: Vec<(PaymentOrder, &'static str)> = Vec::new();
+    loop {
+        let mut seen = HashSet::new();
+        let round: Vec<usize> = (0..asked.len())
+            .filter(|&i| outcomes[i].is_none() && seen.insert(asked[i].order))
+            .collect();
+        if round.is_empty() {
+            break;
+        }
+        // What the order's state alone decides.
+        let mut claims: Vec<usize> = Vec::new();
+        for i in round {
+            let a = &asked[i];
+            match orders.get(a.order) {
+                Some((o, _)) if o.user_id == *a.user => {
+                    if o.state == "pending" && o.expires_at_ms > now {
+                        claims.push(i);
+                    } else {
+                        outcomes[i] = Some(settled(o, a.answer, now));
+                    }
+                }
+                _ => outcomes[i] = Some(None),
+            }
+        }
+        if claims.is_empty() {
+            continue;
+        }
+        let targets: Vec<(&str, &'static str)> = claims
+            .iter()
+            .map(|&i| {
+                let to = match asked[i].answer {
+                    Answer::Confirm => "paid",
+                    Answer::Decline => "declined",
+                };
+                (asked[i].order, to)
+            })
+            .collect();
+        let won = claim(tx, &targets, now).await?;
+        let lost: Vec<&str> = claims
+            .iter()
+            .map(|&i| asked[i].order)
+            .filter(|id| !won.contains(*id))
+            .collect();
+        if !lost.is_empty() {
+            // Moved by someone else since the read: read again; the next round answers them.
+            read_orders(tx, &lost, &mut orders).await?;
+            if lost.iter().any(|id| {
+                orders
+                    .get(*id)
+                    .is_some_and(|(o, _)| o.state == "pending" && o.expires_at_ms > now)
+            }) {
+                return Ok(None);
+            }
+        }
+        let mut confirms: Vec<usize> = Vec::new();
+        for i in claims {
+            let a = &asked[i];
+            if !won.contains(a.order) {
+                continue;
+            }
+            match a.answer {
+                Answer::Confirm => confirms.push(i),
+                Answer::Decline => {
+                    if let Some((o, _)) = orders.get_mut(a.order) {
+                        o.state = "declined".into();
+                        outcomes[i] = Some(Some(Ok(o.clone())));
+                        events.push((o.clone(), "declined"));
+                    }
+                }
+            }
+        }
+        if confirms.is_empty() {
+            continue;
+        }
+        let keys: Vec<AccountKey> = confirms
+            .iter()
+            .filter_map(|&i| orders.get(asked[i].order))
+            .flat_map(|(o, _)| {
+                let (wallet, merchant) = payment_accounts(o);
+                [wallet, merchant]
+            })
+            .collect();
+        postings.load(tx, &keys, now).await?;
+        let mut short: Vec<(&str, UnixMillis)> = Vec::new();
+        for i in confirms {
+            let a = &asked[i];
+            let Some((o, updated_at)) = orders.get_mut(a.order) else {
+                continue;
+            };
+            let (wallet, merchant) = payment_accounts(o);
+            let paid = postings.transfer(BatchTransfer {
+                from: &wallet,
+                to: &merchant,
+                amount: o.amount,
+                kind: "payment",
+                order: Some(&o.id),
+                actor: a.user.as_str(),
+                memo: &o.description,
+            })?;
+            if paid {
+                o.state = "paid".into();
+                outcomes[i] = Some(Some(Ok(o.clone())));
+                events.push((o.clone(), "paid"));
+            } else {
+                short.push((a.order, *updated_at));
+                outcomes[i] = Some(Some(Err(PaymentRefusal::InsufficientFunds(
+                    o.currency.clone(),
+                ))));
+            }
+        }
+        unclaim(tx, &short).await?;
+    }
+    if !postings.write(tx, backend, now).await? {
+        return Ok(None);
+    }
+    record_events(tx, &events, now).await?;
+    Ok(Some(
+        outcomes.into_iter().map(|o| o.unwrap_or(None)).collect(),
+    ))
 }
 
 impl Store {
@@ -277,126 +600,25 @@ impl Store {
         rows.iter().map(order_from_row).collect()
     }
 
-    /// The first step of a user's answer to order `id`: in a write transaction, the order moves
-    /// from an unexpired `pending` to `to`. If another answer, expiry or nobody won, the
-    /// transaction is rolled back and the outcome is final: the order as it is when its state
-    /// is one of `same` (a retry of the same answer), else why it cannot move; `None` when it
-    /// is not this user's.
-    async fn claim_pending(
-        &self,
-        id: &str,
-        user: &UserId,
-        to: &str,
-        same: &[&str],
-        now: UnixMillis,
-    ) -> Result<Claim> {
-        let mut tx = self.begin_write().await?;
-        let Some(order) = order_in(&mut tx, id).await? else {
-            return Ok(Claim::Settled(None));
-        };
-        if order.user_id != *user {
-            return Ok(Claim::Settled(None));
-        }
-        let won = sqlx::query(
-            "UPDATE payment_orders SET state = $3, updated_at = $2
-              WHERE id = $1 AND state = 'pending' AND expires_at > $2",
-        )
-        .bind(id)
-        .bind(now)
-        .bind(to)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if won == 1 {
-            return Ok(Claim::Won(tx, order));
-        }
-        tx.rollback().await?;
-        // Someone else's transaction may have moved it since the read above: read again.
-        Ok(Claim::Settled(self.order(id).await?.map(|order| {
-            if same.contains(&order.state.as_str()) {
-                Ok(order)
-            } else {
-                Err(refusal_for(&order, now))
-            }
-        })))
+    /// The paying user confirms order `id`: the order becomes `paid` (only from an unexpired
+    /// `pending`), the wallet is debited (only if it holds the amount), the app's merchant
+    /// account credited, the ledger transaction and the `paid` event recorded, all in one
+    /// transaction (the payment writer's batch, shared with other answers), and the answer
+    /// comes after its commit. Confirming an order already paid returns it unchanged (a retry,
+    /// not a second payment). `Ok(None)`: no such order of this user.
+    pub async fn confirm_order(&self, id: &str, user: &UserId) -> Result<PaymentOutcome> {
+        self.payment_writer
+            .answer(id.to_owned(), user.clone(), Answer::Confirm)
+            .await
     }
 
-    /// The paying user confirms order `id`: in one transaction the order becomes `paid` (only
-    /// from an unexpired `pending`), the wallet is debited (only if it holds the amount), the
-    /// app's merchant account credited, the ledger transaction and the `paid` event recorded.
-    /// Confirming an order already paid returns it unchanged (a retry, not a second payment).
-    /// `Ok(None)`: no such order of this user.
-    pub async fn confirm_order(
-        &self,
-        id: &str,
-        user: &UserId,
-    ) -> Result<Option<std::result::Result<PaymentOrder, PaymentRefusal>>> {
-        let now = minihost_core::now_millis();
-        let paid = ["paid", "partially_refunded", "refunded"];
-        let (mut tx, order) = match self.claim_pending(id, user, "paid", &paid, now).await? {
-            Claim::Won(tx, order) => (tx, order),
-            Claim::Settled(outcome) => return Ok(outcome),
-        };
-        let wallet = ledger::account_id(
-            &mut tx,
-            AccountKind::Wallet,
-            user.as_str(),
-            &order.currency,
-            now,
-        )
-        .await?;
-        let merchant = ledger::account_id(
-            &mut tx,
-            AccountKind::Merchant,
-            &order.app_id,
-            &order.currency,
-            now,
-        )
-        .await?;
-        let moved = ledger::transfer(
-            &mut tx,
-            Transfer {
-                from: &wallet,
-                to: &merchant,
-                amount: order.amount,
-                kind: "payment",
-                order: Some(&order.id),
-                refund: None,
-                actor: user.as_str(),
-                memo: &order.description,
-            },
-            now,
-        )
-        .await?;
-        if !moved {
-            tx.rollback().await?;
-            return Ok(Some(Err(PaymentRefusal::InsufficientFunds(
-                order.currency.clone(),
-            ))));
-        }
-        record_event(&mut tx, &order, "paid", order.amount, now).await?;
-        tx.commit().await?;
-        Ok(self.order(id).await?.map(Ok))
-    }
-
-    /// The paying user declines order `id` (final). Declining twice is the same decline.
-    /// `Ok(None)`: no such order of this user.
-    pub async fn decline_order(
-        &self,
-        id: &str,
-        user: &UserId,
-    ) -> Result<Option<std::result::Result<PaymentOrder, PaymentRefusal>>> {
-        let now = minihost_core::now_millis();
-        let (mut tx, order) = match self
-            .claim_pending(id, user, "declined", &["declined"], now)
-            .await?
-        {
-            Claim::Won(tx, order) => (tx, order),
-            Claim::Settled(outcome) => return Ok(outcome),
-        };
-        record_event(&mut tx, &order, "declined", order.amount, now).await?;
-        tx.commit().await?;
-        Ok(self.order(id).await?.map(Ok))
+    /// The paying user declines order `id` (final), through the payment writer like
+    /// [`Store::confirm_order`]. Declining twice is the same decline. `Ok(None)`: no such
+    /// order of this user.
+    pub async fn decline_order(&self, id: &str, user: &UserId) -> Result<PaymentOutcome> {
+        self.payment_writer
+            .answer(id.to_owned(), user.clone(), Answer::Decline)
+            .await
     }
 
     /// Marks every pending order past its expiry `expired`, with its event; returns them.
@@ -509,6 +731,36 @@ impl Store {
             hash,
             failures,
             locked_until_ms,
+        }))
+    }
+
+    /// `user`'s PIN record read together with their order `order` and whether its app is
+    /// suspended (one query for the confirmation's checks): `None` when `order` is not an order
+    /// of `user`; the PIN is `None` when they have set none.
+    pub async fn order_pin(
+        &self,
+        order: &str,
+        user: &UserId,
+    ) -> Result<Option<(Option<PinRecord>, bool)>> {
+        // (PIN hash, wrong tries, locked until, the app's suspension reason)
+        type Row = (Option<String>, Option<i64>, Option<i64>, Option<String>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT p.pin_hash, CAST(p.failures AS BIGINT), p.locked_until, a.suspended_reason
+                   FROM payment_orders o JOIN apps a ON a.id = o.app_id
+                   LEFT JOIN payment_pins p ON p.user_id = o.user_id
+                  WHERE o.id = $1 AND o.user_id = $2",
+        )
+        .bind(order)
+        .bind(user.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(hash, failures, locked_until_ms, suspended)| {
+            let pin = hash.map(|hash| PinRecord {
+                hash,
+                failures: failures.unwrap_or(0),
+                locked_until_ms: locked_until_ms.unwrap_or(0),
+            });
+            (pin, suspended.is_some())
         }))
     }
 

@@ -2,7 +2,9 @@
 //! one idempotency key sent 100 times at once is one order; 50 confirmations of one order are
 //! one debit; orders that together exceed a balance never make it negative; decline and expiry
 //! are final; wrong PINs lock; refunds add up to at most what was paid, also when 20 race, and a
-//! repeated key is one refund. The trial balance is checked after each.
+//! repeated key is one refund; many payers confirming at once (their answers batched by the
+//! payment writer) each get their own answer; a batch that cannot be written answers every
+//! caller with an error and moves nothing. The trial balance is checked after each.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
@@ -181,6 +183,157 @@ async fn concurrent_orders_beyond_the_balance_never_make_it_negative() {
         let pending = store.orders_of(&alice.id, true, 50).await.unwrap();
         assert_eq!(pending.len(), 17);
         books_hold(&store).await;
+    });
+}
+
+/// A payer with `cents` EUR in their wallet.
+async fn payer(store: &Store, name: &str, cents: i64) -> User {
+    let u = user(store, name).await;
+    store.top_up(&u.id, cents, "EUR", "admin").await.unwrap();
+    u
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_payers_confirming_at_once_each_get_their_own_answer() {
+    on_every_backend!(|store| {
+        // Eight payers, each with eight orders of 300 and money for five of them; every order
+        // confirmed twice, all 128 confirmations at once. The payment writer answers them in
+        // batches, so paid and refused confirmations of different payers share transactions.
+        const PAYERS: usize = 8;
+        let dev = user(&store, "dev").await;
+        store.register_app("shop", "Shop", &dev.id).await.unwrap();
+        let mut orders = Vec::new();
+        let mut payers = Vec::new();
+        for p in 0..PAYERS {
+            let u = payer(&store, &format!("payer{p}"), 1_500).await;
+            for k in 0..8 {
+                let o = store
+                    .create_order(order(&u, &format!("p{p}-{k}"), 300))
+                    .await
+                    .unwrap();
+                orders.push((p, o.id));
+            }
+            payers.push(u);
+        }
+        let mut tasks = Vec::new();
+        for _ in 0..2 {
+            for (p, id) in &orders {
+                let (store, id, user, p) = (store.clone(), id.clone(), payers[*p].id.clone(), *p);
+                tasks.push(tokio::spawn(async move {
+                    let answer = store.confirm_order(&id, &user).await.unwrap().unwrap();
+                    (p, id, answer)
+                }));
+            }
+        }
+        let mut answers: std::collections::BTreeMap<String, Vec<bool>> = Default::default();
+        for t in tasks {
+            let (_, id, answer) = t.await.unwrap();
+            let paid = match answer {
+                Ok(o) => {
+                    assert_eq!((o.id.as_str(), o.state.as_str()), (id.as_str(), "paid"));
+                    true
+                }
+                Err(PaymentRefusal::InsufficientFunds(c)) => {
+                    assert_eq!(c, "EUR");
+                    false
+                }
+                Err(other) => panic!("unexpected refusal {other:?}"),
+            };
+            answers.entry(id).or_default().push(paid);
+        }
+        // Both confirmations of an order got the same answer (a wallet only shrinks), and the
+        // order is in the state its answers said.
+        for (p, u) in payers.iter().enumerate() {
+            let mut paid = 0;
+            for (_, id) in orders.iter().filter(|(q, _)| *q == p) {
+                let both = &answers[id];
+                assert_eq!(both.len(), 2);
+                assert_eq!(both[0], both[1], "{id}: {both:?}");
+                let state = store.order(id).await.unwrap().unwrap().state;
+                assert_eq!(state, if both[0] { "paid" } else { "pending" }, "{id}");
+                paid += usize::from(both[0]);
+            }
+            assert_eq!(paid, 5, "payer{p}");
+            assert_eq!(balance(&store, AccountKind::Wallet, u.id.as_str()).await, 0);
+        }
+        assert_eq!(
+            balance(&store, AccountKind::Merchant, "shop").await,
+            1_500 * PAYERS as i64
+        );
+        let events = store.undispatched_payment_events(500).await.unwrap();
+        assert_eq!(events.len(), 5 * PAYERS);
+        books_hold(&store).await;
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_that_cannot_be_written_answers_everyone_with_an_error() {
+    on_every_backend!(|store| {
+        let alice = setup(&store, 10_000).await;
+        let mut ids = Vec::new();
+        for i in 0..20 {
+            ids.push(
+                store
+                    .create_order(order(&alice, &format!("k{i}"), 100))
+                    .await
+                    .unwrap()
+                    .id,
+            );
+        }
+        // The outbox is gone: no payment can be recorded with its event.
+        minihost_store::testing::tamper(
+            &store,
+            "ALTER TABLE payment_events RENAME TO payment_events_gone",
+        )
+        .await
+        .unwrap();
+        let tasks: Vec<_> = ids
+            .iter()
+            .map(|id| {
+                let (store, id, user) = (store.clone(), id.clone(), alice.id.clone());
+                tokio::spawn(async move { store.confirm_order(&id, &user).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Err(StoreError::Database(_))));
+        }
+        // Nothing moved, and once the outbox is back the same orders can be paid.
+        assert_eq!(
+            balance(&store, AccountKind::Wallet, alice.id.as_str()).await,
+            10_000
+        );
+        minihost_store::testing::tamper(
+            &store,
+            "ALTER TABLE payment_events_gone RENAME TO payment_events",
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            store.orders_of(&alice.id, true, 50).await.unwrap().len(),
+            20
+        );
+        for id in &ids {
+            let paid = store.confirm_order(id, &alice.id).await.unwrap().unwrap();
+            assert_eq!(paid.unwrap().state, "paid");
+        }
+        books_hold(&store).await;
+    });
+}
+
+#[tokio::test]
+async fn answers_after_close_are_refused_not_left_waiting() {
+    on_every_backend!(|store| {
+        let alice = setup(&store, 1_000).await;
+        let o = store.create_order(order(&alice, "k", 100)).await.unwrap();
+        store.close().await;
+        assert!(matches!(
+            store.confirm_order(&o.id, &alice.id).await,
+            Err(StoreError::Closed)
+        ));
+        assert!(matches!(
+            store.decline_order(&o.id, &alice.id).await,
+            Err(StoreError::Closed)
+        ));
     });
 }
 
