@@ -469,6 +469,10 @@ impl Store {
 
 /// Columns of an invocation row, in the order [`insert_invocations`] binds them.
 const INVOCATION_COLUMNS: usize = 15;
+/// The columns an invocation record fills, in the order both writers bind them.
+pub(crate) const INVOCATION_INSERT_COLUMNS: &str = "id, app_id, version, conversation_id, \
+     app_user_id, event_kind, outcome, error_kind, error_message, duration_us, fuel, calls, logs, \
+     created_at, queued_us";
 /// Rows per INSERT statement (15 parameters each, well under both databases' limits).
 const INVOCATIONS_PER_INSERT: usize = 32;
 
@@ -478,11 +482,7 @@ pub(crate) async fn insert_invocations(
     records: &[&InvocationRecord],
 ) -> Result<()> {
     for chunk in records.chunks(INVOCATIONS_PER_INSERT) {
-        let mut sql = String::from(
-            "INSERT INTO invocations (id, app_id, version, conversation_id, app_user_id, \
-             event_kind, outcome, error_kind, error_message, duration_us, fuel, calls, logs, \
-             created_at, queued_us) VALUES ",
-        );
+        let mut sql = format!("INSERT INTO invocations ({INVOCATION_INSERT_COLUMNS}) VALUES ");
         for row in 0..chunk.len() {
             if row > 0 {
                 sql.push(',');

@@ -74,8 +74,15 @@ impl Store {
                 Backend::Postgres => 16,
             })
             .acquire_timeout(Duration::from_secs(10));
+        let file = sqlite_file(&url);
         let options = if backend == Backend::Sqlite {
-            options.after_connect(|conn, _meta| {
+            // With a file, the message writer's checkpointer runs every checkpoint.
+            let checkpoints = if file.is_some() {
+                "PRAGMA wal_autocheckpoint = 0"
+            } else {
+                "PRAGMA wal_autocheckpoint = 1000"
+            };
+            options.after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     // WAL lets readers run beside the one writer; FULL makes every acknowledged
                     // commit durable across a power cut; busy_timeout waits out a held write lock.
@@ -83,6 +90,7 @@ impl Store {
                     conn.execute("PRAGMA synchronous = FULL").await?;
                     conn.execute("PRAGMA busy_timeout = 10000").await?;
                     conn.execute("PRAGMA foreign_keys = ON").await?;
+                    conn.execute(checkpoints).await?;
                     Ok(())
                 })
             })
@@ -94,7 +102,7 @@ impl Store {
             .await
             .map_err(|e| StoreError::Open(format!("{}: {e}", redact(&url))))?;
         migrate::run(&pool, backend).await?;
-        let writer = Writer::start(pool.clone(), backend, hook);
+        let writer = Writer::start(pool.clone(), backend, hook, file.as_deref())?;
         let payment_writer = PaymentWriter::start(pool.clone(), backend);
         Ok(Store {
             pool,
@@ -156,6 +164,17 @@ pub(crate) async fn begin_write(
     })
 }
 
+/// The database file an `sqlite:` URL names, if it names one (not an in-memory database).
+fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory");
+    (!memory).then(|| PathBuf::from(path))
+}
+
 /// A URL with its password (if any) hidden, for error messages and logs.
 pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -172,6 +191,20 @@ pub(crate) fn redact(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn finds_the_sqlite_file() {
+        use std::path::PathBuf;
+        let file = super::sqlite_file;
+        assert_eq!(
+            file("sqlite:///data/minihost.db?mode=rwc"),
+            Some(PathBuf::from("/data/minihost.db"))
+        );
+        assert_eq!(file("sqlite:rel.db"), Some(PathBuf::from("rel.db")));
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite://x.db?mode=memory&cache=shared"), None);
+        assert_eq!(file("postgres://u@h/db"), None);
+    }
+
     #[test]
     fn redacts_passwords() {
         assert_eq!(

@@ -12,6 +12,9 @@ pub enum StoreError {
     /// The database said no.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    /// The SQLite message writer's own connection said no.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// A stored value could not be read back (a bug or tampering, never user input).
     #[error("corrupt stored value: {0}")]
     Corrupt(String),

@@ -67,32 +67,57 @@ pub(crate) fn message_from_row(
     conversation: &ConversationId,
 ) -> Result<Message> {
     let col = |name: &str| format!("{prefix}{name}");
-    let kind: String = row.try_get(col("sender_kind").as_str())?;
-    let sender_id: String = row.try_get(col("sender_id").as_str())?;
-    let sender_name: String = row.try_get(col("sender_name").as_str())?;
-    let sender = match kind.as_str() {
+    message_from_columns(
+        MessageColumns {
+            id: row.try_get(col("id").as_str())?,
+            seq: row.try_get(col("seq").as_str())?,
+            sender_kind: row.try_get(col("sender_kind").as_str())?,
+            sender_id: row.try_get(col("sender_id").as_str())?,
+            sender_name: row.try_get(col("sender_name").as_str())?,
+            content: row.try_get(col("content").as_str())?,
+            created_at_ms: row.try_get(col("created_at").as_str())?,
+        },
+        conversation,
+    )
+}
+
+/// A message's stored columns ([`MESSAGE_COLUMNS`], in that order), however they were read.
+pub(crate) struct MessageColumns {
+    pub id: String,
+    pub seq: i64,
+    pub sender_kind: String,
+    pub sender_id: String,
+    pub sender_name: String,
+    pub content: String,
+    pub created_at_ms: i64,
+}
+
+/// The message those columns hold.
+pub(crate) fn message_from_columns(
+    c: MessageColumns,
+    conversation: &ConversationId,
+) -> Result<Message> {
+    let sender = match c.sender_kind.as_str() {
         "user" => Sender::User {
-            id: UserId::from_string(sender_id),
-            username: sender_name,
+            id: UserId::from_string(c.sender_id),
+            username: c.sender_name,
         },
         "app" => Sender::App {
-            id: sender_id,
-            name: sender_name,
+            id: c.sender_id,
+            name: c.sender_name,
         },
         other => return Err(StoreError::Corrupt(format!("sender kind {other:?}"))),
     };
-    let content: String = row.try_get(col("content").as_str())?;
-    let content: Content = serde_json::from_str(&content)
+    let content: Content = serde_json::from_str(&c.content)
         .map_err(|e| StoreError::Corrupt(format!("message content: {e}")))?;
-    let created_at_ms: i64 = row.try_get(col("created_at").as_str())?;
     Ok(Message {
-        id: MessageId::from_string(row.try_get::<String, _>(col("id").as_str())?),
+        id: MessageId::from_string(c.id),
         conversation: conversation.clone(),
-        seq: row.try_get(col("seq").as_str())?,
+        seq: c.seq,
         sender,
         content,
-        created_at: rfc3339(created_at_ms),
-        created_at_ms,
+        created_at: rfc3339(c.created_at_ms),
+        created_at_ms: c.created_at_ms,
     })
 }
 

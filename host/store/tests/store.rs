@@ -709,3 +709,39 @@ async fn grants_privacy_storage_quotas_and_budgets() {
         );
     });
 }
+
+/// On an SQLite file no commit checkpoints (every connection has `wal_autocheckpoint = 0`): the
+/// writer's checkpointer moves the WAL into the database file in the background, so the file
+/// grows while nothing but appends run, and the WAL does not grow without bound.
+#[tokio::test]
+async fn sqlite_checkpoints_run_beside_the_writer() {
+    let db = TestDb::sqlite().unwrap();
+    let store = db.open(None).await.unwrap();
+    let a = user(&store, "alice").await;
+    let b = user(&store, "bob").await;
+    let (conv, _) = store.open_direct(&a.id, &b.id).await.unwrap();
+    let minihost_store::StoreConfig::Sqlite { data_dir } = &db.config else {
+        panic!("not a file");
+    };
+    let file = data_dir.join("minihost.db");
+    let size = || std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let body = "x".repeat(2_000);
+    let sends = (0..2_000).map(|i| store.append(text(&conv.id, &a, &format!("{i}{body}"), None)));
+    for r in futures_util::future::join_all(sends).await {
+        r.unwrap();
+    }
+    // ~4 MB of messages reach the database file (a liveness guard, not a speed bound).
+    let mut grown = false;
+    for _ in 0..1_000 {
+        if size() > before + 3_000_000 {
+            grown = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(grown, "the database file stayed at {} bytes", size());
+    let wal = std::fs::metadata(data_dir.join("minihost.db-wal")).map_or(0, |m| m.len());
+    assert!(wal <= 64 * 1024 * 1024 + 1_000_000, "WAL of {wal} bytes");
+    store.close().await;
+}

@@ -1,0 +1,592 @@
+//! The group-commit message writer. One loop owns every message append of this node: it takes
+//! all requests queued while the previous commit was in flight (up to [`MAX_BATCH`]), assigns
+//! sequence numbers from the per-conversation counter, writes them in ONE transaction, commits
+//! once (one fsync), then acknowledges each request and hands the new messages, in seq order, to
+//! the commit hook (live fan-out). A request is acknowledged only after its commit, so an
+//! acknowledged message survives a crash.
+//!
+//! Where the batch is written is a [`Sink`]: on an SQLite file, the writer's own connection on
+//! its own thread ([`sqlite`]: prepared statements, no per-statement hand-off to a pool worker,
+//! checkpoints off the commit path); otherwise (PostgreSQL, in-memory SQLite) a transaction
+//! from the pool. The batching, the idempotency rules and the numbering are the same for both.
+
+mod sqlite;
+
+use crate::apps::InvocationRecord;
+use crate::db::Backend;
+use crate::messages::{
+    Appended, MESSAGE_COLUMNS, NewMessage, message_from_row, rfc3339, sender_columns,
+};
+use crate::{Result, StoreError};
+use minihost_core::{ConversationId, Message, MessageId};
+use sqlx::AssertSqlSafe;
+use sqlx::{Any, AnyPool, Transaction};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+/// Called after each commit with the messages it made durable, in commit order and, within a
+/// conversation, in seq order. Must not block, and may run on the writer's own thread (outside
+/// the caller's tokio runtime): hand work off through channels.
+pub type CommitHook = Arc<dyn Fn(&[Message]) + Send + Sync>;
+
+/// Most requests committed together.
+pub const MAX_BATCH: usize = 512;
+/// Rows per INSERT statement (9 parameters each, well under both databases' limits).
+const ROWS_PER_INSERT: usize = 64;
+/// Requests that may wait for the writer before senders feel back-pressure.
+const QUEUE: usize = 8192;
+
+struct Request {
+    message: NewMessage,
+    reply: oneshot::Sender<Result<Appended>>,
+}
+
+/// An invocation record to write with the next batch.
+struct RecordRequest {
+    record: InvocationRecord,
+    reply: oneshot::Sender<Result<()>>,
+}
+
+enum Command {
+    Append(Request),
+    Record(RecordRequest),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Handle to the writer.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Command>,
+    task: Arc<Mutex<Option<Task>>>,
+}
+
+/// Where the writer loop runs.
+enum Task {
+    /// A task on the caller's runtime (the pool sink).
+    Tokio(tokio::task::JoinHandle<()>),
+    /// The SQLite writer's own thread, and its checkpointer.
+    Thread(std::thread::JoinHandle<()>, sqlite::Checkpointer),
+}
+
+/// Writes one batch: the messages (one outcome each, in order) and the invocation records, in
+/// one transaction.
+trait Sink {
+    async fn commit(
+        &mut self,
+        batch: &[&NewMessage],
+        records: &[&InvocationRecord],
+    ) -> Result<Vec<Result<Appended>>>;
+}
+
+/// The pool sink: a transaction from the pool per batch.
+struct PoolSink {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Sink for PoolSink {
+    async fn commit(
+        &mut self,
+        batch: &[&NewMessage],
+        records: &[&InvocationRecord],
+    ) -> Result<Vec<Result<Appended>>> {
+        commit(&self.pool, self.backend, batch, records).await
+    }
+}
+
+impl Writer {
+    /// Starts the writer: on its own SQLite connection and thread when `sqlite_file` names the
+    /// database file, else on the pool.
+    pub(crate) fn start(
+        pool: AnyPool,
+        backend: Backend,
+        hook: Option<CommitHook>,
+        sqlite_file: Option<&Path>,
+    ) -> Result<Self> {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let task = match sqlite_file {
+            Some(file) => {
+                let (thread, checkpointer) = sqlite::start(file, hook, rx)?;
+                Task::Thread(thread, checkpointer)
+            }
+            None => Task::Tokio(tokio::spawn(run(PoolSink { pool, backend }, hook, rx))),
+        };
+        Ok(Writer {
+            tx,
+            task: Arc::new(Mutex::new(Some(task))),
+        })
+    }
+
+    pub(crate) async fn append(&self, message: NewMessage) -> Result<Appended> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Append(Request { message, reply }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Writes an invocation record in the next batch's transaction (no transaction of its own
+    /// competing for the write lock).
+    pub(crate) async fn record(&self, record: InvocationRecord) -> Result<()> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Record(RecordRequest { record, reply }))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Commits everything queued so far, then stops the writer (and its checkpointer).
+    pub(crate) async fn shutdown(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Command::Shutdown(done)).await.is_ok() {
+            let _ = rx.await;
+        }
+        match self.task.lock().await.take() {
+            Some(Task::Tokio(task)) => {
+                let _ = task.await;
+            }
+            Some(Task::Thread(thread, checkpointer)) => {
+                let _ = tokio::task::spawn_blocking(move || {
+                    let _ = thread.join();
+                    checkpointer.stop();
+                })
+                .await;
+            }
+            None => {}
+        }
+    }
+}
+
+async fn run<S: Sink>(mut sink: S, hook: Option<CommitHook>, mut rx: mpsc::Receiver<Command>) {
+    let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
+    let mut records: Vec<RecordRequest> = Vec::new();
+    let mut stop: Option<oneshot::Sender<()>> = None;
+    while stop.is_none() {
+        let Some(first) = rx.recv().await else { break };
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Append(r) => batch.push(r),
+                Command::Record(r) => records.push(r),
+                Command::Shutdown(done) => {
+                    stop = Some(done);
+                    break;
+                }
+            }
+            if batch.len() + records.len() >= MAX_BATCH {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if !batch.is_empty() || !records.is_empty() {
+            process(&mut sink, hook.as_ref(), &mut batch, &mut records).await;
+        }
+    }
+    rx.close();
+    // Whatever was queued behind the shutdown still gets committed.
+    while let Ok(cmd) = rx.try_recv() {
+        match cmd {
+            Command::Append(r) => batch.push(r),
+            Command::Record(r) => records.push(r),
+            Command::Shutdown(_) => {}
+        }
+    }
+    if !batch.is_empty() || !records.is_empty() {
+        process(&mut sink, hook.as_ref(), &mut batch, &mut records).await;
+    }
+    if let Some(done) = stop {
+        let _ = done.send(());
+    }
+}
+
+/// Commits a batch (messages and invocation records), or, if the batch as a whole fails, each
+/// request on its own so that one bad request cannot fail its neighbours.
+async fn process<S: Sink>(
+    sink: &mut S,
+    hook: Option<&CommitHook>,
+    batch: &mut Vec<Request>,
+    records: &mut Vec<RecordRequest>,
+) {
+    let messages: Vec<&NewMessage> = batch.iter().map(|r| &r.message).collect();
+    let logs: Vec<&InvocationRecord> = records.iter().map(|r| &r.record).collect();
+    match sink.commit(&messages, &logs).await {
+        Ok(outcomes) => {
+            for r in records.drain(..) {
+                let _ = r.reply.send(Ok(()));
+            }
+            finish(hook, std::mem::take(batch), outcomes);
+        }
+        Err(e) if logs.is_empty() => retry_messages(sink, hook, batch, e).await,
+        Err(_) => {
+            // Apart: the records each on their own, then the messages.
+            for r in records.drain(..) {
+                let result = sink.commit(&[], &[&r.record]).await.map(|_| ());
+                let _ = r.reply.send(result);
+            }
+            if !batch.is_empty() {
+                let messages: Vec<&NewMessage> = batch.iter().map(|r| &r.message).collect();
+                match sink.commit(&messages, &[]).await {
+                    Ok(outcomes) => finish(hook, std::mem::take(batch), outcomes),
+                    Err(e) => retry_messages(sink, hook, batch, e).await,
+                }
+            }
+        }
+    }
+}
+
+/// After a failed batch of messages: each on its own (one bad request cannot fail the rest).
+async fn retry_messages<S: Sink>(
+    sink: &mut S,
+    hook: Option<&CommitHook>,
+    batch: &mut Vec<Request>,
+    e: StoreError,
+) {
+    match e {
+        e if batch.len() == 1 => {
+            if let Some(r) = batch.pop() {
+                let _ = r.reply.send(Err(e));
+            }
+        }
+        e => {
+            tracing::warn!(error = %e, size = batch.len(), "batch commit failed; retrying one by one");
+            for r in std::mem::take(batch) {
+                let result = sink.commit(&[&r.message], &[]).await;
+                match result {
+                    Ok(outcomes) => finish(hook, vec![r], outcomes),
+                    Err(e) => {
+                        let _ = r.reply.send(Err(e));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn finish(hook: Option<&CommitHook>, requests: Vec<Request>, outcomes: Vec<Result<Appended>>) {
+    if let Some(hook) = hook {
+        let fresh: Vec<Message> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Ok(a) if !a.duplicate => Some(a.message.clone()),
+                _ => None,
+            })
+            .collect();
+        if !fresh.is_empty() {
+            hook(&fresh);
+        }
+    }
+    for (r, outcome) in requests.into_iter().zip(outcomes) {
+        let _ = r.reply.send(outcome);
+    }
+}
+
+/// What a batch comes to before anything is written: for each request, the earlier request of
+/// the same batch whose idempotency key it repeats, and the keyed requests to look up in the
+/// store (the first of each key in the batch).
+struct Plan<'a> {
+    same_as: Vec<Option<usize>>,
+    lookups: Vec<(usize, &'a str, &'a str)>,
+}
+
+fn plan<'a>(batch: &[&'a NewMessage]) -> Plan<'a> {
+    let mut first_with_key: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    let mut same_as: Vec<Option<usize>> = vec![None; batch.len()];
+    let mut lookups = Vec::new();
+    for (i, m) in batch.iter().enumerate() {
+        let Some(key) = m.idempotency_key.as_deref() else {
+            continue;
+        };
+        let (_, sender_id, _) = sender_columns(&m.sender);
+        let k = (m.conversation.as_str(), sender_id, key);
+        if let Some(&j) = first_with_key.get(&k) {
+            same_as[i] = Some(j);
+            continue;
+        }
+        first_with_key.insert(k, i);
+        lookups.push((i, sender_id, key));
+    }
+    Plan { same_as, lookups }
+}
+
+/// The outcome of a request whose key names the stored message `existing`.
+fn repeated(existing: &Message, request: &NewMessage) -> Result<Appended> {
+    if existing.content == request.content {
+        Ok(Appended {
+            message: existing.clone(),
+            duplicate: true,
+        })
+    } else {
+        Err(StoreError::IdempotencyKeyReused)
+    }
+}
+
+type Outcomes = Vec<Option<Result<Appended>>>;
+
+/// The requests that need a new seq, grouped by conversation in the order first seen.
+fn by_conversation<'a>(
+    batch: &[&'a NewMessage],
+    outcomes: &Outcomes,
+    same_as: &[Option<usize>],
+) -> Vec<(&'a ConversationId, Vec<usize>)> {
+    let mut per_conv: Vec<(&ConversationId, Vec<usize>)> = Vec::new();
+    for (i, m) in batch.iter().enumerate() {
+        if outcomes[i].is_some() || same_as[i].is_some() {
+            continue;
+        }
+        match per_conv.iter_mut().find(|(c, _)| *c == &m.conversation) {
+            Some((_, idx)) => idx.push(i),
+            None => per_conv.push((&m.conversation, vec![i])),
+        }
+    }
+    per_conv
+}
+
+/// The new messages, numbered from each conversation's counter after this batch advanced it
+/// (`last_of`); requests of a conversation that no longer exists end as not found.
+fn number(
+    batch: &[&NewMessage],
+    per_conv: &[(&ConversationId, Vec<usize>)],
+    last_of: &HashMap<String, i64>,
+    now: i64,
+    outcomes: &mut Outcomes,
+) -> Vec<(usize, Message)> {
+    let mut fresh = Vec::new();
+    for (conv, idx) in per_conv {
+        let n = i64::try_from(idx.len()).unwrap_or(i64::MAX);
+        let Some(&last) = last_of.get(conv.as_str()) else {
+            for &i in idx {
+                outcomes[i] = Some(Err(StoreError::NotFound));
+            }
+            continue;
+        };
+        for (k, &i) in idx.iter().enumerate() {
+            let m = batch[i];
+            fresh.push((
+                i,
+                Message {
+                    id: MessageId::generate(),
+                    conversation: m.conversation.clone(),
+                    seq: last - n + 1 + i64::try_from(k).unwrap_or(0),
+                    sender: m.sender.clone(),
+                    content: m.content.clone(),
+                    created_at: rfc3339(now),
+                    created_at_ms: now,
+                },
+            ));
+        }
+    }
+    fresh
+}
+
+/// Every request's outcome once the batch committed: the new messages, and for requests that
+/// repeated a key used earlier in the same batch, the message that key names (the one stored
+/// before, from `stored`, else the one this batch wrote for the key's first request).
+fn resolve(
+    batch: &[&NewMessage],
+    mut outcomes: Outcomes,
+    same_as: &[Option<usize>],
+    fresh: Vec<(usize, Message)>,
+    stored: &HashMap<usize, Message>,
+) -> Vec<Result<Appended>> {
+    for (i, msg) in fresh {
+        outcomes[i] = Some(Ok(Appended {
+            message: msg,
+            duplicate: false,
+        }));
+    }
+    for i in 0..batch.len() {
+        if let Some(j) = same_as[i] {
+            let named = stored.get(&j).or(match &outcomes[j] {
+                Some(Ok(a)) => Some(&a.message),
+                _ => None,
+            });
+            outcomes[i] = Some(match named {
+                Some(m) if m.content == batch[i].content => Ok(Appended {
+                    message: m.clone(),
+                    duplicate: true,
+                }),
+                Some(_) => Err(StoreError::IdempotencyKeyReused),
+                None => Err(StoreError::NotFound),
+            });
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(Err(StoreError::NotFound)))
+        .collect()
+}
+
+/// The stored text of a message's content.
+fn content_json(m: &Message) -> Result<String> {
+    serde_json::to_string(&m.content).map_err(|e| StoreError::Corrupt(format!("content: {e}")))
+}
+
+/// Writes the messages and invocation records in one transaction through the pool (PostgreSQL,
+/// and SQLite without a file of its own). Returns one outcome per message, in order.
+async fn commit(
+    pool: &AnyPool,
+    backend: Backend,
+    batch: &[&NewMessage],
+    records: &[&InvocationRecord],
+) -> Result<Vec<Result<Appended>>> {
+    let mut tx = crate::db::begin_write(pool, backend).await?;
+    let mut outcomes: Outcomes = (0..batch.len()).map(|_| None).collect();
+
+    // 1. Idempotency: earlier messages with the same key, stored or earlier in this batch.
+    let Plan { same_as, lookups } = plan(batch);
+    let mut stored = HashMap::new();
+    for (i, sender_id, key) in lookups {
+        let m = batch[i];
+        if let Some(existing) = find_by_key(&mut tx, &m.conversation, sender_id, key).await? {
+            outcomes[i] = Some(repeated(&existing, m));
+            stored.insert(i, existing);
+        }
+    }
+
+    // 2. Sequence numbers: one statement advances every conversation's counter of the batch
+    // (up to 64 at a time): `last_seq + CASE id WHEN .. THEN n .. END ... RETURNING id, last_seq`.
+    let per_conv = by_conversation(batch, &outcomes, &same_as);
+    let mut last_of: HashMap<String, i64> = HashMap::new();
+    for group in per_conv.chunks(64) {
+        let mut sql = String::from("UPDATE conversations SET last_seq = last_seq + CASE id");
+        for k in 0..group.len() {
+            sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * k + 1, 2 * k + 2));
+        }
+        sql.push_str(" ELSE 0 END WHERE id IN (");
+        for k in 0..group.len() {
+            if k > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!("${}", 2 * k + 1));
+        }
+        sql.push_str(") RETURNING id, last_seq");
+        let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql));
+        for (conv, idx) in group {
+            q = q
+                .bind(conv.as_str().to_owned())
+                .bind(i64::try_from(idx.len()).unwrap_or(i64::MAX));
+        }
+        for (id, last) in q.fetch_all(&mut *tx).await? {
+            last_of.insert(id, last);
+        }
+    }
+    let fresh = number(
+        batch,
+        &per_conv,
+        &last_of,
+        minihost_core::now_millis(),
+        &mut outcomes,
+    );
+
+    // 3. The rows, several per statement.
+    for chunk in fresh.chunks(ROWS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO messages (conversation_id, seq, id, sender_kind, sender_id, sender_name, \
+             content, created_at, idempotency_key) VALUES ",
+        );
+        for r in 0..chunk.len() {
+            if r > 0 {
+                sql.push(',');
+            }
+            let b = r * 9;
+            let params: Vec<String> = (1..=9).map(|c| format!("${}", b + c)).collect();
+            sql.push('(');
+            sql.push_str(&params.join(","));
+            sql.push(')');
+        }
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (i, msg) in chunk {
+            let (kind, sender_id, sender_name) = sender_columns(&msg.sender);
+            q = q
+                .bind(msg.conversation.as_str().to_owned())
+                .bind(msg.seq)
+                .bind(msg.id.as_str().to_owned())
+                .bind(kind)
+                .bind(sender_id.to_owned())
+                .bind(sender_name.to_owned())
+                .bind(content_json(msg)?)
+                .bind(msg.created_at_ms)
+                .bind(batch[*i].idempotency_key.clone());
+        }
+        q.execute(&mut *tx).await?;
+    }
+    // 4. The invocation records that came with the batch.
+    crate::apps::insert_invocations(&mut tx, records).await?;
+    tx.commit().await?;
+    Ok(resolve(batch, outcomes, &same_as, fresh, &stored))
+}
+
+async fn find_by_key(
+    tx: &mut Transaction<'_, Any>,
+    conversation: &ConversationId,
+    sender_id: &str,
+    key: &str,
+) -> Result<Option<Message>> {
+    let row = sqlx::query(AssertSqlSafe(format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages
+          WHERE conversation_id = $1 AND sender_id = $2 AND idempotency_key = $3"
+    )))
+    .bind(conversation.as_str())
+    .bind(sender_id)
+    .bind(key)
+    .fetch_optional(&mut **tx)
+    .await?;
+    row.as_ref()
+        .map(|r| message_from_row(r, "", conversation))
+        .transpose()
+}
+
+#[cfg(test)]
+#[allow(clippy::panic)]
+mod tests {
+    use super::*;
+    use minihost_core::{Content, Sender, UserId};
+
+    fn request(conv: &ConversationId, body: &str) -> NewMessage {
+        NewMessage {
+            conversation: conv.clone(),
+            sender: Sender::User {
+                id: UserId::from_string("u1"),
+                username: "alice".into(),
+            },
+            content: Content::text(body),
+            idempotency_key: Some("k".into()),
+        }
+    }
+
+    /// A batch whose key's first request differs from the stored message, followed by one with
+    /// the stored body: the first is refused, the second gets the stored message.
+    #[test]
+    fn repeats_within_a_batch_are_judged_against_the_stored_message() {
+        let conv = ConversationId::from_string("c1");
+        let (odd, even) = (request(&conv, "odd"), request(&conv, "even"));
+        let batch = [&odd, &even, &odd];
+        let Plan { same_as, lookups } = plan(&batch);
+        assert_eq!(same_as, vec![None, Some(0), Some(0)]);
+        assert_eq!(lookups.len(), 1);
+        let existing = Message {
+            id: MessageId::generate(),
+            conversation: conv.clone(),
+            seq: 1,
+            sender: even.sender.clone(),
+            content: even.content.clone(),
+            created_at: rfc3339(0),
+            created_at_ms: 0,
+        };
+        let mut outcomes: Outcomes = vec![Some(repeated(&existing, &odd)), None, None];
+        assert!(by_conversation(&batch, &outcomes, &same_as).is_empty());
+        outcomes[1] = None;
+        let stored = HashMap::from([(0, existing.clone())]);
+        let got = resolve(&batch, outcomes, &same_as, Vec::new(), &stored);
+        assert!(matches!(got[0], Err(StoreError::IdempotencyKeyReused)));
+        match &got[1] {
+            Ok(a) => assert!(a.duplicate && a.message.id == existing.id),
+            Err(e) => panic!("the stored body was refused: {e}"),
+        }
+        assert!(matches!(got[2], Err(StoreError::IdempotencyKeyReused)));
+    }
+}

@@ -1,0 +1,249 @@
+//! The message writer on an SQLite file: its own connection (rusqlite, over the same bundled
+//! libsqlite3 as sqlx) on its own thread, outside the read pool. Every statement of a batch runs
+//! in-process on that thread from a prepared-statement cache: no hand-off to a pool worker per
+//! statement, which is where the pool-based writer spent its time (BENCHMARKS.md, "Where the
+//! server's time goes").
+//!
+//! Checkpoints are moved off the commit path: every connection of the store runs with
+//! `wal_autocheckpoint = 0`, and the [`Checkpointer`] thread runs a `PASSIVE` checkpoint from its
+//! own connection every [`CHECKPOINT_EVERY`]; should the WAL still grow past [`MAX_WAL_PAGES`]
+//! (readers holding old snapshots), it runs a `TRUNCATE` checkpoint, which waits for the writers
+//! once: the WAL's size stays bounded.
+
+use super::{
+    Command, CommitHook, Outcomes, Plan, Sink, by_conversation, content_json, number, plan,
+    repeated, resolve,
+};
+use crate::apps::{INVOCATION_INSERT_COLUMNS, InvocationRecord};
+use crate::messages::{
+    Appended, MESSAGE_COLUMNS, MessageColumns, NewMessage, message_from_columns, sender_columns,
+};
+use crate::{Result, StoreError};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How often the checkpointer runs a passive checkpoint.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// WAL pages (4 KiB each: 64 MiB) past which a passive checkpoint is followed by a truncating one.
+pub const MAX_WAL_PAGES: i64 = 16_384;
+
+/// Starts the writer thread on `file`, and the checkpointer beside it.
+pub(super) fn start(
+    file: &Path,
+    hook: Option<CommitHook>,
+    rx: mpsc::Receiver<Command>,
+) -> Result<(JoinHandle<()>, Checkpointer)> {
+    let conn = open(file)?;
+    let checkpointer = Checkpointer::start(file)?;
+    // The loop is the same async loop as the pool writer's; on this thread every await but the
+    // queue's is ready at once, so a current-thread runtime just drives it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|e| StoreError::Open(format!("writer runtime: {e}")))?;
+    let thread = std::thread::Builder::new()
+        .name("minihost-writer".into())
+        .spawn(move || {
+            runtime.block_on(super::run(
+                SqliteSink {
+                    conn,
+                    find_by_key: format!(
+                        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ?1 \
+                 AND sender_id = ?2 AND idempotency_key = ?3"
+                    ),
+                },
+                hook,
+                rx,
+            ))
+        })
+        .map_err(|e| StoreError::Open(format!("writer thread: {e}")))?;
+    Ok((thread, checkpointer))
+}
+
+/// A connection with the store's settings (WAL, `synchronous = FULL`, a busy timeout for the
+/// pool's writers, no automatic checkpoints).
+fn open(file: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        file,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(()))?;
+    conn.execute_batch(
+        "PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;
+         PRAGMA wal_autocheckpoint = 0; PRAGMA journal_size_limit = 67108864;",
+    )?;
+    Ok(conn)
+}
+
+struct SqliteSink {
+    conn: Connection,
+    /// The lookup of a message by its idempotency key ([`MESSAGE_COLUMNS`], in that order).
+    find_by_key: String,
+}
+
+const ADVANCE: &str =
+    "UPDATE conversations SET last_seq = last_seq + ?2 WHERE id = ?1 RETURNING last_seq";
+const INSERT: &str = "INSERT INTO messages (conversation_id, seq, id, sender_kind, sender_id, \
+     sender_name, content, created_at, idempotency_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+impl Sink for SqliteSink {
+    async fn commit(
+        &mut self,
+        batch: &[&NewMessage],
+        records: &[&InvocationRecord],
+    ) -> Result<Vec<Result<Appended>>> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut outcomes: Outcomes = (0..batch.len()).map(|_| None).collect();
+
+        // 1. Idempotency: earlier messages with the same key, stored or earlier in this batch.
+        let Plan { same_as, lookups } = plan(batch);
+        let mut stored = HashMap::new();
+        if !lookups.is_empty() {
+            let mut find = tx.prepare_cached(&self.find_by_key)?;
+            for (i, sender_id, key) in lookups {
+                let m = batch[i];
+                let found = find
+                    .query_row(params![m.conversation.as_str(), sender_id, key], |r| {
+                        Ok(MessageColumns {
+                            id: r.get(0)?,
+                            seq: r.get(1)?,
+                            sender_kind: r.get(2)?,
+                            sender_id: r.get(3)?,
+                            sender_name: r.get(4)?,
+                            content: r.get(5)?,
+                            created_at_ms: r.get(6)?,
+                        })
+                    })
+                    .optional()?;
+                if let Some(columns) = found {
+                    let existing = message_from_columns(columns, &m.conversation)?;
+                    outcomes[i] = Some(repeated(&existing, m));
+                    stored.insert(i, existing);
+                }
+            }
+        }
+
+        // 2. Sequence numbers: each conversation's counter advanced once, in this transaction.
+        let per_conv = by_conversation(batch, &outcomes, &same_as);
+        let mut last_of: HashMap<String, i64> = HashMap::new();
+        {
+            let mut advance = tx.prepare_cached(ADVANCE)?;
+            for (conv, idx) in &per_conv {
+                let n = i64::try_from(idx.len()).unwrap_or(i64::MAX);
+                let last: Option<i64> = advance
+                    .query_row(params![conv.as_str(), n], |r| r.get(0))
+                    .optional()?;
+                if let Some(last) = last {
+                    last_of.insert(conv.as_str().to_owned(), last);
+                }
+            }
+        }
+        let fresh = number(
+            batch,
+            &per_conv,
+            &last_of,
+            minihost_core::now_millis(),
+            &mut outcomes,
+        );
+
+        // 3. The rows.
+        {
+            let mut insert = tx.prepare_cached(INSERT)?;
+            for (i, msg) in &fresh {
+                let (kind, sender_id, sender_name) = sender_columns(&msg.sender);
+                insert.execute(params![
+                    msg.conversation.as_str(),
+                    msg.seq,
+                    msg.id.as_str(),
+                    kind,
+                    sender_id,
+                    sender_name,
+                    content_json(msg)?,
+                    msg.created_at_ms,
+                    batch[*i].idempotency_key.as_deref(),
+                ])?;
+            }
+        }
+        // 4. The invocation records that came with the batch.
+        if !records.is_empty() {
+            let sql = format!(
+                "INSERT INTO invocations ({INVOCATION_INSERT_COLUMNS}) VALUES \
+                 (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"
+            );
+            let mut insert = tx.prepare_cached(&sql)?;
+            for r in records {
+                insert.execute(params![
+                    r.id,
+                    r.app_id,
+                    r.version,
+                    r.conversation,
+                    r.app_user_id,
+                    r.event_kind,
+                    r.outcome,
+                    r.error_kind,
+                    r.error_message,
+                    r.duration_us,
+                    r.fuel,
+                    r.calls.to_string(),
+                    r.logs.to_string(),
+                    r.created_at_ms,
+                    r.queued_us,
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(resolve(batch, outcomes, &same_as, fresh, &stored))
+    }
+}
+
+/// The thread that checkpoints the WAL off the commit path; stopped with the writer.
+pub(super) struct Checkpointer {
+    stop: std_mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Checkpointer {
+    fn start(file: &Path) -> Result<Self> {
+        let conn = open(file)?;
+        let (stop, stopped) = std_mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("minihost-checkpoint".into())
+            .spawn(move || {
+                while let Err(std_mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    if let Err(e) = checkpoint(&conn) {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; retrying later");
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Open(format!("checkpoint thread: {e}")))?;
+        Ok(Checkpointer { stop, thread })
+    }
+
+    /// Stops the thread (after its current checkpoint, if any).
+    pub(super) fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.thread.join();
+    }
+}
+
+/// One passive checkpoint; a truncating one too if the WAL is still longer than
+/// [`MAX_WAL_PAGES`] after it.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<()> {
+    let wal_pages = |mode: &str| {
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+            r.get::<_, i64>(1)
+        })
+    };
+    if wal_pages("PASSIVE")? > MAX_WAL_PAGES {
+        wal_pages("TRUNCATE")?;
+    }
+    Ok(())
+}
