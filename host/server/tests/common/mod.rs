@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 pub struct Server {
     pub child: Child,
     pub url: String,
+    /// On PostgreSQL, the data directory of the server's component cache.
+    _data: Option<tempfile::TempDir>,
 }
 
 impl Drop for Server {
@@ -41,6 +43,15 @@ pub fn spawn_with(config: &StoreConfig, args: &[&str]) -> Server {
             cmd.env("DATABASE_URL", url);
         }
     }
+    // The component cache lives in the data directory on every backend: never the checkout's.
+    let data = match config {
+        StoreConfig::Sqlite { .. } => None,
+        StoreConfig::Url(_) => {
+            let dir = tempfile::tempdir().unwrap();
+            cmd.arg("--data-dir").arg(dir.path());
+            Some(dir)
+        }
+    };
     let mut child = cmd.spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap())
@@ -51,5 +62,9 @@ pub fn spawn_with(config: &StoreConfig, args: &[&str]) -> Server {
         .strip_prefix("minihost listening on ")
         .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
         .to_owned();
-    Server { child, url }
+    Server {
+        child,
+        url,
+        _data: data,
+    }
 }
