@@ -8,8 +8,14 @@ use std::time::Duration;
 
 use crate::compile::CompileConfig;
 
+/// Fuel per millisecond of an invocation's time budget, by default. Fuel bounds an invocation's
+/// work even when the epoch thread that enforces deadlines gets no CPU; this rate is about twice
+/// what a tight wasm loop burns per millisecond on the benchmark machine (BENCHMARKS.md,
+/// "Fuel"), so the deadline stays the usual bound and fuel the backstop.
+pub const FUEL_PER_MS: u64 = 20_000_000;
+
 /// Bounds applied to one invocation's store. The defaults suit a chat reply: 32 MiB of memory,
-/// 200 ms of wall time, a generous fuel budget, 1 000 capability calls.
+/// 200 ms of wall time, fuel for that time ([`FUEL_PER_MS`]), 1 000 capability calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Largest linear memory, in bytes. Growing past it traps (reported as
@@ -19,8 +25,8 @@ pub struct Limits {
     /// Wall-clock budget for instantiation plus `handle`, including host calls.
     pub deadline: Duration,
     /// Fuel budget (roughly one unit per wasm instruction); the fuel used is reported. The
-    /// default is far above what the deadline allows, so time is the usual bound and fuel a
-    /// deterministic cap for hosts that want one.
+    /// default is [`FUEL_PER_MS`] per millisecond of `deadline`; [`Limits::with_deadline`]
+    /// keeps that rate when the deadline changes.
     pub fuel: u64,
     /// Most elements in any one table.
     pub table_elements: usize,
@@ -48,7 +54,7 @@ impl Default for Limits {
         Limits {
             memory_bytes: 32 << 20,
             deadline: Duration::from_millis(200),
-            fuel: 100_000_000_000,
+            fuel: FUEL_PER_MS * 200,
             table_elements: 20_000,
             instances: 32,
             tables: 32,
@@ -59,6 +65,31 @@ impl Default for Limits {
             max_stdio_bytes: 16 << 10,
         }
     }
+}
+
+impl Limits {
+    /// These limits with time budget `deadline` and the fuel for it at the current rate
+    /// (fuel per millisecond of the current deadline).
+    pub fn with_deadline(self, deadline: Duration) -> Limits {
+        let per_ms = self.fuel / duration_ms(self.deadline).max(1);
+        Limits {
+            deadline,
+            fuel: per_ms.saturating_mul(duration_ms(deadline).max(1)),
+            ..self
+        }
+    }
+
+    /// These limits with `per_ms` fuel per millisecond of their deadline.
+    pub fn with_fuel_per_ms(self, per_ms: u64) -> Limits {
+        Limits {
+            fuel: per_ms.saturating_mul(duration_ms(self.deadline).max(1)),
+            ..self
+        }
+    }
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Default bound of the compiled-component cache: 512 MiB.
@@ -135,5 +166,21 @@ impl Default for RuntimeConfig {
             max_deadline: Duration::from_secs(2),
             executor: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod fuel_tests {
+    use super::*;
+
+    #[test]
+    fn fuel_follows_the_time_budget() {
+        let d = Limits::default();
+        assert_eq!(d.fuel, FUEL_PER_MS * 200);
+        let long = d.with_deadline(Duration::from_millis(2_000));
+        assert_eq!(long.fuel, FUEL_PER_MS * 2_000);
+        assert_eq!(long.deadline, Duration::from_millis(2_000));
+        let slow = d.with_fuel_per_ms(1_000).with_deadline(Duration::from_millis(50));
+        assert_eq!(slow.fuel, 50_000);
     }
 }

@@ -51,7 +51,7 @@ pub use compile::{
     CompileConfig, CompileWorker, DEFAULT_COMPILE_MEMORY_BYTES, DEFAULT_COMPILE_TIMEOUT,
     compile_worker_main,
 };
-pub use config::{DEFAULT_CACHE_MAX_BYTES, Limits, RuntimeConfig};
+pub use config::{DEFAULT_CACHE_MAX_BYTES, FUEL_PER_MS, Limits, RuntimeConfig};
 pub use executor::{ExecutorConfig, ExecutorLoad};
 pub use inspect::{ComponentInfo, InspectError, inspect};
 pub use invocation::{Extensions, Grant, Invocation, Scopes};

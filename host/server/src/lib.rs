@@ -48,6 +48,9 @@ pub struct NodeOptions {
     pub compile: CompileConfig,
     /// Webhooks: the URL policy (development mode, private addresses) and retry timing.
     pub webhooks: platform::WebhookOptions,
+    /// Every invocation's bounds before its manifest's memory and time (capped by
+    /// `max_app_timeout`); the fuel follows the time at this value's rate.
+    pub invocation_limits: minihost_runtime::Limits,
 }
 
 impl NodeOptions {
@@ -63,6 +66,7 @@ impl NodeOptions {
             cache_max_bytes: minihost_runtime::DEFAULT_CACHE_MAX_BYTES,
             compile: CompileConfig::default(),
             webhooks: platform::WebhookOptions::default(),
+            invocation_limits: minihost_runtime::Limits::default(),
         }
     }
 }
@@ -125,6 +129,7 @@ pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
         max_deadline: options.max_app_timeout,
         cache_max_bytes: options.cache_max_bytes,
         compile: options.compile.clone(),
+        limits: options.invocation_limits,
         ..RuntimeConfig::default()
     })
     .with(LogCapability::default())

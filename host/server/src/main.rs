@@ -5,6 +5,7 @@
 mod admin;
 mod remote;
 mod serve;
+mod settings;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -49,7 +50,7 @@ impl DbArgs {
         eprintln!("database: {}", self.describe());
     }
 
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self.store_config() {
             minihost_store::StoreConfig::Sqlite { data_dir } => {
                 // The file name `Store::open` gives the embedded database.
@@ -100,6 +101,9 @@ fn colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool 
 enum Command {
     /// Run the server.
     Serve(serve::ServeArgs),
+    /// The server's settings.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Administration: users, roles, signing keys, test money and the ledger check.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -111,6 +115,14 @@ enum Command {
     /// A reviewer's work on a server: the queue, decisions, releases, suspensions.
     #[command(subcommand)]
     Review(remote::ReviewCommand),
+}
+
+/// `minihost config ...`.
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the settings `minihost serve` would run with, given the same flags, settings file
+    /// and environment (as TOML; the database URL's password redacted).
+    Show(serve::ServeArgs),
 }
 
 /// `minihost app ...`: the local tools, and publishing to a server.
@@ -161,6 +173,10 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
+            Command::Config(ConfigCommand::Show(args)) => {
+                print!("{}", args.show()?);
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Admin(cmd) => admin::run(cmd).await,
             Command::App(AppCli::Local(cmd)) => {
                 let simulator = minihost::simulate::NodeSimulator::for_user();

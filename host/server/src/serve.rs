@@ -1,15 +1,18 @@
 //! `minihost serve`: starts a node and shuts it down gracefully on Ctrl-C or SIGTERM (in-flight
 //! requests finish, queued messages commit).
 
+use crate::settings::{GuestPriority, Settings};
 use crate::{COMPILE_WORKER_ARG, DbArgs};
 use anyhow::Context;
 use minihost::{NodeOptions, start};
-use minihost_runtime::{CompileConfig, CompileWorker, ExecutorConfig};
+use minihost_runtime::{CompileConfig, CompileWorker};
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-/// Arguments of `minihost serve`.
+/// Arguments of `minihost serve` (and of `minihost config show`, which prints what they give).
+/// The flags below override the settings file and its environment variables.
 #[derive(clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
@@ -17,6 +20,10 @@ pub struct ServeArgs {
     addr: SocketAddr,
     #[command(flatten)]
     db: DbArgs,
+    /// The settings file (TOML): every limit, budget and default; see `minihost config show`
+    /// and README's "Configuration". Every key is also read from `MINIHOST_<SECTION>_<KEY>`.
+    #[arg(long, env = "MINIHOST_CONFIG")]
+    config: Option<PathBuf>,
     /// Threads that run mini-apps (default: half the cores, at least one); the rest serve chat.
     #[arg(long, env = "MINIHOST_GUEST_THREADS")]
     guest_threads: Option<usize>,
@@ -24,15 +31,16 @@ pub struct ServeArgs {
     /// bounded queue, and beyond it are refused as busy.
     #[arg(long, env = "MINIHOST_GUEST_SLOTS")]
     guest_slots: Option<usize>,
-    /// The longest time budget any mini-app gets, in milliseconds, whatever its manifest asks.
-    #[arg(long, env = "MINIHOST_MAX_APP_TIMEOUT_MS", default_value_t = 2000)]
-    max_app_timeout_ms: u64,
+    /// The longest time budget any mini-app gets, in milliseconds, whatever its manifest asks
+    /// [default: 2000].
+    #[arg(long, env = "MINIHOST_MAX_APP_TIMEOUT_MS")]
+    max_app_timeout_ms: Option<u64>,
     /// How mini-app threads yield to chat: `idle` (Linux SCHED_IDLE: they run only on cores
     /// nothing else wants; under saturation their invocations time out) or `low` (nice 10
     /// only: they keep a small share under any load, and chat's tail latency grows beside
-    /// them).
-    #[arg(long, env = "MINIHOST_GUEST_PRIORITY", value_enum, default_value_t = GuestPriority::Idle)]
-    guest_priority: GuestPriority,
+    /// them) [default: idle].
+    #[arg(long, env = "MINIHOST_GUEST_PRIORITY", value_enum)]
+    guest_priority: Option<GuestPriority>,
     #[command(flatten)]
     compile: CompileArgs,
     /// Development mode for webhooks: apps may name plain http webhooks to this machine's
@@ -46,33 +54,6 @@ pub struct ServeArgs {
     webhooks_allow_private: bool,
 }
 
-/// How mini-app threads yield to the messenger's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum GuestPriority {
-    /// SCHED_IDLE and nice 10.
-    Idle,
-    /// nice 10 only.
-    Low,
-}
-
-/// The executor these arguments describe.
-fn executor(args: &ServeArgs) -> ExecutorConfig {
-    let mut c = ExecutorConfig {
-        idle_class: args.guest_priority == GuestPriority::Idle,
-        ..ExecutorConfig::default()
-    };
-    if let Some(t) = args.guest_threads {
-        c.threads = t.max(1);
-        c.max_running = c.threads * 2;
-    }
-    if let Some(slots) = args.guest_slots {
-        c.max_running = slots.max(1);
-    }
-    c.max_running_per_app = (c.max_running / 2).max(1);
-    c.max_running_per_owner = (c.max_running / 2).max(1);
-    c
-}
-
 /// Bounds on compiling uploaded components and on their cache.
 #[derive(clap::Args)]
 struct CompileArgs {
@@ -80,56 +61,106 @@ struct CompileArgs {
     #[arg(long, env = "MINIHOST_COMPILE_CONCURRENCY")]
     compile_concurrency: Option<usize>,
     /// Seconds one compile may take before its worker is killed (also its CPU-time limit, and
-    /// the longest wait for a free compile slot).
-    #[arg(long, env = "MINIHOST_COMPILE_TIMEOUT_SECS", default_value_t = 60)]
-    compile_timeout_secs: u64,
-    /// Address space of a compile worker, in MiB.
-    #[arg(long, env = "MINIHOST_COMPILE_MEMORY_MIB", default_value_t = 2048)]
-    compile_memory_mib: u64,
+    /// the longest wait for a free compile slot) [default: 60].
+    #[arg(long, env = "MINIHOST_COMPILE_TIMEOUT_SECS")]
+    compile_timeout_secs: Option<u64>,
+    /// Address space of a compile worker, in MiB [default: 2048].
+    #[arg(long, env = "MINIHOST_COMPILE_MEMORY_MIB")]
+    compile_memory_mib: Option<u64>,
     /// Compile in the server process (no time or memory bound; for debugging only).
     #[arg(long, env = "MINIHOST_COMPILE_IN_PROCESS")]
     compile_in_process: bool,
-    /// Most MiB of compiled components kept in the data directory's component cache.
-    #[arg(long, env = "MINIHOST_COMPONENT_CACHE_MIB", default_value_t = 512)]
-    component_cache_mib: u64,
+    /// Most MiB of compiled components kept in the data directory's component cache
+    /// [default: 512].
+    #[arg(long, env = "MINIHOST_COMPONENT_CACHE_MIB")]
+    component_cache_mib: Option<u64>,
 }
 
-impl CompileArgs {
-    fn config(&self) -> anyhow::Result<CompileConfig> {
-        let defaults = CompileConfig::default();
-        let worker = if self.compile_in_process {
-            None
-        } else {
-            Some(
-                CompileWorker::current_exe([COMPILE_WORKER_ARG])
-                    .context("finding this executable to run compile workers")?,
-            )
-        };
-        Ok(CompileConfig {
-            max_concurrent: self.compile_concurrency.unwrap_or(defaults.max_concurrent),
-            worker,
-            timeout: Duration::from_secs(self.compile_timeout_secs),
-            memory_bytes: self.compile_memory_mib.saturating_mul(1 << 20),
+impl ServeArgs {
+    /// The settings file and environment, with these flags over them.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let mut s = Settings::load(self.config.as_deref())?;
+        let sandbox = &mut s.sandbox;
+        set(&mut sandbox.guest_threads, self.guest_threads);
+        set(&mut sandbox.guest_slots, self.guest_slots);
+        set(&mut sandbox.max_app_timeout_ms, self.max_app_timeout_ms);
+        set(&mut sandbox.guest_priority, self.guest_priority);
+        let c = &self.compile;
+        set(&mut s.compile.concurrency, c.compile_concurrency);
+        set(&mut s.compile.timeout_secs, c.compile_timeout_secs);
+        set(&mut s.compile.memory_mib, c.compile_memory_mib);
+        set(&mut s.compile.cache_mib, c.component_cache_mib);
+        s.compile.in_process |= c.compile_in_process;
+        s.webhooks.dev |= self.dev_webhooks;
+        s.webhooks.allow_private |= self.webhooks_allow_private;
+        Ok(s)
+    }
+
+    /// The node options these arguments give.
+    fn node_options(&self, s: &Settings) -> anyhow::Result<NodeOptions> {
+        Ok(NodeOptions {
+            api: s.api_config(),
+            cache_dir: Some(self.db.data_dir.join("component-cache")),
+            cache_max_bytes: s.compile.cache_mib.saturating_mul(1 << 20),
+            compile: compile_config(s)?,
+            executor: Some(s.executor()),
+            max_app_timeout: Duration::from_millis(s.sandbox.max_app_timeout_ms.max(1)),
+            webhooks: s.webhooks(),
+            invocation_limits: s.limits(),
+            ..NodeOptions::new(self.addr, self.db.store_config())
         })
+    }
+
+    /// `minihost config show`: the effective settings as TOML, after the address and database
+    /// (its password redacted) as comments.
+    pub fn show(&self) -> anyhow::Result<String> {
+        let s = self.settings()?;
+        Ok(format!(
+            "# listen: {}\n# database: {}\n# settings file: {}\n{}",
+            self.addr,
+            self.db.describe(),
+            self.config
+                .as_ref()
+                .map_or_else(|| "(none)".to_owned(), |p| p.display().to_string()),
+            s.to_toml()?
+        ))
     }
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    args.db.announce();
-    let node = start(NodeOptions {
-        cache_dir: Some(args.db.data_dir.join("component-cache")),
-        cache_max_bytes: args.compile.component_cache_mib.saturating_mul(1 << 20),
-        compile: args.compile.config()?,
-        executor: Some(executor(&args)),
-        max_app_timeout: std::time::Duration::from_millis(args.max_app_timeout_ms.max(1)),
-        webhooks: minihost::platform::WebhookOptions {
-            dev: args.dev_webhooks,
-            allow_private: args.webhooks_allow_private,
-            ..minihost::platform::WebhookOptions::default()
+/// `slot` set to `flag` when the flag was given.
+fn set<T>(slot: &mut T, flag: Option<T>) {
+    if let Some(v) = flag {
+        *slot = v;
+    }
+}
+
+fn compile_config(s: &Settings) -> anyhow::Result<CompileConfig> {
+    let defaults = CompileConfig::default();
+    let c = &s.compile;
+    let worker = if c.in_process {
+        None
+    } else {
+        Some(
+            CompileWorker::current_exe([COMPILE_WORKER_ARG])
+                .context("finding this executable to run compile workers")?,
+        )
+    };
+    Ok(CompileConfig {
+        max_concurrent: if c.concurrency > 0 {
+            c.concurrency
+        } else {
+            defaults.max_concurrent
         },
-        ..NodeOptions::new(args.addr, args.db.store_config())
+        worker,
+        timeout: Duration::from_secs(c.timeout_secs.max(1)),
+        memory_bytes: c.memory_mib.saturating_mul(1 << 20),
     })
-    .await?;
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let settings = args.settings()?;
+    args.db.announce();
+    let node = start(args.node_options(&settings)?).await?;
     // The log line first: scripts and tests read the stdout line below to find the port, and
     // may stop the server at once.
     tracing::info!(addr = %node.addr, "listening");

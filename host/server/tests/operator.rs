@@ -175,3 +175,66 @@ fn a_busy_address_is_refused_before_the_database_is_created() {
     );
     drop(busy);
 }
+
+/// `minihost config show` prints what `serve` would run with: the file's values, the
+/// environment's over them, the flags over both, the database URL without its password; a
+/// file with an unknown key is refused naming it, and `serve` refuses it too before starting.
+#[test]
+fn config_show_prints_the_effective_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("minihost.toml");
+    std::fs::write(
+        &file,
+        "[sandbox]\nmax_app_timeout_ms = 1500\nmax_queued = 99\n[webhooks]\nbackoff_base_ms = 250\n",
+    )
+    .unwrap();
+    let out = minihost(
+        dir.path(),
+        &[
+            "config",
+            "show",
+            "--config",
+            "minihost.toml",
+            "--guest-slots",
+            "3",
+        ],
+    )
+    .env("MINIHOST_SANDBOX_MAX_QUEUED", "77")
+    .env("DATABASE_URL", "postgres://mh:s3cret@db.internal/minihost")
+    .output()
+    .unwrap();
+    stderr_of(&out);
+    let shown = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "max_app_timeout_ms = 1500",
+        "max_queued = 77",
+        "guest_slots = 3",
+        "backoff_base_ms = 250",
+        "ws_frame_burst = 60",
+        "postgres://mh:***@db.internal/minihost",
+    ] {
+        assert!(shown.contains(line), "no {line:?} in:\n{shown}");
+    }
+    assert!(!shown.contains("s3cret"), "{shown}");
+
+    std::fs::write(&file, "[sandbox]\nmax_app_timeot_ms = 1\n").unwrap();
+    for args in [
+        &["config", "show", "--config", "minihost.toml"][..],
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--config",
+            "minihost.toml",
+        ][..],
+    ] {
+        let out = minihost(dir.path(), args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} accepted an unknown key");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("max_app_timeot_ms"), "{args:?}: {err}");
+    }
+    assert!(
+        !dir.path().join("minihost-data").exists(),
+        "serve created a database"
+    );
+}

@@ -340,10 +340,12 @@ impl Platform {
             app_user_id: app_user_id.clone(),
             conversation: Some(install.conversation.clone()),
         };
-        let mut limits = self.runtime_limits();
         let ml = loaded.manifest.limits;
+        // The fuel follows the app's time budget at the operator's rate.
+        let mut limits = self
+            .runtime_limits()
+            .with_deadline(Duration::from_millis(u64::from(ml.timeout_ms)));
         limits.memory_bytes = (ml.memory_mib as usize) << 20;
-        limits.deadline = Duration::from_millis(u64::from(ml.timeout_ms));
         let invocation = Invocation::new(
             app.clone(),
             app_user_id.clone(),
