@@ -2,7 +2,7 @@
 //! conversation rules, send budgets, profile visibility, storage isolation and quotas.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use minihost_appsvc::{Actor, AppError, AppLimits, AppServices, Bucket};
+use minihost_appsvc::{Actor, AppError, AppLimits, AppServices, Bucket, Trigger};
 use minihost_core::{Content, DisplayName, Role, Sender, Username};
 use minihost_hub::LocalHub;
 use minihost_store::testing::TestDb;
@@ -33,13 +33,16 @@ async fn actor(
         user: u.id.clone(),
         app_user_id: svc.app_user_id(app, &u.id).await.unwrap(),
         conversation: conv.cloned(),
+        trigger: Trigger::Unsolicited,
     }
 }
 
 fn limits() -> AppLimits {
     AppLimits {
-        send_burst: 3,
-        sends_per_minute: 0,
+        unsolicited_burst: 3,
+        unsolicited_per_minute: 0,
+        reply_burst: 2,
+        replies_per_minute: 0,
         storage_keys: 3,
         storage_bytes: 100,
         ..AppLimits::default()
@@ -117,7 +120,7 @@ async fn apps_act_only_within_the_current_grant() {
         svc.send_message(&bob_polls, &g.id, hi()).await.unwrap();
         assert!(matches!(
             svc.send_message(&bob_polls, &g.id, hi()).await,
-            Err(AppError::QuotaExceeded(_))
+            Err(AppError::BudgetExceeded(_))
         ));
         store
             .install(&g.id, "shop", "1.0.0", &bob.id, false)
@@ -220,11 +223,28 @@ async fn profiles_need_both_users_consent_and_are_recorded() {
             svc.profile(&bob_a, "au_unknown").await.unwrap_err(),
             AppError::NotFound("user")
         );
-        let record = store.privacy_log(&carol.id, 10).await.unwrap();
-        assert_eq!(record.len(), 1, "{record:?}");
+        // Carol's record: the refused read (she had not granted it), then the read; Bob's: his
+        // own refused read, then his read (sorted: lines of one millisecond have no order).
+        let lines = |record: Vec<minihost_store::PrivacyEntry>| -> Vec<(String, String, String)> {
+            let mut lines: Vec<_> = record
+                .into_iter()
+                .map(|e| (e.app_id, e.capability, e.outcome))
+                .collect();
+            lines.sort();
+            lines
+        };
+        let line = |outcome: &str| ("polls".into(), "profile.read".into(), outcome.to_owned());
         assert_eq!(
-            (record[0].app_id.as_str(), record[0].capability.as_str()),
-            ("polls", "profile.read")
+            lines(store.privacy_log(&carol.id, 10).await.unwrap()),
+            vec![line("denied"), line("ok")],
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            lines(store.privacy_log(&bob.id, 10).await.unwrap()),
+            vec![line("denied"), line("ok")],
+            "{}",
+            db.name
         );
         store.close().await;
         db.cleanup().await.unwrap();
