@@ -7,7 +7,6 @@ CREATE TABLE delivery_cursors (
     device          TEXT NOT NULL,
     conversation_id TEXT NOT NULL,
     acked_seq       BIGINT NOT NULL,
-    updated_at      BIGINT NOT NULL,
     PRIMARY KEY (user_id, device, conversation_id)
 );
 CREATE INDEX delivery_cursors_conversation ON delivery_cursors(user_id, conversation_id);

@@ -92,24 +92,21 @@ impl Store {
     }
 
     async fn write_acks(&self, batch: &HashMap<CursorKey, i64>) -> Result<()> {
-        let now = minihost_core::now_millis();
         let mut tx = self.begin_write().await?;
         for (key, seq) in batch {
             sqlx::query(
-                "INSERT INTO delivery_cursors
-                        (user_id, device, conversation_id, acked_seq, updated_at)
-                 SELECT $1, $2, $3, $4, $5
+                "INSERT INTO delivery_cursors (user_id, device, conversation_id, acked_seq)
+                 SELECT $1, $2, $3, $4
                   WHERE EXISTS (SELECT 1 FROM members
                                  WHERE conversation_id = $3 AND user_id = $1)
                  ON CONFLICT (user_id, device, conversation_id) DO UPDATE
-                    SET acked_seq = excluded.acked_seq, updated_at = excluded.updated_at
+                    SET acked_seq = excluded.acked_seq
                   WHERE delivery_cursors.acked_seq < excluded.acked_seq",
             )
             .bind(&key.user)
             .bind(&key.device)
             .bind(&key.conversation)
             .bind(*seq)
-            .bind(now)
             .execute(&mut *tx)
             .await?;
         }

@@ -226,7 +226,7 @@ async fn delivery_cursors_only_move_forward_for_members_and_bound_unread_counts(
         let stored = tamper(
             &store,
             &format!(
-                "UPDATE delivery_cursors SET updated_at = updated_at WHERE user_id = '{}'",
+                "UPDATE delivery_cursors SET acked_seq = acked_seq WHERE user_id = '{}'",
                 eve.id.as_str()
             ),
         )
