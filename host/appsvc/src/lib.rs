@@ -200,8 +200,9 @@ impl AppServices {
     }
 
     /// Writes what came of the actor's use of `scope` to `whose` privacy record: `ok` after a
-    /// success, or the refusal (`denied`, `quota_exceeded`); other failures are not a use of
-    /// the user's data and are not written. Returns `result`.
+    /// success, or the refusal (`denied`, `quota_exceeded`, `budget_exceeded`); other failures
+    /// (invalid arguments, not found, unavailable) are not a use of the user's data and are
+    /// not written. Returns `result`.
     pub(crate) async fn noted<T>(
         &self,
         whose: &UserId,

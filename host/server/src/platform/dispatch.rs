@@ -360,7 +360,7 @@ impl Platform {
             .loader_runtime()
             .invoke(&loaded.app, invocation, event)
             .await;
-        self.note_refused_scopes(&actor, &granted, &report).await?;
+        self.note_refused_scopes(&actor, &granted, &report).await;
         let mut failure = report
             .outcome
             .as_ref()
@@ -405,13 +405,14 @@ impl Platform {
 
     /// Writes to the user's privacy record each scope the sandbox refused this invocation
     /// because it was not in its grant (once per scope). Refusals made later, by the app
-    /// services (a grant revoked during the invocation, a quota), are written there.
+    /// services (a grant revoked during the invocation, a quota), are written there. A line
+    /// that cannot be written is logged: the invocation is done, and its log and reply go on.
     async fn note_refused_scopes(
         &self,
         actor: &Actor,
         granted: &[String],
         report: &InvocationReport,
-    ) -> Result<(), ApiError> {
+    ) {
         let refused: BTreeSet<&str> = report
             .calls
             .iter()
@@ -422,13 +423,10 @@ impl Platform {
             .filter(|scope| !granted.iter().any(|g| g == scope))
             .collect();
         for scope in refused {
-            self.inner
-                .svc
-                .note_privacy(actor, scope, "denied")
-                .await
-                .map_err(app_err)?;
+            if let Err(e) = self.inner.svc.note_privacy(actor, scope, "denied").await {
+                tracing::warn!(error = %e, app = %actor.app, scope, "privacy record line not written");
+            }
         }
-        Ok(())
     }
 
     fn runtime_limits(&self) -> minihost_runtime::Limits {
