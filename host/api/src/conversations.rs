@@ -56,6 +56,8 @@ pub(crate) struct ConversationView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<crate::schemas::MessageDoc>)]
     last_message: Option<Message>,
+    /// In the list: messages from others after the read marker and after the furthest
+    /// delivery cursor of the user's devices (WebSocket `ack`).
     #[serde(skip_serializing_if = "Option::is_none")]
     unread: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,7 @@
 //! A user's control over mini-apps: the consent requests waiting for an answer, the grants they
 //! gave (list, answer/change, revoke one scope or the whole app), and their privacy record (which
-//! app read what of theirs, when). Revocation applies to the app's very next call.
+//! app used what of theirs, or tried to and was refused, when). Revocation applies to the app's
+//! very next call.
 
 use crate::auth::AuthUser;
 use crate::error::ApiError;
@@ -139,7 +140,7 @@ pub(crate) struct PrivacyParams {
 
 #[utoipa::path(get, path = "/api/v1/me/privacy", operation_id = "privacy",
     params(PrivacyParams), security(("session" = [])),
-    responses((status = 200, description = "Which app read what of the user's, newest first", body = Vec<crate::openapi::AnyObject>), (status = 422, description = "A limit out of range"),
+    responses((status = 200, description = "Which app used what of the user's (`outcome` `ok`), or tried to and was refused (`denied`, `quota_exceeded`, `budget_exceeded`), newest first", body = Vec<crate::openapi::AnyObject>), (status = 422, description = "A limit out of range"),
               crate::openapi::errors::Query, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn privacy(
     State(state): State<AppState>,

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use minihost_appsvc::{Actor, AppError, Profile};
+use minihost_appsvc::{Actor, AppError, Profile, Trigger};
 use minihost_broker::service::now;
 use minihost_broker::{AccessClaims, Scope, Subject, TokenError};
 use minihost_core::{Content, ConversationId, Message, UserId};
@@ -121,6 +121,9 @@ impl IntoResponse for OpenError {
                 let (status, code) = match &e {
                     AppError::PermissionDenied(_) => (StatusCode::FORBIDDEN, "permission_denied"),
                     AppError::QuotaExceeded(_) => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
+                    AppError::BudgetExceeded(_) => {
+                        (StatusCode::TOO_MANY_REQUESTS, "budget_exceeded")
+                    }
                     AppError::Invalid(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
                     AppError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
                     AppError::Conflict(_) => (StatusCode::CONFLICT, "idempotency_key_reused"),
@@ -167,6 +170,7 @@ async fn actor(state: &AppState, claims: &AccessClaims) -> Result<Actor, OpenErr
         user,
         app_user_id: app_user.as_str().to_owned(),
         conversation: None,
+        trigger: Trigger::Unsolicited,
     })
 }
 
@@ -227,7 +231,7 @@ pub(crate) struct OpenSend {
               (status = 403, description = "The token lacks messages.send (`insufficient_scope`), or the user no longer grants it (`permission_denied`)"),
               (status = 404, description = "The app is not installed there, or the user is not a member"),
               (status = 422, description = "Empty or oversized content"),
-              (status = 429, description = "The app's send budget for the conversation is spent"),
+              (status = 429, description = "The app's unsolicited send budget for the conversation is spent (`budget_exceeded`)"),
               (status = 503, description = "Revocations cannot be checked now, or the server is shutting down; try again later"),
               crate::openapi::errors::JsonBody, crate::openapi::errors::Token, (status = 500, response = crate::openapi::errors::Internal)))]
 pub(crate) async fn send(

@@ -471,7 +471,9 @@ fn app_error(e: AppError) -> ApiError {
             message,
         },
         AppError::NotFound(what) => ApiError::NotFound(what),
-        AppError::PermissionDenied(m) | AppError::QuotaExceeded(m) => ApiError::Forbidden(m),
+        AppError::PermissionDenied(m)
+        | AppError::QuotaExceeded(m)
+        | AppError::BudgetExceeded(m) => ApiError::Forbidden(m),
         AppError::Unavailable(m) => ApiError::Internal(m),
     }
 }

@@ -9,9 +9,12 @@ pub enum AppError {
     /// The user did not grant this scope (or revoked it).
     #[error("permission denied: scope {0} is not granted")]
     PermissionDenied(String),
-    /// A budget or quota is exhausted.
+    /// A quota (storage, timers) is exhausted.
     #[error("quota exceeded: {0}")]
     QuotaExceeded(String),
+    /// A send budget is exhausted for now (it refills).
+    #[error("budget exceeded: {0}")]
+    BudgetExceeded(String),
     /// An argument was rejected.
     #[error("invalid: {0}")]
     Invalid(String),

@@ -1,9 +1,10 @@
 //! What a mini-app may do, whichever way it asks: from inside its sandbox (the capability
 //! crates) or from its backend (the Open API). Every operation re-reads the user's CURRENT grant,
-//! so a revocation applies to the very next call; sends are bounded by a per-app,
-//! per-conversation token bucket; storage by per-owner quotas; timers by delay and count; and
-//! every read of a user's data (and every payout to them) is written to that user's privacy
-//! record. Both entry points share this one implementation.
+//! so a revocation applies to the very next call; sends are bounded by token buckets (replies to
+//! a user's own events per user, unsolicited sends per conversation); storage by per-owner
+//! quotas; timers by delay and count; and every use of a user's data (and every payout to them),
+//! or refused attempt at one, is written to that user's privacy record after the fact. Both
+//! entry points share this one implementation; [`AppLimits`] holds every limit.
 
 mod error;
 mod messaging;
@@ -25,34 +26,60 @@ use minihost_hub::Fanout;
 use minihost_store::Store;
 use std::sync::Arc;
 
-/// Platform limits on what apps may do.
-#[derive(Debug, Clone, Copy)]
+/// Platform limits on what apps may do. Operators set them through the server's
+/// `NodeOptions::app_limits`; each field says its default.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AppLimits {
-    /// Messages an app may send to one conversation in a burst.
-    pub send_burst: i64,
-    /// Messages per minute the burst refills at.
-    pub sends_per_minute: i64,
-    /// Keys per storage owner (the app's shared bucket, or one user's bucket).
+    /// Replies an app may send in a burst to one user's own events (commands, button presses,
+    /// opening the app) in one conversation. Default 20.
+    pub reply_burst: i64,
+    /// Replies per minute that burst refills at, per user and conversation. Default 60.
+    pub replies_per_minute: i64,
+    /// Unsolicited messages (from timers, payment events, the app's backend) an app may send
+    /// to one conversation in a burst. Default 20.
+    pub unsolicited_burst: i64,
+    /// Unsolicited messages per minute that burst refills at, per conversation. Default 60.
+    pub unsolicited_per_minute: i64,
+    /// Keys per storage owner (the app's shared bucket, or one user's bucket). Default 1000.
     pub storage_keys: i64,
-    /// Bytes (keys + values) per storage owner.
+    /// Bytes (keys + values) per storage owner. Default 1 MiB.
     pub storage_bytes: i64,
-    /// Longest storage key, in bytes.
+    /// Longest storage key, in bytes. Default 256.
     pub max_key_bytes: usize,
-    /// Largest storage value, in bytes.
+    /// Largest storage value, in bytes. Default 64 KiB.
     pub max_value_bytes: usize,
+    /// Longest delay of an app timer, in seconds. Default seven days (604,800).
+    pub max_timer_delay_secs: u32,
+    /// Pending timers an app may have at once. Default 1000.
+    pub max_pending_timers: i64,
 }
 
 impl Default for AppLimits {
     fn default() -> Self {
         AppLimits {
-            send_burst: 20,
-            sends_per_minute: 60,
+            reply_burst: 20,
+            replies_per_minute: 60,
+            unsolicited_burst: 20,
+            unsolicited_per_minute: 60,
             storage_keys: 1000,
             storage_bytes: 1024 * 1024,
             max_key_bytes: 256,
             max_value_bytes: 64 * 1024,
+            max_timer_delay_secs: 7 * 24 * 60 * 60,
+            max_pending_timers: 1000,
         }
     }
+}
+
+/// What set the app acting: a user's own event, or not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A user's command, button press or opening of the app: messages answer that user and
+    /// are taken from the reply budget of (app, conversation, user).
+    User,
+    /// A timer, a payment event, or the app's backend: messages are taken from the unsolicited
+    /// budget of (app, conversation).
+    Unsolicited,
 }
 
 /// Who is acting: an app, on behalf of one user, possibly within one conversation.
@@ -68,6 +95,8 @@ pub struct Actor {
     pub app_user_id: String,
     /// The conversation of the invocation (`None` for a backend call).
     pub conversation: Option<ConversationId>,
+    /// What set the app acting (which send budget its messages take from).
+    pub trigger: Trigger,
 }
 
 /// The shared implementation. Cheap to clone.
@@ -111,8 +140,8 @@ impl AppServices {
     }
 
     /// The limits in force.
-    pub fn limits(&self) -> AppLimits {
-        self.limits
+    pub fn limits(&self) -> &AppLimits {
+        &self.limits
     }
 
     /// `user` as `app` sees them: stable for (app, user), unlinkable across apps. Remembered so
@@ -150,9 +179,11 @@ impl AppServices {
     }
 
     /// Fails with `PermissionDenied(scope)` unless the actor's user grants `scope` right now
-    /// (for capabilities whose work happens outside this crate).
+    /// (for capabilities whose work happens outside this crate). A refusal is written to the
+    /// user's privacy record.
     pub async fn require_scope(&self, actor: &Actor, scope: &str) -> Result<(), AppError> {
-        self.require(actor, scope).await
+        let checked = self.require(actor, scope).await;
+        self.noted(&actor.user, actor, scope, checked).await
     }
 
     /// Adds a line to the actor's user's privacy record.
@@ -168,6 +199,29 @@ impl AppServices {
             .await?)
     }
 
+    /// Writes what came of the actor's use of `scope` to `whose` privacy record: `ok` after a
+    /// success, or the refusal (`denied`, `quota_exceeded`, `budget_exceeded`); other failures
+    /// (invalid arguments, not found, unavailable) are not a use of the user's data and are
+    /// not written. Returns `result`.
+    pub(crate) async fn noted<T>(
+        &self,
+        whose: &UserId,
+        actor: &Actor,
+        scope: &str,
+        result: Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let outcome = match &result {
+            Ok(_) => Some("ok"),
+            Err(e) => refusal(e),
+        };
+        if let Some(outcome) = outcome {
+            self.store
+                .record_privacy(whose, &actor.app, scope, outcome)
+                .await?;
+        }
+        result
+    }
+
     /// Fails with `PermissionDenied(scope)` unless the actor's user grants it right now.
     pub(crate) async fn require(&self, actor: &Actor, scope: &str) -> Result<(), AppError> {
         if self
@@ -180,5 +234,15 @@ impl AppServices {
         } else {
             Err(AppError::PermissionDenied(scope.to_owned()))
         }
+    }
+}
+
+/// The privacy record's word for a refusal, if `e` is one.
+pub(crate) fn refusal(e: &AppError) -> Option<&'static str> {
+    match e {
+        AppError::PermissionDenied(_) => Some("denied"),
+        AppError::QuotaExceeded(_) => Some("quota_exceeded"),
+        AppError::BudgetExceeded(_) => Some("budget_exceeded"),
+        _ => None,
     }
 }

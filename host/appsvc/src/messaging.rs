@@ -1,10 +1,12 @@
 //! Sending and updating messages as an app: only where the app is installed and the user is a
-//! member, only with `messages.send` granted, within the conversation's send budget.
+//! member, only with `messages.send` granted, within a send budget: replies to a user's own
+//! event (its reply, and sends to its conversation) take from that user's reply budget in the
+//! conversation, everything else from the conversation's unsolicited budget.
 
-use crate::{Actor, AppError, AppServices};
+use crate::{Actor, AppError, AppServices, Trigger};
 use minihost_core::{Content, ConversationId, Message, Sender};
 use minihost_hub::{Event, Topic};
-use minihost_store::NewMessage;
+use minihost_store::{NewMessage, SendBucket};
 use serde_json::json;
 
 /// The scope every messaging operation needs.
@@ -60,6 +62,36 @@ impl AppServices {
         })
     }
 
+    /// The budget the actor's messages to `conversation` take from, with its burst and rate:
+    /// replies to a user's own event in its conversation count per user; everything else
+    /// (unsolicited, or elsewhere) per conversation.
+    fn budget<'a>(
+        &self,
+        actor: &'a Actor,
+        conversation: &'a ConversationId,
+    ) -> (SendBucket<'a>, i64, i64) {
+        let replying =
+            actor.trigger == Trigger::User && actor.conversation.as_ref() == Some(conversation);
+        if replying {
+            (
+                SendBucket::Reply {
+                    conversation: conversation.as_str(),
+                    user: &actor.user,
+                },
+                self.limits.reply_burst,
+                self.limits.replies_per_minute,
+            )
+        } else {
+            (
+                SendBucket::Unsolicited {
+                    conversation: conversation.as_str(),
+                },
+                self.limits.unsolicited_burst,
+                self.limits.unsolicited_per_minute,
+            )
+        }
+    }
+
     /// Validates, budgets and appends a message from the app.
     async fn post(
         &self,
@@ -70,20 +102,22 @@ impl AppServices {
         content
             .validate()
             .map_err(|e| AppError::Invalid(e.to_string()))?;
+        let (bucket, burst, per_minute) = self.budget(actor, conversation);
         let taken = self
             .store
-            .take_send_token(
-                &actor.app,
-                conversation.as_str(),
-                self.limits.send_burst,
-                self.limits.sends_per_minute,
-            )
+            .take_send_token(&actor.app, bucket, burst, per_minute)
             .await?;
         if taken.is_none() {
-            return Err(AppError::QuotaExceeded(format!(
-                "at most {} messages per conversation in a burst, {} per minute",
-                self.limits.send_burst, self.limits.sends_per_minute
-            )));
+            return Err(AppError::BudgetExceeded(match actor.trigger {
+                Trigger::User => format!(
+                    "at most {burst} replies to one user's events per conversation in a burst, \
+                     {per_minute} per minute"
+                ),
+                Trigger::Unsolicited => format!(
+                    "at most {burst} unsolicited messages per conversation in a burst, \
+                     {per_minute} per minute"
+                ),
+            }));
         }
         let name = self.sender_name(actor, conversation).await?;
         let appended = self
@@ -101,20 +135,21 @@ impl AppServices {
         Ok(appended.message)
     }
 
-    /// Sends `content` as the app; returns the stored message.
+    /// Sends `content` as the app; returns the stored message. What came of it (sent, or
+    /// refused for want of the scope or budget) is written to the user's privacy record.
     pub async fn send_message(
         &self,
         actor: &Actor,
         conversation: &ConversationId,
         content: Content,
     ) -> Result<Message, AppError> {
-        self.require(actor, SCOPE).await?;
-        self.may_post(actor, conversation).await?;
-        let message = self.post(actor, conversation, content).await?;
-        self.store
-            .record_privacy(&actor.user, &actor.app, SCOPE, "ok")
-            .await?;
-        Ok(message)
+        let sent = async {
+            self.require(actor, SCOPE).await?;
+            self.may_post(actor, conversation).await?;
+            self.post(actor, conversation, content).await
+        }
+        .await;
+        self.noted(&actor.user, actor, SCOPE, sent).await
     }
 
     /// Replaces the content of a message this app sent (e.g. a live tally) and tells every
@@ -156,14 +191,10 @@ impl AppServices {
     ) -> Result<u32, AppError> {
         self.require(actor, SCOPE).await?;
         self.may_post(actor, conversation).await?;
+        let (bucket, burst, per_minute) = self.budget(actor, conversation);
         let left = self
             .store
-            .send_tokens_left(
-                &actor.app,
-                conversation.as_str(),
-                self.limits.send_burst,
-                self.limits.sends_per_minute,
-            )
+            .send_tokens_left(&actor.app, bucket, burst, per_minute)
             .await?;
         Ok(u32::try_from(left.max(0)).unwrap_or(u32::MAX))
     }

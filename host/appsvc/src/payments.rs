@@ -195,7 +195,9 @@ impl AppServices {
         actor: &Actor,
         ask: PaymentAsk,
     ) -> Result<PaymentOrder, AppError> {
-        self.require(actor, SCOPE).await?;
+        if let Err(e) = self.require(actor, SCOPE).await {
+            return self.noted(&actor.user, actor, SCOPE, Err(e)).await;
+        }
         let (currency, amount, ttl) = check_ask(&ask)?;
         let origin = if actor.conversation.is_some() {
             "sandbox"
@@ -222,9 +224,7 @@ impl AppServices {
                 ),
                 e => e.into(),
             })?;
-        self.store
-            .record_privacy(&actor.user, &actor.app, SCOPE, "ok")
-            .await?;
+        let order = self.noted(&actor.user, actor, SCOPE, Ok(order)).await?;
         if order.state == "pending" {
             let view = self.payment_view(&order, "en").await?;
             self.notify_user(&order.user_id, "payment_request", &view);

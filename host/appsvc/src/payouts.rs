@@ -36,9 +36,12 @@ fn check_payout(ask: &PayoutAsk) -> Result<(Currency, i64, String), AppError> {
 
 impl AppServices {
     /// Pays the actor's user `ask` from the actor's app's merchant account. A new payout is
-    /// told to the user (`payout` frame) and written to their privacy record.
+    /// told to the user (`payout` frame) and written to their privacy record, as is a refusal
+    /// for want of the scope.
     pub async fn pay_out(&self, actor: &Actor, ask: PayoutAsk) -> Result<PaidOut, AppError> {
-        self.require(actor, SCOPE).await?;
+        if let Err(e) = self.require(actor, SCOPE).await {
+            return self.noted(&actor.user, actor, SCOPE, Err(e)).await;
+        }
         let (currency, amount, description) = check_payout(&ask)?;
         let paid = self
             .store
@@ -64,9 +67,7 @@ impl AppServices {
                 ))
             })?;
         if paid.new {
-            self.store
-                .record_privacy(&actor.user, &actor.app, SCOPE, "ok")
-                .await?;
+            let _: () = self.noted(&actor.user, actor, SCOPE, Ok(())).await?;
             let frame = serde_json::json!({
                 "type": "payout",
                 "payout": {

@@ -21,9 +21,12 @@ pub struct Profile {
 }
 
 impl AppServices {
-    /// The profile of `target` (an app-scoped id) as `actor.app` may see it.
+    /// The profile of `target` (an app-scoped id) as `actor.app` may see it. The read, or its
+    /// refusal, lands in the privacy record of the user whose profile was asked for.
     pub async fn profile(&self, actor: &Actor, target: &str) -> Result<Profile, AppError> {
-        self.require(actor, SCOPE).await?;
+        if let Err(e) = self.require(actor, SCOPE).await {
+            return self.noted(&actor.user, actor, SCOPE, Err(e)).await;
+        }
         let user = if target == actor.app_user_id {
             actor.user.clone()
         } else {
@@ -38,9 +41,10 @@ impl AppServices {
                 .iter()
                 .any(|s| s == SCOPE)
             {
-                return Err(AppError::PermissionDenied(format!(
+                let refused = Err(AppError::PermissionDenied(format!(
                     "{SCOPE} (that user has not granted it)"
                 )));
+                return self.noted(&other, actor, SCOPE, refused).await;
             }
             // ...and, inside an invocation, be a member of its conversation.
             if let Some(conv) = &actor.conversation
@@ -55,14 +59,12 @@ impl AppServices {
             .user_by_id(&user)
             .await?
             .ok_or(AppError::NotFound("user"))?;
-        self.store
-            .record_privacy(&user, &actor.app, "profile.read", "ok")
-            .await?;
-        Ok(Profile {
+        let profile = Profile {
             user: target.to_owned(),
             display_name: record.display_name.as_str().to_owned(),
             avatar: None,
             locale: "en".into(),
-        })
+        };
+        self.noted(&user, actor, SCOPE, Ok(profile)).await
     }
 }

@@ -1,5 +1,6 @@
 //! Per-app key-value storage: a shared bucket per app and a private bucket per (app, user),
-//! bounded by key and byte quotas. Apps never see each other's keys.
+//! bounded by key and byte quotas. Apps never see each other's keys. Each use of a user's
+//! bucket, and each refusal, lands in their privacy record after it happened.
 
 use crate::{Actor, AppError, AppServices};
 use minihost_store::{KvQuota, KvRefusal};
@@ -24,14 +25,20 @@ impl AppServices {
         }
     }
 
-    /// Writes a use of the user's private bucket to their privacy record.
-    async fn note(&self, actor: &Actor, bucket: Bucket) -> Result<(), AppError> {
-        if bucket == Bucket::User {
-            self.store
-                .record_privacy(&actor.user, &actor.app, SCOPE, "ok")
-                .await?;
+    /// Writes what came of a use of the user's private bucket (or of any refusal for want of
+    /// the scope, which is the user's to grant) to their privacy record, after the fact.
+    async fn note<T>(
+        &self,
+        actor: &Actor,
+        bucket: Bucket,
+        result: Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let denied = matches!(result, Err(AppError::PermissionDenied(_)));
+        if bucket == Bucket::User || denied {
+            self.noted(&actor.user, actor, SCOPE, result).await
+        } else {
+            result
         }
-        Ok(())
     }
 
     fn check_key(&self, key: &str) -> Result<(), AppError> {
@@ -51,13 +58,16 @@ impl AppServices {
         bucket: Bucket,
         key: &str,
     ) -> Result<Option<Vec<u8>>, AppError> {
-        self.require(actor, SCOPE).await?;
-        self.check_key(key)?;
-        self.note(actor, bucket).await?;
-        Ok(self
-            .store
-            .kv_get(&actor.app, self.owner(actor, bucket), key)
-            .await?)
+        let got = async {
+            self.require(actor, SCOPE).await?;
+            self.check_key(key)?;
+            Ok(self
+                .store
+                .kv_get(&actor.app, self.owner(actor, bucket), key)
+                .await?)
+        }
+        .await;
+        self.note(actor, bucket, got).await
     }
 
     /// Stores `value` under `key`, within quota.
@@ -68,15 +78,18 @@ impl AppServices {
         key: &str,
         value: &[u8],
     ) -> Result<(), AppError> {
-        self.require(actor, SCOPE).await?;
-        self.check_key(key)?;
-        self.check_value(value)?;
-        self.note(actor, bucket).await?;
-        let quota = self.quota();
-        self.store
-            .kv_set(&actor.app, self.owner(actor, bucket), key, value, quota)
-            .await?
-            .map_err(|refused| refused_by(refused, quota))
+        let set = async {
+            self.require(actor, SCOPE).await?;
+            self.check_key(key)?;
+            self.check_value(value)?;
+            let quota = self.quota();
+            self.store
+                .kv_set(&actor.app, self.owner(actor, bucket), key, value, quota)
+                .await?
+                .map_err(|refused| refused_by(refused, quota))
+        }
+        .await;
+        self.note(actor, bucket, set).await
     }
 
     /// Stores `value` under `key` only if it now holds `expected` (`None`: absent), within
@@ -89,22 +102,25 @@ impl AppServices {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<bool, AppError> {
-        self.require(actor, SCOPE).await?;
-        self.check_key(key)?;
-        self.check_value(value)?;
-        self.note(actor, bucket).await?;
-        let quota = self.quota();
-        self.store
-            .kv_compare_and_set(
-                &actor.app,
-                self.owner(actor, bucket),
-                key,
-                expected,
-                value,
-                quota,
-            )
-            .await?
-            .map_err(|refused| refused_by(refused, quota))
+        let set = async {
+            self.require(actor, SCOPE).await?;
+            self.check_key(key)?;
+            self.check_value(value)?;
+            let quota = self.quota();
+            self.store
+                .kv_compare_and_set(
+                    &actor.app,
+                    self.owner(actor, bucket),
+                    key,
+                    expected,
+                    value,
+                    quota,
+                )
+                .await?
+                .map_err(|refused| refused_by(refused, quota))
+        }
+        .await;
+        self.note(actor, bucket, set).await
     }
 
     fn check_value(&self, value: &[u8]) -> Result<(), AppError> {
@@ -131,13 +147,16 @@ impl AppServices {
         bucket: Bucket,
         key: &str,
     ) -> Result<bool, AppError> {
-        self.require(actor, SCOPE).await?;
-        self.check_key(key)?;
-        self.note(actor, bucket).await?;
-        Ok(self
-            .store
-            .kv_delete(&actor.app, self.owner(actor, bucket), key)
-            .await?)
+        let deleted = async {
+            self.require(actor, SCOPE).await?;
+            self.check_key(key)?;
+            Ok(self
+                .store
+                .kv_delete(&actor.app, self.owner(actor, bucket), key)
+                .await?)
+        }
+        .await;
+        self.note(actor, bucket, deleted).await
     }
 
     /// Keys starting with `prefix`, sorted (at most 1000).
@@ -147,15 +166,18 @@ impl AppServices {
         bucket: Bucket,
         prefix: &str,
     ) -> Result<Vec<String>, AppError> {
-        self.require(actor, SCOPE).await?;
-        if prefix.len() > self.limits.max_key_bytes {
-            return Err(AppError::Invalid("prefix too long".into()));
+        let keys = async {
+            self.require(actor, SCOPE).await?;
+            if prefix.len() > self.limits.max_key_bytes {
+                return Err(AppError::Invalid("prefix too long".into()));
+            }
+            Ok(self
+                .store
+                .kv_list(&actor.app, self.owner(actor, bucket), prefix, 1000)
+                .await?)
         }
-        self.note(actor, bucket).await?;
-        Ok(self
-            .store
-            .kv_list(&actor.app, self.owner(actor, bucket), prefix, 1000)
-            .await?)
+        .await;
+        self.note(actor, bucket, keys).await
     }
 }
 

@@ -1,15 +1,10 @@
 //! Timers an app sets from its sandbox: a `timer` event later, in the conversation of the event
 //! that set it, on behalf of that event's user (whose grant at firing time applies). Bounded in
-//! delay, key size and count per app. The platform fires them (`minihost` server).
+//! delay, key size and count per app (`AppLimits`). The platform fires them (`minihost` server).
 
 use crate::payments::check_key;
 use crate::{Actor, AppError, AppServices};
 use minihost_store::NewTimer;
-
-/// The longest delay: seven days.
-pub const MAX_DELAY_SECS: u32 = 7 * 24 * 60 * 60;
-/// Pending timers an app may have at once.
-pub const MAX_PENDING: i64 = 1000;
 
 impl AppServices {
     /// Sets (or moves) the timer `key` of the actor's conversation, due `after_secs` from now.
@@ -25,11 +20,13 @@ impl AppServices {
         check_key(key).map_err(|_| {
             AppError::Invalid("a timer key has 1 to 128 printable ASCII characters".into())
         })?;
-        if !(1..=MAX_DELAY_SECS).contains(&after_secs) {
+        let max_delay = self.limits.max_timer_delay_secs;
+        if !(1..=max_delay).contains(&after_secs) {
             return Err(AppError::Invalid(format!(
-                "after-seconds must be 1 to {MAX_DELAY_SECS}"
+                "after-seconds must be 1 to {max_delay}"
             )));
         }
+        let max_pending = self.limits.max_pending_timers;
         let set = self
             .store
             .set_timer(
@@ -40,14 +37,14 @@ impl AppServices {
                     user_id: &actor.user,
                     due_at_ms: minihost_core::now_millis() + i64::from(after_secs) * 1000,
                 },
-                MAX_PENDING,
+                max_pending,
             )
             .await?;
         if set {
             Ok(())
         } else {
             Err(AppError::QuotaExceeded(format!(
-                "at most {MAX_PENDING} pending timers per app"
+                "at most {max_pending} pending timers per app"
             )))
         }
     }

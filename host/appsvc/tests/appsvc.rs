@@ -2,7 +2,7 @@
 //! conversation rules, send budgets, profile visibility, storage isolation and quotas.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use minihost_appsvc::{Actor, AppError, AppLimits, AppServices, Bucket};
+use minihost_appsvc::{Actor, AppError, AppLimits, AppServices, Bucket, Trigger};
 use minihost_core::{Content, DisplayName, Role, Sender, Username};
 use minihost_hub::LocalHub;
 use minihost_store::testing::TestDb;
@@ -33,13 +33,16 @@ async fn actor(
         user: u.id.clone(),
         app_user_id: svc.app_user_id(app, &u.id).await.unwrap(),
         conversation: conv.cloned(),
+        trigger: Trigger::Unsolicited,
     }
 }
 
 fn limits() -> AppLimits {
     AppLimits {
-        send_burst: 3,
-        sends_per_minute: 0,
+        unsolicited_burst: 3,
+        unsolicited_per_minute: 0,
+        reply_burst: 2,
+        replies_per_minute: 0,
         storage_keys: 3,
         storage_bytes: 100,
         ..AppLimits::default()
@@ -117,7 +120,7 @@ async fn apps_act_only_within_the_current_grant() {
         svc.send_message(&bob_polls, &g.id, hi()).await.unwrap();
         assert!(matches!(
             svc.send_message(&bob_polls, &g.id, hi()).await,
-            Err(AppError::QuotaExceeded(_))
+            Err(AppError::BudgetExceeded(_))
         ));
         store
             .install(&g.id, "shop", "1.0.0", &bob.id, false)
@@ -220,11 +223,28 @@ async fn profiles_need_both_users_consent_and_are_recorded() {
             svc.profile(&bob_a, "au_unknown").await.unwrap_err(),
             AppError::NotFound("user")
         );
-        let record = store.privacy_log(&carol.id, 10).await.unwrap();
-        assert_eq!(record.len(), 1, "{record:?}");
+        // Carol's record: the refused read (she had not granted it), then the read; Bob's: his
+        // own refused read, then his read (sorted: lines of one millisecond have no order).
+        let lines = |record: Vec<minihost_store::PrivacyEntry>| -> Vec<(String, String, String)> {
+            let mut lines: Vec<_> = record
+                .into_iter()
+                .map(|e| (e.app_id, e.capability, e.outcome))
+                .collect();
+            lines.sort();
+            lines
+        };
+        let line = |outcome: &str| ("polls".into(), "profile.read".into(), outcome.to_owned());
         assert_eq!(
-            (record[0].app_id.as_str(), record[0].capability.as_str()),
-            ("polls", "profile.read")
+            lines(store.privacy_log(&carol.id, 10).await.unwrap()),
+            vec![line("denied"), line("ok")],
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            lines(store.privacy_log(&bob.id, 10).await.unwrap()),
+            vec![line("denied"), line("ok")],
+            "{}",
+            db.name
         );
         store.close().await;
         db.cleanup().await.unwrap();
@@ -310,6 +330,128 @@ async fn storage_is_isolated_and_bounded() {
                 .await
                 .unwrap_err(),
             AppError::PermissionDenied("storage".into())
+        );
+        store.close().await;
+        db.cleanup().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn replies_have_their_own_budget_and_refusals_are_recorded() {
+    for db in TestDb::all().await.unwrap() {
+        let store = db.open(None).await.unwrap();
+        let svc = AppServices::new(store.clone(), LocalHub::new(), limits())
+            .await
+            .unwrap();
+        let dev = user(&store, "dev").await;
+        let bob = user(&store, "bob").await;
+        let carol = user(&store, "carol").await;
+        store.register_app("polls", "Polls", &dev.id).await.unwrap();
+        let g = store
+            .create_group(&bob.id, "g", std::slice::from_ref(&carol.id))
+            .await
+            .unwrap();
+        store
+            .install(&g.id, "polls", "1.0.0", &bob.id, false)
+            .await
+            .unwrap();
+        for u in [&bob, &carol] {
+            store
+                .set_grant(&u.id, "polls", &["messages.send".into()], "1")
+                .await
+                .unwrap();
+        }
+        let hi = || Content::text("hi");
+        // Unsolicited: 3 in the burst, then refused.
+        let bob_timer = actor(&svc, "polls", &bob, Some(&g.id)).await;
+        for _ in 0..3 {
+            svc.send_message(&bob_timer, &g.id, hi()).await.unwrap();
+        }
+        assert!(
+            matches!(
+                svc.send_message(&bob_timer, &g.id, hi()).await,
+                Err(AppError::BudgetExceeded(_))
+            ),
+            "{}",
+            db.name
+        );
+        // Replies to each user's own events: 2 each, whatever the unsolicited budget.
+        let mut bob_cmd = actor(&svc, "polls", &bob, Some(&g.id)).await;
+        bob_cmd.trigger = Trigger::User;
+        let mut carol_cmd = actor(&svc, "polls", &carol, Some(&g.id)).await;
+        carol_cmd.trigger = Trigger::User;
+        for a in [&bob_cmd, &carol_cmd] {
+            assert_eq!(svc.send_budget(a, &g.id).await.unwrap(), 2);
+            svc.reply(a, hi()).await.unwrap();
+            svc.send_message(a, &g.id, hi()).await.unwrap();
+            assert!(matches!(
+                svc.reply(a, hi()).await,
+                Err(AppError::BudgetExceeded(_))
+            ));
+        }
+        // Bob's record: three sends, one refused for the budget, one reply-time send.
+        let mut outcomes: Vec<String> = store
+            .privacy_log(&bob.id, 20)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{} {}", e.capability, e.outcome))
+            .collect();
+        outcomes.sort();
+        assert_eq!(
+            outcomes,
+            [
+                "messages.send budget_exceeded",
+                "messages.send ok",
+                "messages.send ok",
+                "messages.send ok",
+                "messages.send ok",
+            ]
+        );
+
+        // Storage: a use of the private bucket is written after it succeeded; a refusal for
+        // the quota or the scope is written with its reason; the shared bucket's uses are not
+        // the user's.
+        store
+            .set_grant(&carol.id, "polls", &["storage".into()], "1")
+            .await
+            .unwrap();
+        let carol_a = actor(&svc, "polls", &carol, None).await;
+        svc.storage_set(&carol_a, Bucket::Shared, "s", b"x")
+            .await
+            .unwrap();
+        for k in ["a", "b", "c"] {
+            svc.storage_set(&carol_a, Bucket::User, k, b"x")
+                .await
+                .unwrap();
+        }
+        assert!(matches!(
+            svc.storage_set(&carol_a, Bucket::User, "d", b"x").await,
+            Err(AppError::QuotaExceeded(_))
+        ));
+        assert!(matches!(
+            svc.storage_set(&carol_a, Bucket::User, "", b"x").await,
+            Err(AppError::Invalid(_))
+        ));
+        store.set_grant(&carol.id, "polls", &[], "1").await.unwrap();
+        assert!(matches!(
+            svc.storage_get(&carol_a, Bucket::Shared, "s").await,
+            Err(AppError::PermissionDenied(_))
+        ));
+        let mut outcomes: Vec<String> = store
+            .privacy_log(&carol.id, 20)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.capability == "storage")
+            .map(|e| e.outcome)
+            .collect();
+        outcomes.sort();
+        assert_eq!(
+            outcomes,
+            ["denied", "ok", "ok", "ok", "quota_exceeded"],
+            "{}: an invalid key is no use of anything",
+            db.name
         );
         store.close().await;
         db.cleanup().await.unwrap();

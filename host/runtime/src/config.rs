@@ -180,7 +180,9 @@ mod fuel_tests {
         let long = d.with_deadline(Duration::from_millis(2_000));
         assert_eq!(long.fuel, FUEL_PER_MS * 2_000);
         assert_eq!(long.deadline, Duration::from_millis(2_000));
-        let slow = d.with_fuel_per_ms(1_000).with_deadline(Duration::from_millis(50));
+        let slow = d
+            .with_fuel_per_ms(1_000)
+            .with_deadline(Duration::from_millis(50));
         assert_eq!(slow.fuel, 50_000);
     }
 }

@@ -7,7 +7,8 @@ pub mod simulate;
 
 use anyhow::Context;
 use minihost_api::{ApiConfig, AppState, publish_hook};
-use minihost_appsvc::{AppLimits, AppServices};
+pub use minihost_appsvc::AppLimits;
+use minihost_appsvc::AppServices;
 use minihost_broker::service::{Broker, BrokerConfig};
 use minihost_cap_auth::AuthCapability;
 use minihost_cap_log::LogCapability;
@@ -51,6 +52,10 @@ pub struct NodeOptions {
     /// Every invocation's bounds before its manifest's memory and time (capped by
     /// `max_app_timeout`); the fuel follows the time at this value's rate.
     pub invocation_limits: minihost_runtime::Limits,
+    /// What apps may do: send budgets, storage quotas, timers (`AppLimits::default()`).
+    pub app_limits: AppLimits,
+    /// How long and how much of the invocation log and the privacy record is kept.
+    pub retention: platform::RetentionOptions,
 }
 
 impl NodeOptions {
@@ -67,6 +72,8 @@ impl NodeOptions {
             compile: CompileConfig::default(),
             webhooks: platform::WebhookOptions::default(),
             invocation_limits: minihost_runtime::Limits::default(),
+            app_limits: AppLimits::default(),
+            retention: platform::RetentionOptions::default(),
         }
     }
 }
@@ -106,7 +113,7 @@ pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
         .await
         .context("opening the database")?;
     tracing::info!(backend = ?store.backend(), "database ready");
-    let svc = AppServices::new(store.clone(), fanout.clone(), AppLimits::default())
+    let svc = AppServices::new(store.clone(), fanout.clone(), options.app_limits.clone())
         .await
         .map_err(|e| anyhow::anyhow!("starting app services: {e}"))?;
     let broker = Arc::new(
@@ -147,6 +154,7 @@ pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
         fanout.clone(),
         runtime.clone(),
         options.webhooks.clone(),
+        options.retention.clone(),
     );
     Ok(Parts {
         hub,

@@ -107,6 +107,8 @@ impl ServeArgs {
             max_app_timeout: Duration::from_millis(s.sandbox.max_app_timeout_ms.max(1)),
             webhooks: s.webhooks(),
             invocation_limits: s.limits(),
+            app_limits: s.app_limits(),
+            retention: s.retention(),
             ..NodeOptions::new(self.addr, self.db.store_config())
         })
     }

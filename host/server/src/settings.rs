@@ -5,11 +5,15 @@
 //! default; an unknown key or a value of the wrong type is an error naming it.
 //! `minihost config show` prints the effective values (the database URL's password redacted).
 //!
+//! Sections: `[api]`, `[sandbox]`, `[compile]`, `[webhooks]`, `[apps]` (send budgets, storage
+//! quotas, timers), `[retention]`.
+//!
 //! Durations are integers with their unit in the key's name (`_ms`, `_secs`); sizes likewise
 //! (`_bytes`, `_mib`). `0` means "chosen by the server" where a key says so.
 
 use anyhow::{Context, bail};
-use minihost::platform::WebhookOptions;
+use minihost::AppLimits;
+use minihost::platform::{RetentionOptions, WebhookOptions};
 use minihost_api::ApiConfig;
 use minihost_runtime::{ExecutorConfig, Limits};
 use serde::{Deserialize, Serialize};
@@ -28,6 +32,10 @@ pub struct Settings {
     pub compile: CompileSettings,
     /// Payment webhooks to app backends.
     pub webhooks: WebhookSettings,
+    /// What apps may do: send budgets, storage quotas, timers.
+    pub apps: AppSettings,
+    /// How long and how much of the invocation log and the privacy record is kept.
+    pub retention: RetentionSettings,
 }
 
 /// `[api]`.
@@ -169,6 +177,83 @@ impl Default for WebhookSettings {
     }
 }
 
+/// `[apps]`: the app services' limits (each field as documented on `minihost::AppLimits`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AppSettings {
+    /// Replies an app may send in a burst to one user's own events in one conversation.
+    /// Default 20.
+    pub reply_burst: i64,
+    /// Replies per minute that burst refills at, per user and conversation. Default 60.
+    pub replies_per_minute: i64,
+    /// Unsolicited messages (timers, payment events, the backend) per conversation in a burst.
+    /// Default 20.
+    pub unsolicited_burst: i64,
+    /// Unsolicited messages per minute that burst refills at, per conversation. Default 60.
+    pub unsolicited_per_minute: i64,
+    /// Storage keys per owner (the app's bucket or one user's). Default 1,000.
+    pub storage_keys: i64,
+    /// Storage bytes (keys + values) per owner. Default 1,048,576.
+    pub storage_bytes: i64,
+    /// Longest storage key. Default 256.
+    pub max_key_bytes: usize,
+    /// Largest storage value. Default 65,536.
+    pub max_value_bytes: usize,
+    /// Longest delay of an app timer. Default 604,800 (seven days).
+    pub max_timer_delay_secs: u32,
+    /// Pending timers per app. Default 1,000.
+    pub max_pending_timers: i64,
+}
+
+impl Default for AppSettings {
+    fn default() -> Self {
+        let d = AppLimits::default();
+        AppSettings {
+            reply_burst: d.reply_burst,
+            replies_per_minute: d.replies_per_minute,
+            unsolicited_burst: d.unsolicited_burst,
+            unsolicited_per_minute: d.unsolicited_per_minute,
+            storage_keys: d.storage_keys,
+            storage_bytes: d.storage_bytes,
+            max_key_bytes: d.max_key_bytes,
+            max_value_bytes: d.max_value_bytes,
+            max_timer_delay_secs: d.max_timer_delay_secs,
+            max_pending_timers: d.max_pending_timers,
+        }
+    }
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Invocation log entries older than this are deleted. Default 30.
+    pub invocations_max_age_days: u64,
+    /// Invocation log entries kept per app, newest first. Default 10,000.
+    pub invocations_per_app: u32,
+    /// Privacy record lines older than this are deleted. Default 30.
+    pub privacy_max_age_days: u64,
+    /// Privacy record lines kept per user, newest first. Default 10,000.
+    pub privacy_per_user: u32,
+    /// How often the records are pruned. Default 600.
+    pub every_secs: u64,
+}
+
+const DAY: u64 = 24 * 3600;
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        let d = RetentionOptions::default();
+        RetentionSettings {
+            invocations_max_age_days: d.invocations_max_age.as_secs() / DAY,
+            invocations_per_app: d.invocations_per_app,
+            privacy_max_age_days: d.privacy_max_age.as_secs() / DAY,
+            privacy_per_user: d.privacy_per_user,
+            every_secs: d.every.as_secs(),
+        }
+    }
+}
+
 /// The prefix of every settings variable in the environment.
 const ENV_PREFIX: &str = "MINIHOST_";
 
@@ -258,6 +343,35 @@ impl Settings {
         }
     }
 
+    /// The app services' limits these settings give.
+    pub fn app_limits(&self) -> AppLimits {
+        let a = &self.apps;
+        AppLimits {
+            reply_burst: a.reply_burst.max(1),
+            replies_per_minute: a.replies_per_minute.max(1),
+            unsolicited_burst: a.unsolicited_burst.max(1),
+            unsolicited_per_minute: a.unsolicited_per_minute.max(1),
+            storage_keys: a.storage_keys.max(0),
+            storage_bytes: a.storage_bytes.max(0),
+            max_key_bytes: a.max_key_bytes.max(1),
+            max_value_bytes: a.max_value_bytes,
+            max_timer_delay_secs: a.max_timer_delay_secs.max(1),
+            max_pending_timers: a.max_pending_timers.max(0),
+        }
+    }
+
+    /// The retention these settings give.
+    pub fn retention(&self) -> RetentionOptions {
+        let r = &self.retention;
+        RetentionOptions {
+            invocations_max_age: Duration::from_secs(r.invocations_max_age_days.max(1) * DAY),
+            invocations_per_app: r.invocations_per_app.max(1),
+            privacy_max_age: Duration::from_secs(r.privacy_max_age_days.max(1) * DAY),
+            privacy_per_user: r.privacy_per_user.max(1),
+            every: Duration::from_secs(r.every_secs.max(1)),
+        }
+    }
+
     /// The webhook options these settings give.
     pub fn webhooks(&self) -> WebhookOptions {
         let w = &self.webhooks;
@@ -306,6 +420,8 @@ mod tests {
         assert_eq!(again, s);
         assert_eq!(s.api_config().session_ttl, ApiConfig::default().session_ttl);
         assert_eq!(s.limits().fuel, Limits::default().fuel);
+        assert_eq!(s.app_limits(), AppLimits::default());
+        assert_eq!(s.retention(), RetentionOptions::default());
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub struct ConversationSummary {
     pub conversation: Conversation,
     /// Its newest message.
     pub last_message: Option<Message>,
-    /// Messages from others after the user's read marker.
+    /// Messages from others after the user's read marker and after every delivery cursor of
+    /// their devices.
     pub unread: i64,
     /// The user's read marker.
     pub read_seq: i64,
@@ -306,13 +307,18 @@ impl Store {
     }
 
     /// The user's conversations, most recently active first, each with its newest message and
-    /// the number of messages from others after the user's read marker.
+    /// the number of messages from others after both the user's read marker and the furthest
+    /// delivery cursor of their devices (what no device of theirs has acknowledged).
     pub async fn conversations_of(&self, user: &UserId) -> Result<Vec<ConversationSummary>> {
+        self.flush_acks().await?;
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {CONV_COLUMNS}, m.read_seq,
                     (SELECT COUNT(*) FROM messages x
                       WHERE x.conversation_id = c.id AND x.seq > m.read_seq
-                        AND x.sender_id <> $1) AS unread,
+                        AND x.sender_id <> $1
+                        AND NOT EXISTS (SELECT 1 FROM delivery_cursors d
+                                         WHERE d.user_id = $1 AND d.conversation_id = c.id
+                                           AND d.acked_seq >= x.seq)) AS unread,
                     lm.id AS lm_id, lm.seq AS lm_seq, lm.sender_kind AS lm_sender_kind,
                     lm.sender_id AS lm_sender_id, lm.sender_name AS lm_sender_name,
                     lm.content AS lm_content, lm.created_at AS lm_created_at

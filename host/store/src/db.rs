@@ -39,6 +39,8 @@ pub struct Store {
     pub(crate) backend: Backend,
     pub(crate) writer: Writer,
     pub(crate) payment_writer: PaymentWriter,
+    /// Delivery acks not yet written (`cursors.rs`).
+    pub(crate) acks: std::sync::Arc<crate::cursors::AckBuffer>,
 }
 
 impl Store {
@@ -109,6 +111,7 @@ impl Store {
             backend,
             writer,
             payment_writer,
+            acks: std::sync::Arc::default(),
         })
     }
 
@@ -139,9 +142,12 @@ impl Store {
         self.backend
     }
 
-    /// Stops accepting appends and payment answers, lets queued ones commit, and closes the
-    /// pool.
+    /// Writes pending delivery acks, stops accepting appends and payment answers, lets queued
+    /// ones commit, and closes the pool.
     pub async fn close(&self) {
+        if let Err(e) = self.flush_acks().await {
+            tracing::warn!(error = %e, "delivery cursors not written at close");
+        }
         self.payment_writer.shutdown().await;
         self.writer.shutdown().await;
         self.pool.close().await;

@@ -1,5 +1,5 @@
-//! Consent: the platform secret, grants (what each user allowed each app) and the privacy
-//! record (which app used what, when).
+//! Consent: grants, what each user allowed each app (the privacy record is in `privacy.rs`,
+//! the platform secrets in `secrets.rs`).
 
 use crate::{Result, Store, StoreError};
 use minihost_core::{UnixMillis, UserId};
@@ -21,19 +21,6 @@ pub struct GrantRecord {
     pub updated_at_ms: UnixMillis,
 }
 
-/// One line of a user's privacy record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PrivacyEntry {
-    /// The app.
-    pub app_id: String,
-    /// `interface.function`, e.g. `profile.get`.
-    pub capability: String,
-    /// `ok`, `denied`, or an error kind.
-    pub outcome: String,
-    /// When.
-    pub at_ms: UnixMillis,
-}
-
 fn split_scopes(s: &str) -> Vec<String> {
     s.split_whitespace().map(str::to_owned).collect()
 }
@@ -49,24 +36,6 @@ fn grant_from_row(r: &sqlx::any::AnyRow) -> Result<GrantRecord> {
 }
 
 impl Store {
-    /// The named platform secret, created with `make` the first time (race-safe across nodes).
-    pub async fn platform_secret(
-        &self,
-        name: &str,
-        make: impl FnOnce() -> String,
-    ) -> Result<String> {
-        sqlx::query("INSERT INTO platform_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-            .bind(name)
-            .bind(make())
-            .execute(&self.pool)
-            .await?;
-        let (v,): (String,) = sqlx::query_as("SELECT value FROM platform_secrets WHERE name = $1")
-            .bind(name)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(v)
-    }
-
     /// The user's grant to `app`, if any.
     pub async fn grant(&self, user: &UserId, app: &str) -> Result<Option<GrantRecord>> {
         let row = sqlx::query(
@@ -161,50 +130,5 @@ impl Store {
         }
         tx.commit().await?;
         Ok(n == 1)
-    }
-
-    /// Adds a line to the user's privacy record.
-    pub async fn record_privacy(
-        &self,
-        user: &UserId,
-        app: &str,
-        capability: &str,
-        outcome: &str,
-    ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO privacy_log (id, user_id, app_id, capability, outcome, at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(format!("pl_{}", minihost_core::ids::random_hex(12)))
-        .bind(user.as_str())
-        .bind(app)
-        .bind(capability)
-        .bind(outcome)
-        .bind(minihost_core::now_millis())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// The newest lines of the user's privacy record, newest first.
-    pub async fn privacy_log(&self, user: &UserId, limit: u32) -> Result<Vec<PrivacyEntry>> {
-        let rows = sqlx::query(
-            "SELECT app_id, capability, outcome, at FROM privacy_log
-              WHERE user_id = $1 ORDER BY at DESC, id LIMIT $2",
-        )
-        .bind(user.as_str())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PrivacyEntry {
-                    app_id: r.try_get("app_id")?,
-                    capability: r.try_get("capability")?,
-                    outcome: r.try_get("outcome")?,
-                    at_ms: r.try_get("at")?,
-                })
-            })
-            .collect()
     }
 }

@@ -9,6 +9,7 @@ mod app_users;
 mod apps;
 mod budgets;
 mod conversations;
+mod cursors;
 mod db;
 mod error;
 mod grants;
@@ -19,8 +20,11 @@ mod migrate;
 mod payment_writer;
 mod payments;
 mod payouts;
+mod privacy;
 mod refunds;
 mod registry;
+mod retention;
+mod secrets;
 mod sessions;
 pub mod testing;
 mod timers;
@@ -30,10 +34,11 @@ mod webhooks;
 pub mod writer;
 
 pub use apps::{AppRecord, AppVersion, Install, InvocationRecord, VersionStatus};
+pub use budgets::SendBucket;
 pub use conversations::{Conversation, ConversationSummary, Member};
 pub use db::{Backend, Store, StoreConfig};
 pub use error::StoreError;
-pub use grants::{GrantRecord, PrivacyEntry};
+pub use grants::GrantRecord;
 pub use kv::{KvQuota, KvRefusal};
 pub use ledger::{Account, AccountKind, AuditEntry, StatementLine, TrialBalance};
 pub use messages::{Appended, HistoryQuery, NewMessage, SenderRef, rfc3339};
@@ -41,8 +46,10 @@ pub use payments::{
     NewOrder, PaymentEvent, PaymentOrder, PaymentOutcome, PaymentRefusal, PinRecord,
 };
 pub use payouts::{NewPayout, PaidOut, Payout, PayoutRefusal};
+pub use privacy::PrivacyEntry;
 pub use refunds::{NewRefund, Refund, RefundRefusal, Refunded};
 pub use registry::{ListedApp, Release, ReleaseRefusal, Report, VersionReview};
+pub use retention::Keep;
 pub use timers::{NewTimer, Timer};
 pub use tokens::{
     AccessTokenCheck, ClientRow, LoginCodeRow, Purged, RefreshFamilyRow, RefreshTokenRow,

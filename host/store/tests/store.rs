@@ -7,7 +7,7 @@ use common::user;
 
 use minihost_core::{Content, ConversationId, DisplayName, Role, Sender, UserId, Username};
 use minihost_store::testing::TestDb;
-use minihost_store::{HistoryQuery, NewMessage, NewUser, StoreError, User};
+use minihost_store::{HistoryQuery, NewMessage, NewUser, SendBucket, StoreError, User};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
@@ -686,26 +686,65 @@ async fn grants_privacy_storage_quotas_and_budgets() {
         assert!(store.kv_delete("polls", "", "a").await.unwrap());
         assert_eq!(store.kv_get("polls", "", "a").await.unwrap(), None);
 
+        let c1 = SendBucket::Unsolicited {
+            conversation: "c_1",
+        };
         for left in (0..3).rev() {
             assert_eq!(
-                store.take_send_token("polls", "c_1", 3, 0).await.unwrap(),
+                store.take_send_token("polls", c1, 3, 0).await.unwrap(),
                 Some(left)
             );
         }
         assert_eq!(
-            store.take_send_token("polls", "c_1", 3, 0).await.unwrap(),
+            store.take_send_token("polls", c1, 3, 0).await.unwrap(),
             None,
             "{}",
             db.name
         );
+        assert_eq!(store.send_tokens_left("polls", c1, 3, 0).await.unwrap(), 0);
         assert_eq!(
-            store.send_tokens_left("polls", "c_1", 3, 0).await.unwrap(),
-            0
-        );
-        assert_eq!(
-            store.take_send_token("shop", "c_1", 3, 0).await.unwrap(),
+            store.take_send_token("shop", c1, 3, 0).await.unwrap(),
             Some(2),
             "other apps unaffected"
+        );
+        // Replies to users' events: a bucket per user, apart from the unsolicited one.
+        let (u1, u2) = (UserId::from_string("u_1"), UserId::from_string("u_2"));
+        let reply = |user| SendBucket::Reply {
+            conversation: "c_1",
+            user,
+        };
+        for left in (0..2).rev() {
+            assert_eq!(
+                store
+                    .take_send_token("polls", reply(&u1), 2, 0)
+                    .await
+                    .unwrap(),
+                Some(left),
+                "{}: the unsolicited bucket is empty, the reply bucket is not",
+                db.name
+            );
+        }
+        assert_eq!(
+            store
+                .take_send_token("polls", reply(&u1), 2, 0)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .take_send_token("polls", reply(&u2), 2, 0)
+                .await
+                .unwrap(),
+            Some(1),
+            "another user's bucket"
+        );
+        assert_eq!(
+            store
+                .send_tokens_left("polls", reply(&u1), 2, 0)
+                .await
+                .unwrap(),
+            0
         );
     });
 }

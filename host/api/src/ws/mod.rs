@@ -5,7 +5,8 @@
 //! and never sees one twice, whatever the order in which fan-out and backlog arrive.
 //!
 //! Protocol: the server sends `ready`; the client's first frame should be `resume` (with empty
-//! `cursors` for a fresh start). Live events are held until that first frame (or one second),
+//! `cursors` for a fresh start, and the name of its device to keep delivery cursors: see
+//! [`resume`] and [`ack`]). Live events are held until that first frame (or one second),
 //! so a backlog is always sent before anything newer. A client's frames are rate-limited (a
 //! token bucket per connection): frames beyond it are dropped, and the client is told once per
 //! episode with an `error` frame of code `rate_limited`.
@@ -28,7 +29,7 @@ use minihost_hub::{Event, Subscriber, Topic};
 use minihost_store::{HistoryQuery, User};
 use serde::Deserialize;
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -109,8 +110,10 @@ pub(crate) struct Session {
     socket: WebSocket,
     /// Last seq sent, per conversation.
     sent: HashMap<ConversationId, i64>,
-    /// Last seq the client acknowledged, per conversation.
-    acked: HashMap<ConversationId, i64>,
+    /// The conversations the user is in (kept current by `joined`/`left` events).
+    members: HashSet<ConversationId>,
+    /// The device the client named in `resume`, whose delivery cursors its acks move.
+    device: Option<String>,
     /// The client's frame budget.
     frames: FrameBucket,
 }
@@ -156,8 +159,14 @@ impl Session {
         // Subscribe before reading anything, so nothing committed from now on can be missed.
         let sub = state.hub.subscriber();
         sub.subscribe(Topic::User(user.id.clone()));
-        for conv in state.store.conversation_ids_of(&user.id).await? {
-            sub.subscribe(Topic::Conversation(conv));
+        let members: HashSet<ConversationId> = state
+            .store
+            .conversation_ids_of(&user.id)
+            .await?
+            .into_iter()
+            .collect();
+        for conv in &members {
+            sub.subscribe(Topic::Conversation(conv.clone()));
         }
         let config = state.config.clone();
         let mut session = Session {
@@ -165,7 +174,8 @@ impl Session {
             user,
             socket,
             sent: HashMap::new(),
-            acked: HashMap::new(),
+            members,
+            device: None,
             frames: FrameBucket::new(config.ws_frames_per_second, config.ws_frame_burst),
         };
         session
@@ -245,13 +255,14 @@ impl Session {
             }
             Event::Joined(conv) => {
                 sub.subscribe(Topic::Conversation(conv.clone()));
+                self.members.insert(conv.clone());
                 self.send_json(&json!({"type": "joined", "conversation": conv}))
                     .await?;
             }
             Event::Left(conv) => {
                 sub.unsubscribe(&Topic::Conversation(conv.clone()));
                 self.sent.remove(&conv);
-                self.acked.remove(&conv);
+                self.members.remove(&conv);
                 self.send_json(&json!({"type": "left", "conversation": conv}))
                     .await?;
             }

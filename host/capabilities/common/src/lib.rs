@@ -22,7 +22,7 @@ pub fn actor(data: &InvocationData) -> Result<Actor, Error> {
 pub fn wit_error(e: AppError) -> Error {
     match e {
         AppError::PermissionDenied(scope) => Error::PermissionDenied(scope),
-        AppError::QuotaExceeded(_) => Error::QuotaExceeded,
+        AppError::QuotaExceeded(_) | AppError::BudgetExceeded(_) => Error::QuotaExceeded,
         AppError::Invalid(why) | AppError::Conflict(why) => Error::Invalid(why),
         AppError::NotFound(what) => Error::Invalid(format!("{what} not found")),
         AppError::Unavailable(why) => Error::Unavailable(why),

@@ -6,10 +6,10 @@ use super::Platform;
 use super::consent::{PendingConsent, ScopeAsk};
 use super::loader::Loaded;
 use minihost_api::ApiError;
-use minihost_appsvc::Actor;
+use minihost_appsvc::{Actor, Trigger};
 use minihost_core::ConversationId;
 use minihost_hub::{Event as HubEvent, Topic};
-use minihost_runtime::{Event, Invocation, InvocationReport, Scopes};
+use minihost_runtime::{CallOutcome, Event, Invocation, InvocationReport, Scopes};
 use minihost_store::{GrantRecord, Install, InvocationRecord, User};
 use serde_json::json;
 use std::collections::BTreeSet;
@@ -339,6 +339,7 @@ impl Platform {
             user: user.id.clone(),
             app_user_id: app_user_id.clone(),
             conversation: Some(install.conversation.clone()),
+            trigger: trigger_of(&event),
         };
         let ml = loaded.manifest.limits;
         // The fuel follows the app's time budget at the operator's rate.
@@ -351,7 +352,7 @@ impl Platform {
             app_user_id.clone(),
             install.conversation.to_string(),
         )
-        .grant(Scopes::new(granted))
+        .grant(Scopes::new(granted.clone()))
         .limits(limits)
         .developer(install.owner == user.id)
         .owner(install.owner.as_str())
@@ -361,6 +362,7 @@ impl Platform {
             .loader_runtime()
             .invoke(&loaded.app, invocation, event)
             .await;
+        self.note_refused_scopes(&actor, &granted, &report).await;
         let mut failure = report
             .outcome
             .as_ref()
@@ -403,6 +405,32 @@ impl Platform {
         })
     }
 
+    /// Writes to the user's privacy record each scope the sandbox refused this invocation
+    /// because it was not in its grant (once per scope). Refusals made later, by the app
+    /// services (a grant revoked during the invocation, a quota), are written there. A line
+    /// that cannot be written is logged: the invocation is done, and its log and reply go on.
+    async fn note_refused_scopes(
+        &self,
+        actor: &Actor,
+        granted: &[String],
+        report: &InvocationReport,
+    ) {
+        let refused: BTreeSet<&str> = report
+            .calls
+            .iter()
+            .filter_map(|c| match &c.outcome {
+                CallOutcome::Denied(scope) => Some(scope.as_str()),
+                _ => None,
+            })
+            .filter(|scope| !granted.iter().any(|g| g == scope))
+            .collect();
+        for scope in refused {
+            if let Err(e) = self.inner.svc.note_privacy(actor, scope, "denied").await {
+                tracing::warn!(error = %e, app = %actor.app, scope, "privacy record line not written");
+            }
+        }
+    }
+
     fn runtime_limits(&self) -> minihost_runtime::Limits {
         self.inner.loader_runtime().config().limits
     }
@@ -416,6 +444,16 @@ pub(crate) struct Ran {
     pub rejected: Option<String>,
     /// The sentence the user was shown, if the invocation failed.
     pub notice: Option<String>,
+}
+
+/// Which send budget an event's messages take from: a user's own command, button press or
+/// opening of the app is answered from that user's reply budget; timers and payment events
+/// are unsolicited.
+fn trigger_of(event: &Event) -> Trigger {
+    match event {
+        Event::Command(_) | Event::Message(_) | Event::Action(_) | Event::Opened => Trigger::User,
+        Event::Timer(_) | Event::Payment(_) => Trigger::Unsolicited,
+    }
 }
 
 /// The refusal of anything for a suspended app.

@@ -3,7 +3,8 @@
 //! the user has not answered for this app version yet, runs the app's released (or, for its
 //! developer, sideloaded) version in a fresh sandbox, posts the reply, and logs the invocation.
 //! Payment events and webhooks (`payments.rs`, `webhooks.rs`) and app timers (`timers.rs`) are
-//! dispatched from background loops.
+//! dispatched from background loops; another prunes the invocation log and the privacy record
+//! (`retention.rs`).
 
 mod consent;
 mod dispatch;
@@ -11,10 +12,12 @@ mod findings;
 mod loader;
 mod notice;
 mod payments;
+mod retention;
 mod timers;
 mod webhooks;
 
 pub use consent::PendingConsent;
+pub use retention::RetentionOptions;
 pub use webhooks::{SIGNATURE_HEADER, WebhookOptions};
 
 use consent::ConsentBook;
@@ -55,14 +58,15 @@ impl Inner {
 }
 
 impl Platform {
-    /// A platform running apps on `runtime`, with app operations through `svc`, and sending
-    /// webhooks under `webhooks`.
+    /// A platform running apps on `runtime`, with app operations through `svc`, sending
+    /// webhooks under `webhooks` and pruning records under `retention`.
     pub fn new(
         store: Store,
         svc: AppServices,
         fanout: Arc<dyn Fanout>,
         runtime: Runtime,
         webhooks: WebhookOptions,
+        retention: RetentionOptions,
     ) -> Self {
         let inner = Arc::new(Inner {
             loader: Loader::new(store.clone(), runtime, webhooks.clone()),
@@ -77,6 +81,7 @@ impl Platform {
         payments::start(&inner);
         timers::start(&inner);
         webhooks::start(&inner);
+        retention::start(&inner, retention);
         Platform { inner }
     }
 
