@@ -43,6 +43,7 @@ pub use payments::{
 pub use payouts::{NewPayout, PaidOut, Payout, PayoutRefusal};
 pub use refunds::{NewRefund, Refund, RefundRefusal, Refunded};
 pub use registry::{ListedApp, Release, ReleaseRefusal, Report, VersionReview};
+pub use sessions::SessionInfo;
 pub use timers::{NewTimer, Timer};
 pub use tokens::{
     AccessTokenCheck, ClientRow, LoginCodeRow, Purged, RefreshFamilyRow, RefreshTokenRow,

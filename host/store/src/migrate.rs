@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "testers",
         include_str!("../migrations/0013_testers.sql"),
     ),
+    (
+        14,
+        "sessions",
+        include_str!("../migrations/0014_sessions.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.
