@@ -2,7 +2,8 @@
 //! throttled per account and per client address (`429 rate_limited` with `Retry-After`) while
 //! another user signs in and sends from another address; a thousand silent connections neither
 //! starve another client nor stay open past the header read timeout (idle keep-alive ones
-//! neither); wrong payment PINs are throttled before the store's lockout.
+//! neither), and a request whose body never arrives is answered `408`; wrong payment PINs are
+//! throttled before the store's lockout.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use minihost::NodeOptions;
@@ -257,6 +258,32 @@ async fn wrong_payment_pins_are_throttled_before_the_lockout() {
             Some(3),
             "throttled tries are not counted"
         );
+        node.finish().await;
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_never_arrives_is_answered_408() {
+    for db in TestDb::all().await.unwrap() {
+        let node = start(db, |api| {
+            api.connections.request_timeout = Duration::from_secs(1);
+        })
+        .await;
+        let mut slow = tokio::net::TcpStream::connect(node.node.addr).await.unwrap();
+        slow.write_all(
+            b"POST /api/v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"username\"",
+        )
+        .await
+        .unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(FRAME_TIMEOUT, slow.read_to_end(&mut answer))
+            .await
+            .expect("the server kept the connection")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{}: {answer}", node.backend());
+        assert!(answer.contains("\"request_timeout\""), "{answer}");
         node.finish().await;
     }
 }

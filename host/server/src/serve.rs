@@ -44,6 +44,11 @@ pub struct ServeArgs {
     /// refused, at upload and before every send.
     #[arg(long, env = "MINIHOST_WEBHOOKS_ALLOW_PRIVATE")]
     webhooks_allow_private: bool,
+    /// Client addresses the sign-in, sign-up and PIN throttles never limit (e.g. a load
+    /// generator on 127.0.0.1); comma-separated in the environment. Never a reverse proxy's
+    /// address unless it throttles by itself: everyone behind it would be unthrottled.
+    #[arg(long, env = "MINIHOST_THROTTLE_EXEMPT", value_delimiter = ',')]
+    throttle_exempt: Vec<std::net::IpAddr>,
 }
 
 /// How mini-app threads yield to the messenger's.
@@ -126,6 +131,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             dev: args.dev_webhooks,
             allow_private: args.webhooks_allow_private,
             ..minihost::platform::WebhookOptions::default()
+        },
+        api: minihost_api::ApiConfig {
+            throttle: minihost_api::ThrottleLimits {
+                exempt: args.throttle_exempt.clone(),
+                ..minihost_api::ThrottleLimits::default()
+            },
+            ..minihost_api::ApiConfig::default()
         },
         ..NodeOptions::new(args.addr, args.db.store_config())
     })
