@@ -269,7 +269,9 @@ async fn a_body_that_never_arrives_is_answered_408() {
             api.connections.request_timeout = Duration::from_secs(1);
         })
         .await;
-        let mut slow = tokio::net::TcpStream::connect(node.node.addr).await.unwrap();
+        let mut slow = tokio::net::TcpStream::connect(node.node.addr)
+            .await
+            .unwrap();
         slow.write_all(
             b"POST /api/v1/sessions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
               Content-Length: 100\r\n\r\n{\"username\"",
@@ -282,7 +284,11 @@ async fn a_body_that_never_arrives_is_answered_408() {
             .expect("the server kept the connection")
             .unwrap();
         let answer = String::from_utf8_lossy(&answer);
-        assert!(answer.starts_with("HTTP/1.1 408"), "{}: {answer}", node.backend());
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "{}: {answer}",
+            node.backend()
+        );
         assert!(answer.contains("\"request_timeout\""), "{answer}");
         node.finish().await;
     }

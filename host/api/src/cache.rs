@@ -15,10 +15,13 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Entries per map before it is cleared (bounds memory under a flood of distinct keys).
 const MAX_ENTRIES: usize = 100_000;
 
+/// A cached session: its public id and its user.
+type Session = (String, User);
+
 /// The cache. One per node.
 #[derive(Default)]
 pub struct HotCache {
-    sessions: Mutex<HashMap<String, ((String, User), Instant)>>,
+    sessions: Mutex<HashMap<String, (Session, Instant)>>,
     members: Mutex<HashMap<(ConversationId, UserId), (Conversation, Instant)>>,
 }
 
