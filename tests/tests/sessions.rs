@@ -2,7 +2,9 @@
 //! close code 4001 and its token no longer sends (401, the node's cache included); a user lists
 //! their sessions (the current one marked, no tokens) and revokes one by id; a password change
 //! revokes every other session; an admin's role change closes the user's WebSockets with 4002
-//! (the token still works), and disabling the account closes them with 4001 and refuses sign-in.
+//! (the token still works), and disabling the account closes them with 4001 and refuses sign-in;
+//! a revocation this node did not make (another node, `minihost admin`) closes them at the
+//! WebSocket's next session check.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use futures_util::StreamExt;
@@ -176,4 +178,21 @@ async fn a_role_change_and_disabling_close_the_users_websockets() {
             "old sessions stay revoked"
         );
     });
+}
+
+#[tokio::test]
+async fn a_revocation_made_elsewhere_closes_the_websocket_at_the_next_session_check() {
+    for db in minihost_tests::testing::TestDb::all().await.unwrap() {
+        let api = minihost_api::ApiConfig {
+            ws_session_check: std::time::Duration::from_millis(200),
+            ..minihost_api::ApiConfig::default()
+        };
+        let node = minihost_tests::TestNode::start_with(db, api).await;
+        let alice = node.user("alice").await;
+        let ws = alice.ws_live().await;
+        // As another node or `minihost admin disable` would: in the database only.
+        node.node.store.set_disabled("alice", true).await.unwrap();
+        assert_eq!(close_code(ws).await, 4001, "{}", node.backend());
+        node.finish().await;
+    }
 }

@@ -251,6 +251,31 @@ mod tests {
         assert!(t.take("a").is_ok());
     }
 
+    #[tokio::test]
+    async fn hash_slots_bound_the_running_the_waiting_and_the_wait() {
+        // A wait long enough never to end by itself here.
+        let slots = HashSlots::new(1, 1, Duration::from_secs(600));
+        let held = slots.acquire().await.unwrap();
+        let one_waits = slots.acquire();
+        tokio::pin!(one_waits);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(one_waits.as_mut().poll(&mut cx).is_pending());
+        // Beyond the waiting room: refused at once, with Retry-After.
+        match slots.acquire().await {
+            Err(ApiError::Busy { retry_after, .. }) => assert!(retry_after >= 1),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        // The one waiting gets the slot when it is freed.
+        drop(held);
+        let held = one_waits.await.unwrap();
+        drop(held);
+
+        // A wait that is over is refused.
+        let short = HashSlots::new(1, 8, Duration::from_millis(1));
+        let _held = short.acquire().await.unwrap();
+        assert!(matches!(short.acquire().await, Err(ApiError::Busy { .. })));
+    }
+
     #[test]
     fn a_full_map_forgets_refilled_buckets_then_refuses_new_keys() {
         let t = Throttle::new(1, Duration::from_secs(60), 2);
