@@ -124,13 +124,24 @@ pub(crate) async fn sign_in(
         addr.0,
         &[(throttles[0], &addr.key()), (throttles[1], &body.username)],
     )?;
-    let found = state.store.user_by_username(&body.username).await?;
-    let hash = found.as_ref().map(|u| u.password_hash.clone());
-    if !verify_password(&state, body.password, hash).await? {
-        return Err(ApiError::Unauthorized("wrong username or password"));
+    let checked = async {
+        let found = state.store.user_by_username(&body.username).await?;
+        let hash = found.as_ref().map(|u| u.password_hash.clone());
+        Ok::<_, ApiError>((verify_password(&state, body.password, hash).await?, found))
     }
+    .await;
     // Only failures count against the account and the address.
-    admitted.give_back(&throttles);
+    let found = match checked {
+        Ok((true, found)) => {
+            admitted.give_back(&throttles);
+            found
+        }
+        Ok((false, _)) => return Err(ApiError::Unauthorized("wrong username or password")),
+        Err(e) => {
+            admitted.give_back(&throttles);
+            return Err(e);
+        }
+    };
     let found = found.ok_or(ApiError::Unauthorized("wrong username or password"))?;
     if found.disabled {
         return Err(ApiError::Refused {

@@ -225,8 +225,8 @@ async fn check_pin(
         addr.0,
         &[(throttles[0], &addr.key()), (throttles[1], me.id.as_str())],
     )?;
-    if crate::auth::verify_pin(state, pin, record.hash).await? {
-        admitted.give_back(&throttles);
+    let checked = crate::auth::verify_pin(state, pin, record.hash).await;
+    if admitted.settle(&throttles, checked)? {
         // Only a count to clear is worth a write (on SQLite, even an update that changes no
         // row takes the write lock).
         if record.failures != 0 {

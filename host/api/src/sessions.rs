@@ -148,14 +148,17 @@ pub(crate) async fn check_password(
             (throttles[1], user.id.as_str()),
         ],
     )?;
-    let stored = state
-        .store
-        .user_by_username(user.username.as_str())
-        .await?
-        .map(|u| u.password_hash);
-    if !verify_password(state, password, stored).await? {
+    let checked = async {
+        let stored = state
+            .store
+            .user_by_username(user.username.as_str())
+            .await?
+            .map(|u| u.password_hash);
+        verify_password(state, password, stored).await
+    }
+    .await;
+    if !admitted.settle(&throttles, checked)? {
         return Err(ApiError::Forbidden("the password is wrong".into()));
     }
-    admitted.give_back(&throttles);
     Ok(())
 }

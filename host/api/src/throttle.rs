@@ -233,6 +233,19 @@ impl Admitted {
             t.give_back(k);
         }
     }
+
+    /// The outcome of a secret check made under these tokens: a right secret, or a check that
+    /// never ran (no hash slot, a database error), gives them back; only a wrong one keeps them.
+    pub fn settle(
+        self,
+        throttles: &[&Throttle],
+        checked: Result<bool, ApiError>,
+    ) -> Result<bool, ApiError> {
+        if !matches!(checked, Ok(false)) {
+            self.give_back(throttles);
+        }
+        checked
+    }
 }
 
 #[cfg(test)]
