@@ -12,6 +12,15 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 pub use minihost_store::testing;
 
+/// The API settings of [`TestNode::start`]: the defaults, except that 127.0.0.1 is exempt from
+/// the sign-in, sign-up and PIN throttles (tests sign up dozens of users from it, as the load
+/// generator does; `tests/abuse.rs` tests the throttles on nodes of its own).
+pub fn test_api() -> ApiConfig {
+    let mut api = ApiConfig::default();
+    api.throttle.exempt = vec![std::net::IpAddr::from([127, 0, 0, 1])];
+    api
+}
+
 /// A node started for one test, with the database under it.
 pub struct TestNode {
     pub node: Node,
@@ -19,9 +28,9 @@ pub struct TestNode {
 }
 
 impl TestNode {
-    /// Starts a node on `db` with default settings.
+    /// Starts a node on `db` with default settings ([`test_api`]).
     pub async fn start(db: TestDb) -> Self {
-        Self::start_with(db, ApiConfig::default()).await
+        Self::start_with(db, test_api()).await
     }
 
     /// Starts a node on `db` with `api` settings.

@@ -460,7 +460,7 @@ async fn clients_authenticate_with_their_current_secret() {
         assert_eq!(w.form("/oauth/token", &w.shop, &cc).await.status, 200);
 
         let wrong = App {
-            secret: "mhs_wrong".into(),
+            secret: "mhcs_wrong".into(),
             ..w.shop.clone()
         };
         let r = w.form("/oauth/token", &wrong, &cc).await;
@@ -585,7 +585,7 @@ async fn registering_apps_is_for_developers_and_ids_are_owned() {
             .await;
         assert_eq!(r.0, 400, "{r:?}");
         // The secret is shown once and stored hashed.
-        assert!(w.shop.secret.starts_with("mhs_"));
+        assert!(w.shop.secret.starts_with("mhcs_"));
         assert!(w.shop.client_id.starts_with("mhc_"));
         let stored = node
             .node

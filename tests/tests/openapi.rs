@@ -155,6 +155,7 @@ fn unknown(param: &str) -> &'static str {
         "scope" => "storage",
         "app_user_id" => "au_00000000000000000000000000000000",
         "payment" => "po_00000000000000000000",
+        "session" => "ses_000000000000000000000000",
         other => panic!("no unknown value for path parameter {other}"),
     }
 }

@@ -1,15 +1,19 @@
-//! Accounts and sessions: sign up, sign in, sign out, who am I, and role changes by admins.
+//! Accounts and sessions: sign up, sign in (both throttled, see [`crate::throttle`]), sign out,
+//! who am I, and role changes and disabling by admins. Signing out, a role change and disabling
+//! close the affected WebSockets at once ([`AppState::revoked`]).
 
-use crate::auth::{AuthUser, bearer_token, hash_password, new_session_token, verify_password};
+use crate::auth::{
+    AuthSession, AuthUser, ClientAddr, hash_password, new_session_token, verify_password,
+};
 use crate::error::ApiError;
 use crate::extract::ApiJson;
 use crate::state::AppState;
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use minihost_core::{DisplayName, Password, Role, Username};
+use minihost_hub::Revocation;
 use minihost_store::{NewUser, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -22,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/sessions/current", delete(sign_out))
         .route("/api/v1/me", get(me))
         .route("/api/v1/users/{username}/role", put(set_role))
+        .route("/api/v1/users/{username}/disabled", put(set_disabled))
 }
 
 /// Body of `POST /api/v1/accounts`.
@@ -57,15 +62,20 @@ impl From<&User> for UserView {
     request_body(content = SignUp, example = json!({"username": "alice", "display_name": "Alice", "password": "correct horse battery"})),
     responses((status = 201, body = UserView), (status = 409, description = "Username taken"),
               (status = 422, description = "A field breaks a rule"),
-              crate::openapi::errors::JsonBody, crate::openapi::errors::Server))]
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Throttled,
+              crate::openapi::errors::Server))]
 pub(crate) async fn sign_up(
     State(state): State<AppState>,
+    addr: ClientAddr,
     ApiJson(body): ApiJson<SignUp>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let username = Username::parse(&body.username)?;
     let display_name = DisplayName::parse(&body.display_name)?;
     let password = Password::parse(&body.password)?;
-    let password_hash = hash_password(password.expose().to_owned()).await?;
+    state
+        .guards
+        .admit(addr.0, &[(&state.guards.sign_up_address, &addr.key())])?;
+    let password_hash = hash_password(&state, password.expose().to_owned()).await?;
     let user = state
         .store
         .create_user(NewUser {
@@ -89,6 +99,9 @@ pub(crate) struct SignIn {
 /// A new session.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct SessionView {
+    /// The session's public id (as `GET /api/v1/me/sessions` lists it).
+    id: String,
+    /// The bearer token (`mhs_...`): shown once.
     token: String,
     expires_at: String,
     user: UserView,
@@ -97,27 +110,56 @@ pub(crate) struct SessionView {
 #[utoipa::path(post, path = "/api/v1/sessions", operation_id = "sign_in",
     request_body(content = SignIn, example = json!({"username": "alice", "password": "correct horse battery"})),
     responses((status = 200, body = SessionView), (status = 401, description = "Wrong username or password"),
-              crate::openapi::errors::JsonBody, crate::openapi::errors::Server))]
+              (status = 403, description = "The account is disabled (`account_disabled`)"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Throttled,
+              crate::openapi::errors::Server))]
 pub(crate) async fn sign_in(
     State(state): State<AppState>,
+    addr: ClientAddr,
     ApiJson(body): ApiJson<SignIn>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let found = state.store.user_by_username(&body.username).await?;
-    let hash = found.as_ref().map(|u| u.password_hash.clone());
-    if !verify_password(body.password, hash).await? {
-        return Err(ApiError::Unauthorized("wrong username or password"));
+    let guards = &state.guards;
+    let throttles = [&guards.sign_in_address, &guards.sign_in_account];
+    let admitted = guards.admit(
+        addr.0,
+        &[(throttles[0], &addr.key()), (throttles[1], &body.username)],
+    )?;
+    let checked = async {
+        let found = state.store.user_by_username(&body.username).await?;
+        let hash = found.as_ref().map(|u| u.password_hash.clone());
+        Ok::<_, ApiError>((verify_password(&state, body.password, hash).await?, found))
     }
-    let user = found
-        .map(|u| u.user)
-        .ok_or(ApiError::Unauthorized("wrong username or password"))?;
+    .await;
+    // Only failures count against the account and the address.
+    let found = match checked {
+        Ok((true, found)) => {
+            admitted.give_back(&throttles);
+            found
+        }
+        Ok((false, _)) => return Err(ApiError::Unauthorized("wrong username or password")),
+        Err(e) => {
+            admitted.give_back(&throttles);
+            return Err(e);
+        }
+    };
+    let found = found.ok_or(ApiError::Unauthorized("wrong username or password"))?;
+    if found.disabled {
+        return Err(ApiError::Refused {
+            status: StatusCode::FORBIDDEN,
+            code: "account_disabled",
+            message: "this account is disabled".into(),
+        });
+    }
+    let user = found.user;
     let token = new_session_token();
     let ttl = i64::try_from(state.config.session_ttl.as_millis()).unwrap_or(i64::MAX);
     let expires = minihost_core::now_millis().saturating_add(ttl);
-    state
+    let id = state
         .store
         .create_session(&token, &user.id, expires)
         .await?;
     Ok(Json(SessionView {
+        id,
         token,
         expires_at: minihost_store::rfc3339(expires),
         user: UserView::from(&user),
@@ -126,17 +168,15 @@ pub(crate) async fn sign_in(
 
 #[utoipa::path(delete, path = "/api/v1/sessions/current", operation_id = "sign_out",
     security(("session" = [])),
-    responses((status = 204, description = "Signed out"),
+    responses((status = 204, description = "Signed out: the token stops working and the session's WebSockets close with code 4001"),
               crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn sign_out(
     State(state): State<AppState>,
-    AuthUser(_user): AuthUser,
-    headers: HeaderMap,
+    session: AuthSession,
 ) -> Result<StatusCode, ApiError> {
-    if let Some(token) = bearer_token(&headers) {
-        state.cache.drop_session(token);
-        state.store.revoke_session(token).await?;
-    }
+    state.cache.drop_session(&session.token);
+    state.store.revoke_session(&session.token).await?;
+    state.revoked(&session.user.id, Revocation::Session(session.id));
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -180,5 +220,53 @@ pub(crate) async fn set_role(
             minihost_store::StoreError::NotFound => ApiError::NotFound("user"),
             other => other.into(),
         })?;
+    // Open connections close (4002) and come back under the new role.
+    state.revoked(&user.id, Revocation::AccountChanged);
+    Ok(Json(UserView::from(&user)))
+}
+
+/// Body of `PUT /api/v1/users/{username}/disabled`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetDisabled {
+    /// `true` disables the account (its sessions are revoked), `false` enables it again.
+    disabled: bool,
+}
+
+#[utoipa::path(put, path = "/api/v1/users/{username}/disabled", operation_id = "set_disabled",
+    params(crate::openapi::params::Username), security(("session" = [])),
+    request_body(content = SetDisabled, example = json!({"disabled": true})),
+    responses((status = 200, body = UserView, description = "Done; disabling revoked every session of the user and closed their WebSockets (code 4001)"),
+              (status = 403, description = "Only admins disable accounts, and not their own"),
+              (status = 404, description = "No such user"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session,
+              crate::openapi::errors::Server))]
+pub(crate) async fn set_disabled(
+    State(state): State<AppState>,
+    AuthUser(admin): AuthUser,
+    Path(username): Path<String>,
+    ApiJson(body): ApiJson<SetDisabled>,
+) -> Result<Json<UserView>, ApiError> {
+    if admin.role != Role::Admin {
+        return Err(ApiError::Forbidden(
+            "only admins can disable accounts".into(),
+        ));
+    }
+    if admin.username.as_str() == username {
+        return Err(ApiError::Forbidden(
+            "an admin cannot disable their own account".into(),
+        ));
+    }
+    let user = state
+        .store
+        .set_disabled(&username, body.disabled)
+        .await
+        .map_err(|e| match e {
+            minihost_store::StoreError::NotFound => ApiError::NotFound("user"),
+            other => other.into(),
+        })?;
+    if body.disabled {
+        state.revoked(&user.id, Revocation::AllSessions { keep: None });
+    }
     Ok(Json(UserView::from(&user)))
 }

@@ -1,6 +1,7 @@
 //! A short-lived, per-node cache for the two reads every message send makes: session token →
-//! user, and (conversation, user) → membership. Entries live [`TTL`]; this node drops them at
-//! once when it signs a session out or removes a member, so on a single node revocation is
+//! (session id, user), and (conversation, user) → membership. Entries live [`TTL`]; this node
+//! drops them at once when it revokes a session (sign-out, revocation by id, a password change,
+//! a disabled account, a role change) or removes a member, so on a single node revocation is
 //! immediate, and another node sees it within [`TTL`]. Only successful lookups are cached.
 
 use minihost_core::{ConversationId, UserId};
@@ -14,10 +15,13 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Entries per map before it is cleared (bounds memory under a flood of distinct keys).
 const MAX_ENTRIES: usize = 100_000;
 
+/// A cached session: its public id and its user.
+type Session = (String, User);
+
 /// The cache. One per node.
 #[derive(Default)]
 pub struct HotCache {
-    sessions: Mutex<HashMap<String, (User, Instant)>>,
+    sessions: Mutex<HashMap<String, (Session, Instant)>>,
     members: Mutex<HashMap<(ConversationId, UserId), (Conversation, Instant)>>,
 }
 
@@ -40,14 +44,28 @@ fn put<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, (V, Instant)>>, key: K
 }
 
 impl HotCache {
-    /// The user of a session token, if cached and fresh.
-    pub fn session(&self, token: &str) -> Option<User> {
+    /// The session id and user of a session token, if cached and fresh.
+    pub fn session(&self, token: &str) -> Option<(String, User)> {
         get(&self.sessions, &token.to_owned())
     }
 
-    /// Remembers a session token's user.
-    pub fn put_session(&self, token: &str, user: User) {
-        put(&self.sessions, token.to_owned(), user);
+    /// Remembers a session token's id and user.
+    pub fn put_session(&self, token: &str, id: String, user: User) {
+        put(&self.sessions, token.to_owned(), (id, user));
+    }
+
+    /// Forgets the session with public id `id` (revoked by id).
+    pub fn drop_session_id(&self, id: &str) {
+        if let Ok(mut map) = self.sessions.lock() {
+            map.retain(|_, ((sid, _), _)| sid != id);
+        }
+    }
+
+    /// Forgets every session of `user` (all revoked, or the account changed).
+    pub fn drop_user(&self, user: &UserId) {
+        if let Ok(mut map) = self.sessions.lock() {
+            map.retain(|_, ((_, u), _)| &u.id != user);
+        }
     }
 
     /// Forgets a session token (signed out).

@@ -68,6 +68,26 @@ pub enum ApiError {
         /// What is wrong.
         message: String,
     },
+    /// 429 `rate_limited`: too many attempts; `Retry-After` says when to try again.
+    #[error("{message}")]
+    TooManyRequests {
+        /// Seconds to wait (the `Retry-After` header).
+        retry_after: u64,
+        /// What is limited.
+        message: &'static str,
+    },
+    /// 503 `busy`: the server is at a bound it keeps (e.g. password hashes running at once);
+    /// `Retry-After` says when to try again.
+    #[error("{message}")]
+    Busy {
+        /// Seconds to wait (the `Retry-After` header).
+        retry_after: u64,
+        /// What is busy.
+        message: &'static str,
+    },
+    /// 408 `request_timeout`: the request took longer than the server allows.
+    #[error("the request took too long (body too slow, or the work too long)")]
+    RequestTimeout,
     /// 500: a bug or an outage; the detail is logged only.
     #[error("internal error")]
     Internal(String),
@@ -89,7 +109,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     /// Machine-readable, stable: `malformed_json`, `invalid_body`, `invalid_query`, `invalid`,
     /// `unauthorized`, `invalid_token`, `forbidden`, `insufficient_scope`, `not_found`,
-    /// `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`, ...
+    /// `method_not_allowed`, `conflict`, `payload_too_large`, `unsupported_media_type`,
+    /// `rate_limited` (429, with `Retry-After`), `busy` (503, with `Retry-After`),
+    /// `request_timeout` (408), ...
     pub code: String,
     /// For people: what is wrong and, where it helps, how to fix it.
     pub message: String,
@@ -137,6 +159,9 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            ApiError::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         }
@@ -170,13 +195,35 @@ impl IntoResponse for ApiError {
         if let ApiError::Invalid(inv) = &self {
             body.error.field = Some(inv.field.clone());
         }
-        body.into_response(status)
+        let mut response = body.into_response(status);
+        if let ApiError::TooManyRequests { retry_after, .. } | ApiError::Busy { retry_after, .. } =
+            &self
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(*retry_after),
+            );
+        }
+        response
     }
 }
 
 /// The router's answer to a method a path does not have (axum keeps the `Allow` header).
 pub async fn method_not_allowed(method: Method) -> ApiError {
     ApiError::MethodNotAllowed(method)
+}
+
+/// Answers `408 request_timeout` when the request (its body read included) is not answered
+/// within `limit`. A WebSocket's session runs after its upgrade answer, outside this bound.
+pub async fn request_timeout(
+    axum::extract::State(limit): axum::extract::State<std::time::Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout.into_response(),
+    }
 }
 
 /// Largest body of an axum-made error answer that is read to reuse its text.

@@ -14,6 +14,7 @@ mod error;
 mod extract;
 mod grants;
 mod health;
+pub mod limits;
 mod messages;
 mod oauth;
 mod open;
@@ -23,15 +24,18 @@ pub mod platform;
 mod registry;
 mod review;
 mod schemas;
+mod sessions;
 mod state;
+pub mod throttle;
 mod webhooks;
 mod ws;
 
-pub use auth::hash_password;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use limits::{ConnectionLimits, ThrottleLimits};
 pub use openapi::document as openapi_document;
 pub use platform::{ActionInput, AppPlatform, BoxFuture, Finding, OPEN_PANEL, Sideloaded};
 pub use state::{ApiConfig, AppState, publish_hook};
+pub use throttle::Guards;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -39,12 +43,19 @@ use axum::extract::DefaultBodyLimit;
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The whole API: client routes under `/api/v1`, health and the OpenAPI document.
+/// The whole API: client routes under `/api/v1`, health and the OpenAPI document. Every
+/// request is bounded in size ([`MAX_BODY_BYTES`] unless its route says otherwise) and in time
+/// ([`ConnectionLimits::request_timeout`], its body included).
 pub fn router(state: AppState) -> Router {
+    let timeout = state.config.connections.request_timeout;
     routes()
         .method_not_allowed_fallback(error::method_not_allowed)
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            timeout,
+            error::request_timeout,
+        ))
         .layer(axum::middleware::from_fn(error::json_errors))
         .with_state(state)
 }
@@ -55,6 +66,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(health::router())
         .merge(accounts::router())
+        .merge(sessions::router())
         .merge(conversations::router())
         .merge(messages::router())
         .merge(apps::router())

@@ -295,8 +295,8 @@ mod tests {
         };
         let parse = |s: &str| header(s).as_ref().and_then(parse_basic);
         assert_eq!(
-            parse("mhc_1:mhs_a%2Bb+c"),
-            Some(("mhc_1".to_owned(), "mhs_a+b c".to_owned()))
+            parse("mhc_1:mhcs_a%2Bb+c"),
+            Some(("mhc_1".to_owned(), "mhcs_a+b c".to_owned()))
         );
         assert_eq!(parse("no-colon"), None);
         assert_eq!(parse("a=b:c"), None);

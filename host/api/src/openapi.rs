@@ -7,7 +7,7 @@ use crate::error::ErrorBody;
 use crate::state::AppState;
 use crate::{
     accounts, apps, conversations, developer, directory, grants, health, messages, oauth, open,
-    payments, registry, review, webhooks, ws,
+    payments, registry, review, sessions, webhooks, ws,
 };
 use axum::routing::get;
 use axum::{Json, Router};
@@ -31,6 +31,10 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         accounts::sign_out,
         accounts::me,
         accounts::set_role,
+        accounts::set_disabled,
+        sessions::list,
+        sessions::revoke,
+        sessions::change_password,
         conversations::create,
         conversations::list,
         conversations::show,
@@ -116,6 +120,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
             errors::UnsupportedMediaType,
             errors::Internal,
             errors::Unavailable,
+            errors::TooManyRequests,
+            errors::RequestTimeout,
             errors::OAuthInvalidRequest,
             errors::OAuthInvalidClient,
             errors::OAuthServerError,
@@ -349,7 +355,27 @@ pub(crate) mod errors {
         /// 503.
         Unavailable,
         response(
-            "The server is shutting down, the database does not answer, or mini-apps are not enabled on this node (`unavailable`).",
+            "The server is shutting down, the database does not answer, or mini-apps are not enabled on this node (`unavailable`); or it is at a bound it keeps, such as password and PIN checks running at once (`busy`, with a `Retry-After` header in seconds).",
+            error_content()
+        )
+    );
+    shared!(
+        /// 429 from the throttles.
+        TooManyRequests,
+        with_header(
+            response(
+                "Too many attempts from this client address or on this account (`rate_limited`).",
+                error_content()
+            ),
+            "Retry-After",
+            "Seconds to wait before trying again"
+        )
+    );
+    shared!(
+        /// 408 from the request timeout.
+        RequestTimeout,
+        response(
+            "The request took longer than the server allows, its body included (`request_timeout`).",
             error_content()
         )
     );
@@ -442,7 +468,12 @@ pub(crate) mod errors {
     group!(
         /// An operation that uses the database or the mini-app platform.
         Server,
-        [("500", Internal), ("503", Unavailable)]
+        [("408", RequestTimeout), ("500", Internal), ("503", Unavailable)]
+    );
+    group!(
+        /// An operation throttled per client address or account (sign-in, sign-up, PIN).
+        Throttled,
+        [("429", TooManyRequests)]
     );
     group!(
         /// An OAuth endpoint.
@@ -543,6 +574,13 @@ pub(crate) mod params {
         "payment",
         "A payment request id (`po_` and 20 hex digits).",
         pattern("^po_[0-9a-f]{20}$")
+    );
+    param!(
+        /// `{session}`: one of the user's sessions.
+        Session,
+        "session",
+        "A session id (`ses_` and 24 hex digits), as `GET /api/v1/me/sessions` lists it.",
+        pattern("^ses_[0-9a-f]{24}$")
     );
     param!(
         /// `{app_user_id}`: a user as one app sees them.

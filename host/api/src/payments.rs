@@ -5,7 +5,7 @@
 //! shared with the backend's `POST /open/v1/payments/{payment}/refunds`). Only these user routes
 //! move an order to `paid`; apps can only ask (`minihost-appsvc`).
 
-use crate::auth::{AuthUser, verify_password};
+use crate::auth::{AuthUser, ClientAddr};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
@@ -99,10 +99,12 @@ pub(crate) struct SetPin {
     responses((status = 204, description = "The PIN is set (and any lock from wrong tries lifted)"),
               (status = 403, description = "Wrong account password (`forbidden`)"),
               (status = 422, description = "The PIN is not six digits"),
-              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session,
+              crate::openapi::errors::Throttled, crate::openapi::errors::Server))]
 pub(crate) async fn set_pin(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    addr: ClientAddr,
     ApiJson(body): ApiJson<SetPin>,
 ) -> Result<StatusCode, ApiError> {
     if body.pin.len() != 6 || !body.pin.bytes().all(|b| b.is_ascii_digit()) {
@@ -111,15 +113,8 @@ pub(crate) async fn set_pin(
             "a payment PIN is exactly six digits",
         ));
     }
-    let stored = state
-        .store
-        .user_by_username(me.username.as_str())
-        .await?
-        .map(|u| u.password_hash);
-    if !verify_password(body.password, stored).await? {
-        return Err(ApiError::Forbidden("the password is wrong".into()));
-    }
-    let hash = crate::auth::hash_pin(body.pin).await?;
+    crate::sessions::check_password(&state, &me, addr, body.password).await?;
+    let hash = crate::auth::hash_pin(&state, body.pin).await?;
     state.store.set_payment_pin(&me.id, &hash).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -200,6 +195,7 @@ fn refused(r: PaymentRefusal) -> ApiError {
 async fn check_pin(
     state: &AppState,
     me: &minihost_store::User,
+    addr: ClientAddr,
     record: Option<PinRecord>,
     pin: String,
 ) -> Result<(), ApiError> {
@@ -221,7 +217,16 @@ async fn check_pin(
             ),
         });
     }
-    if crate::auth::verify_pin(pin, record.hash).await? {
+    // Throttled per user and client address before the hash (whose slot is capped too); only
+    // wrong PINs keep their tokens.
+    let guards = &state.guards;
+    let throttles = [&guards.secret_address, &guards.secret_user];
+    let admitted = guards.admit(
+        addr.0,
+        &[(throttles[0], &addr.key()), (throttles[1], me.id.as_str())],
+    )?;
+    let checked = crate::auth::verify_pin(state, pin, record.hash).await;
+    if admitted.settle(&throttles, checked)? {
         // Only a count to clear is worth a write (on SQLite, even an update that changes no
         // row takes the write lock).
         if record.failures != 0 {
@@ -258,10 +263,12 @@ async fn check_pin(
               (status = 404, description = "No such payment request of this user"),
               (status = 409, description = "Declined, expired, not enough money (`insufficient_funds`), or no PIN set (`pin_not_set`)"),
               (status = 423, description = "Too many wrong PINs: payments are locked for 15 minutes (`payments_locked`)"),
-              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session,
+              crate::openapi::errors::Throttled, crate::openapi::errors::Server))]
 pub(crate) async fn confirm(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
+    addr: ClientAddr,
     headers: HeaderMap,
     Path(payment): Path<String>,
     ApiJson(body): ApiJson<Confirm>,
@@ -278,7 +285,7 @@ pub(crate) async fn confirm(
             message: "the app is suspended: its payment requests cannot be paid".into(),
         });
     }
-    check_pin(&state, &me, pin, body.pin).await?;
+    check_pin(&state, &me, addr, pin, body.pin).await?;
     let order = state
         .store
         .confirm_order(&payment, &me.id)

@@ -1,9 +1,12 @@
 //! What every handler shares: the store, the hub, the fan-out and the configuration.
 
+use crate::limits::{ConnectionLimits, ThrottleLimits};
 use crate::platform::AppPlatform;
+use crate::throttle::Guards;
 use minihost_appsvc::AppServices;
 use minihost_broker::service::Broker;
-use minihost_hub::{Event, Fanout, LocalHub, Topic};
+use minihost_core::UserId;
+use minihost_hub::{Event, Fanout, LocalHub, Revocation, Topic};
 use minihost_store::Store;
 use minihost_store::writer::CommitHook;
 use std::sync::Arc;
@@ -23,6 +26,14 @@ pub struct ApiConfig {
     /// Frames a WebSocket client may send in a burst; beyond it frames are dropped with one
     /// `rate_limited` error frame.
     pub ws_frame_burst: u32,
+    /// How often an open WebSocket checks in the database that its session is still live, to
+    /// notice revocations this node did not make (another node, `minihost admin`); this node's
+    /// own close the socket at once. Default 60 s.
+    pub ws_session_check: Duration,
+    /// Throttles on sign-in, sign-up and PIN attempts, and the cap on hashes at once.
+    pub throttle: ThrottleLimits,
+    /// Timeouts of connections and requests.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ApiConfig {
@@ -33,6 +44,9 @@ impl Default for ApiConfig {
             ws_max_message: 64 * 1024,
             ws_frames_per_second: 20,
             ws_frame_burst: 60,
+            ws_session_check: Duration::from_secs(60),
+            throttle: ThrottleLimits::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -56,6 +70,8 @@ pub struct AppState {
     pub broker: Arc<Broker>,
     /// What apps may do (shared by the sandbox and the Open API).
     pub app_services: AppServices,
+    /// Throttles and hash slots (built from `config.throttle` by [`Guards::new`]).
+    pub guards: Arc<Guards>,
 }
 
 /// The store's commit hook that publishes every committed message to its conversation's topic.
@@ -71,6 +87,19 @@ pub fn publish_hook(fanout: Arc<dyn Fanout>) -> CommitHook {
 }
 
 impl AppState {
+    /// Tells this node's cache and every node's connections of `user` that sessions ended or
+    /// the account changed: cached sessions are dropped here at once, WebSockets close.
+    pub fn revoked(&self, user: &UserId, what: Revocation) {
+        match &what {
+            Revocation::Session(id) => self.cache.drop_session_id(id),
+            Revocation::AllSessions { .. } | Revocation::AccountChanged => {
+                self.cache.drop_user(user)
+            }
+        }
+        self.fanout
+            .publish(Topic::User(user.clone()), Event::Revoked(what));
+    }
+
     /// The mini-app platform, or 503 on a node that runs no apps.
     pub(crate) fn platform(&self) -> Result<&Arc<dyn AppPlatform>, crate::ApiError> {
         self.platform.as_ref().ok_or(crate::ApiError::Unavailable(

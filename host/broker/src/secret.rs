@@ -89,14 +89,14 @@ impl From<SecretHash> for String {
     }
 }
 
-/// An app's client secret: `mhs_` and 256 random bits. Shown to the developer once, at creation
+/// An app's client secret: `mhcs_` and 256 random bits. Shown to the developer once, at creation
 /// or rotation; only its [`SecretHash`] is stored. Never printed by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct AppSecret(String);
 
 impl AppSecret {
     /// The prefix of every app secret (lets secret scanners recognise a leaked one).
-    pub const PREFIX: &'static str = "mhs_";
+    pub const PREFIX: &'static str = "mhcs_";
 
     /// A new random secret.
     pub fn generate() -> AppSecret {
@@ -282,10 +282,10 @@ mod tests {
     fn app_secrets_are_stored_hashed_and_verified() {
         let creds = AppCredentials::generate();
         let shown = creds.secret.expose().to_owned();
-        assert!(shown.starts_with("mhs_") && shown.len() > 40);
+        assert!(shown.starts_with("mhcs_") && shown.len() > 40);
         assert!(!creds.secret_hash.as_str().contains(&shown));
         assert!(creds.secret_hash.matches(&shown));
-        assert!(!creds.secret_hash.matches("mhs_wrong"));
+        assert!(!creds.secret_hash.matches("mhcs_wrong"));
         assert!(!format!("{:?}", creds.secret).contains(&shown));
 
         let rotated = AppCredentials::rotate(creds.client_id.clone());

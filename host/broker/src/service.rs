@@ -579,7 +579,7 @@ impl Broker {
         };
         let Some(row) = self.store.client(client_id.as_str()).await? else {
             // Spend the same work as a real comparison.
-            let _ = SecretHash::of("mhs_unknown-client").matches(secret);
+            let _ = SecretHash::of("mhcs_unknown-client").matches(secret);
             return Err(OAuthError::InvalidClient);
         };
         let hash = SecretHash::parse(&row.secret_hash).map_err(|e| corrupt("secret hash", e))?;

@@ -304,7 +304,7 @@ async fn codes_are_bound_to_their_app_and_expire() {
 
         // Wrong secrets and malformed client ids are one answer: invalid_client.
         for (id, secret) in [
-            (shop_creds.client_id.as_str(), "mhs_wrong"),
+            (shop_creds.client_id.as_str(), "mhcs_wrong"),
             ("mhc_000000000000000000000000", shop_creds.secret.expose()),
             ("not a client id", "x"),
         ] {

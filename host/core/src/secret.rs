@@ -1,6 +1,15 @@
 //! Password and payment-PIN hashing with argon2id: the one place these secrets are hashed and
 //! checked, for the API and the admin CLI alike. Synchronous and CPU-bound (no IO): async
-//! callers run these off their executor threads (`tokio::task::spawn_blocking`).
+//! callers run these off their executor threads (`tokio::task::spawn_blocking`), a bounded
+//! number at once (the API's hash slots).
+//!
+//! Parameters, stated here rather than taken from the crate's defaults so that an upgrade of
+//! `argon2` cannot change them silently: passwords use argon2id v1.3 with [`PASSWORD_MEMORY_KIB`]
+//! (19 MiB), [`PASSWORD_PASSES`] (2) and one lane: OWASP's first recommended argon2id setting,
+//! tens of milliseconds per hash. Each hash running holds its 19 MiB, which is why the API caps
+//! how many run at once. PINs use [`PIN_MEMORY_KIB`] (1 MiB) and one pass (see [`hash_pin`]).
+//! A stored PHC string carries its own parameters, so hashes made with other parameters keep
+//! verifying.
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -31,9 +40,32 @@ fn salt() -> Result<SaltString, SecretError> {
         .map_err(|e| SecretError::Salt(e.to_string()))
 }
 
-/// An argon2id PHC string for `password` (argon2's defaults: 19 MiB, two passes).
+/// Memory of one password hash, in KiB (19 MiB).
+pub const PASSWORD_MEMORY_KIB: u32 = 19 * 1024;
+/// Passes over that memory per password hash.
+pub const PASSWORD_PASSES: u32 = 2;
+/// Memory of one PIN hash, in KiB (1 MiB).
+pub const PIN_MEMORY_KIB: u32 = 1024;
+
+/// argon2id v1.3 with `memory_kib`, `passes` and one lane.
+fn hasher(memory_kib: u32, passes: u32) -> Result<Argon2<'static>, SecretError> {
+    let params = argon2::Params::new(memory_kib, passes, 1, None)
+        .map_err(|e| SecretError::Params(e.to_string()))?;
+    Ok(Argon2::new(
+        argon2::Algorithm::Argon2id,
+        argon2::Version::V0x13,
+        params,
+    ))
+}
+
+/// The password hasher: [`PASSWORD_MEMORY_KIB`], [`PASSWORD_PASSES`], one lane.
+fn password_hasher() -> Result<Argon2<'static>, SecretError> {
+    hasher(PASSWORD_MEMORY_KIB, PASSWORD_PASSES)
+}
+
+/// An argon2id PHC string for `password` (19 MiB, two passes, one lane).
 pub fn hash_password(password: &str) -> Result<String, SecretError> {
-    Argon2::default()
+    password_hasher()?
         .hash_password(password.as_bytes(), &salt()?)
         .map(|h| h.to_string())
         .map_err(|e| SecretError::Hash(e.to_string()))
@@ -45,7 +77,7 @@ pub fn verify_password(password: &str, hash: Option<&str>) -> Result<bool, Secre
     let known = hash.is_some();
     let parsed = PasswordHash::new(hash.unwrap_or(DUMMY_HASH))
         .map_err(|e| SecretError::StoredHash(e.to_string()))?;
-    let ok = Argon2::default()
+    let ok = password_hasher()?
         .verify_password(password.as_bytes(), &parsed)
         .is_ok();
     Ok(known && ok)
@@ -56,13 +88,7 @@ pub fn verify_password(password: &str, hash: Option<&str>) -> Result<bool, Secre
 /// hash costs, so what protects it is the lockout after five wrong tries (in the store) and the
 /// database's confidentiality; a cheap hash keeps confirming a payment fast.
 fn pin_hasher() -> Result<Argon2<'static>, SecretError> {
-    let params =
-        argon2::Params::new(1024, 1, 1, None).map_err(|e| SecretError::Params(e.to_string()))?;
-    Ok(Argon2::new(
-        argon2::Algorithm::Argon2id,
-        argon2::Version::V0x13,
-        params,
-    ))
+    hasher(PIN_MEMORY_KIB, 1)
 }
 
 /// An argon2id PHC string for a payment PIN.

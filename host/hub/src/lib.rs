@@ -38,6 +38,36 @@ pub enum Event {
     Left(ConversationId),
     /// Any other typed event, already serialised as a JSON object with a `type` field.
     Json(Bytes),
+    /// Sessions of the user ended, or the account changed: the connections it names close.
+    Revoked(Revocation),
+}
+
+/// What a [`Event::Revoked`] ends (published to [`Topic::User`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// The session with this public id was signed out or revoked.
+    Session(String),
+    /// Every session of the user but `keep` was revoked (a password change keeps the session
+    /// that made it; a disabled account keeps none).
+    AllSessions {
+        /// The session that stays, if any.
+        keep: Option<String>,
+    },
+    /// The account changed (its role): every connection closes, and may reconnect with the same
+    /// token to act under the new role.
+    AccountChanged,
+}
+
+impl Revocation {
+    /// Whether this ends the session with public id `session` (rather than asking it to
+    /// reconnect).
+    pub fn ends(&self, session: &str) -> bool {
+        match self {
+            Revocation::Session(id) => id == session,
+            Revocation::AllSessions { keep } => keep.as_deref() != Some(session),
+            Revocation::AccountChanged => false,
+        }
+    }
 }
 
 impl Event {

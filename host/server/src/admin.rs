@@ -32,6 +32,20 @@ pub enum AdminCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Disable an account: it cannot sign in and its sessions are revoked (running nodes stop
+    /// its tokens within a second and close its WebSockets within their session check, 60 s by
+    /// default; `PUT /api/v1/users/{username}/disabled` closes them at once).
+    Disable {
+        username: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Enable a disabled account again (its old sessions stay revoked).
+    Enable {
+        username: String,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Add a new token signing key. Tokens signed by the previous key stay valid until they
     /// expire; keys whose tokens have all expired are retired. Running nodes pick it up within
     /// their key refresh interval.
@@ -112,6 +126,9 @@ pub async fn run(cmd: AdminCommand) -> anyhow::Result<ExitCode> {
             println!("{} is now {}", user.username, user.role.as_str());
             store.close().await;
         }
+        AdminCommand::Disable { username, db } => set_disabled(&username, &db, true).await?,
+        AdminCommand::Enable { username, db } => set_disabled(&username, &db, false).await?,
+
         AdminCommand::RotateKeys { db } => {
             let store = open(&db).await?;
             let broker = minihost_broker::service::Broker::open(
@@ -223,6 +240,19 @@ fn report(tb: &TrialBalance) -> String {
         out.push_str("the books hold\n");
     }
     out
+}
+
+/// Disables (or enables) `username`'s account.
+async fn set_disabled(username: &str, db: &DbArgs, disable: bool) -> anyhow::Result<()> {
+    let store = open(db).await?;
+    let user = store
+        .set_disabled(username, disable)
+        .await
+        .with_context(|| format!("changing whether {username} is disabled"))?;
+    let state = if disable { "disabled" } else { "enabled" };
+    println!("{} is now {state}", user.username);
+    store.close().await;
+    Ok(())
 }
 
 async fn open(db: &DbArgs) -> anyhow::Result<Store> {

@@ -2,6 +2,7 @@
 //! plus one line per capability) and the API, and serves them on a listener. The `minihost`
 //! binary and the black-box tests both start nodes through [`start`].
 
+mod listen;
 pub mod platform;
 pub mod simulate;
 
@@ -174,10 +175,12 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         .await
         .with_context(|| format!("cannot listen on {}", options.addr))?;
     let parts = assemble(&options).await?;
+    let connections = options.api.connections.clone();
     let state = AppState {
         store: parts.store.clone(),
         hub: parts.hub,
         fanout: parts.fanout,
+        guards: Arc::new(minihost_api::Guards::new(&options.api.throttle)),
         config: Arc::new(options.api),
         cache: Arc::default(),
         platform: Some(Arc::new(parts.platform)),
@@ -187,13 +190,9 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
     let app = minihost_api::router(state);
     let addr = listener.local_addr().context("reading the bound address")?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(listen::serve(listener, app, connections, async move {
+        let _ = stopped.await;
+    }));
     Ok(Node {
         addr,
         store: parts.store,

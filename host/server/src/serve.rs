@@ -52,6 +52,11 @@ pub struct ServeArgs {
     /// refused, at upload and before every send.
     #[arg(long, env = "MINIHOST_WEBHOOKS_ALLOW_PRIVATE")]
     webhooks_allow_private: bool,
+    /// Client addresses the sign-in, sign-up and PIN throttles never limit (e.g. a load
+    /// generator on 127.0.0.1); comma-separated in the environment. Never a reverse proxy's
+    /// address unless it throttles by itself: everyone behind it would be unthrottled.
+    #[arg(long, env = "MINIHOST_THROTTLE_EXEMPT", value_delimiter = ',')]
+    throttle_exempt: Vec<std::net::IpAddr>,
 }
 
 /// Bounds on compiling uploaded components and on their cache.
@@ -93,6 +98,9 @@ impl ServeArgs {
         s.compile.in_process |= c.compile_in_process;
         s.webhooks.dev |= self.dev_webhooks;
         s.webhooks.allow_private |= self.webhooks_allow_private;
+        if !self.throttle_exempt.is_empty() {
+            s.throttle.exempt.clone_from(&self.throttle_exempt);
+        }
         Ok(s)
     }
 

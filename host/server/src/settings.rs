@@ -5,8 +5,8 @@
 //! default; an unknown key or a value of the wrong type is an error naming it.
 //! `minihost config show` prints the effective values (the database URL's password redacted).
 //!
-//! Sections: `[api]`, `[sandbox]`, `[compile]`, `[webhooks]`, `[apps]` (send budgets, storage
-//! quotas, timers), `[retention]`.
+//! Sections: `[api]`, `[throttle]`, `[connections]`, `[sandbox]`, `[compile]`, `[webhooks]`,
+//! `[apps]` (send budgets, storage quotas, timers), `[retention]`.
 //!
 //! Durations are integers with their unit in the key's name (`_ms`, `_secs`); sizes likewise
 //! (`_bytes`, `_mib`). `0` means "chosen by the server" where a key says so.
@@ -14,7 +14,7 @@
 use anyhow::{Context, bail};
 use minihost::AppLimits;
 use minihost::platform::{RetentionOptions, WebhookOptions};
-use minihost_api::ApiConfig;
+use minihost_api::{ApiConfig, ConnectionLimits, ThrottleLimits};
 use minihost_runtime::{ExecutorConfig, Limits};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -36,6 +36,10 @@ pub struct Settings {
     pub apps: AppSettings,
     /// How long and how much of the invocation log and the privacy record is kept.
     pub retention: RetentionSettings,
+    /// Throttles on sign-in, sign-up and secret checks, and the cap on hashes at once.
+    pub throttle: ThrottleSettings,
+    /// Timeouts of connections and requests.
+    pub connections: ConnectionSettings,
 }
 
 /// `[api]`.
@@ -52,6 +56,9 @@ pub struct ApiSettings {
     pub ws_frames_per_second: u32,
     /// Frames a WebSocket client may send in a burst. Default 60.
     pub ws_frame_burst: u32,
+    /// How often an open WebSocket re-checks its session for revocations made elsewhere.
+    /// Default 60.
+    pub ws_session_check_secs: u64,
 }
 
 impl Default for ApiSettings {
@@ -63,6 +70,87 @@ impl Default for ApiSettings {
             ws_max_message_bytes: d.ws_max_message,
             ws_frames_per_second: d.ws_frames_per_second,
             ws_frame_burst: d.ws_frame_burst,
+            ws_session_check_secs: d.ws_session_check.as_secs(),
+        }
+    }
+}
+
+/// `[throttle]` (each field as documented on `minihost_api::ThrottleLimits`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ThrottleSettings {
+    /// Failed sign-ins one account may take in a burst. Default 10.
+    pub sign_in_account_burst: u32,
+    /// Seconds for one more failed sign-in per account. Default 30.
+    pub sign_in_account_refill_secs: u64,
+    /// Failed sign-ins one client address may make in a burst. Default 30.
+    pub sign_in_address_burst: u32,
+    /// Seconds for one more failed sign-in per address. Default 2.
+    pub sign_in_address_refill_secs: u64,
+    /// Sign-ups one client address may make in a burst. Default 20.
+    pub sign_up_address_burst: u32,
+    /// Seconds for one more sign-up per address. Default 10.
+    pub sign_up_address_refill_secs: u64,
+    /// Wrong PINs and password re-checks one user may make in a burst. Default 10.
+    pub secret_check_user_burst: u32,
+    /// Seconds for one more per user. Default 30.
+    pub secret_check_user_refill_secs: u64,
+    /// Wrong PINs and password re-checks one address may make in a burst. Default 30.
+    pub secret_check_address_burst: u32,
+    /// Seconds for one more per address. Default 2.
+    pub secret_check_address_refill_secs: u64,
+    /// Keys each throttle remembers; beyond, new keys are refused. Default 100,000.
+    pub max_tracked_keys: usize,
+    /// Client addresses never throttled (`--throttle-exempt`). Default none.
+    pub exempt: Vec<std::net::IpAddr>,
+    /// argon2 hashes running at once. Default 0: one per core, at least 2.
+    pub max_concurrent_hashes: usize,
+    /// Requests waiting for a hash slot; beyond, `503 busy`. Default 256.
+    pub max_waiting_hashes: usize,
+    /// The longest wait for a hash slot. Default 5.
+    pub hash_wait_secs: u64,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        let d = ThrottleLimits::default();
+        ThrottleSettings {
+            sign_in_account_burst: d.sign_in_account_burst,
+            sign_in_account_refill_secs: d.sign_in_account_refill.as_secs(),
+            sign_in_address_burst: d.sign_in_address_burst,
+            sign_in_address_refill_secs: d.sign_in_address_refill.as_secs(),
+            sign_up_address_burst: d.sign_up_address_burst,
+            sign_up_address_refill_secs: d.sign_up_address_refill.as_secs(),
+            secret_check_user_burst: d.secret_check_user_burst,
+            secret_check_user_refill_secs: d.secret_check_user_refill.as_secs(),
+            secret_check_address_burst: d.secret_check_address_burst,
+            secret_check_address_refill_secs: d.secret_check_address_refill.as_secs(),
+            max_tracked_keys: d.max_tracked_keys,
+            exempt: d.exempt,
+            max_concurrent_hashes: 0,
+            max_waiting_hashes: d.max_waiting_hashes,
+            hash_wait_secs: d.hash_wait.as_secs(),
+        }
+    }
+}
+
+/// `[connections]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionSettings {
+    /// How long a connection may take to send a request's headers (a silent new connection, a
+    /// slow-loris, an idle keep-alive one are closed after it). Default 10.
+    pub header_read_timeout_secs: u64,
+    /// How long a request may take, its body included, before `408`. Default 120.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        let d = ConnectionLimits::default();
+        ConnectionSettings {
+            header_read_timeout_secs: d.header_read_timeout.as_secs(),
+            request_timeout_secs: d.request_timeout.as_secs(),
         }
     }
 }
@@ -308,6 +396,38 @@ impl Settings {
             ws_max_message: a.ws_max_message_bytes.max(1024),
             ws_frames_per_second: a.ws_frames_per_second.max(1),
             ws_frame_burst: a.ws_frame_burst.max(1),
+            ws_session_check: Duration::from_secs(a.ws_session_check_secs.max(1)),
+            throttle: self.throttle_limits(),
+            connections: ConnectionLimits {
+                header_read_timeout: secs(self.connections.header_read_timeout_secs),
+                request_timeout: secs(self.connections.request_timeout_secs),
+            },
+        }
+    }
+
+    fn throttle_limits(&self) -> ThrottleLimits {
+        let t = &self.throttle;
+        let d = ThrottleLimits::default();
+        ThrottleLimits {
+            sign_in_account_burst: t.sign_in_account_burst.max(1),
+            sign_in_account_refill: secs(t.sign_in_account_refill_secs),
+            sign_in_address_burst: t.sign_in_address_burst.max(1),
+            sign_in_address_refill: secs(t.sign_in_address_refill_secs),
+            sign_up_address_burst: t.sign_up_address_burst.max(1),
+            sign_up_address_refill: secs(t.sign_up_address_refill_secs),
+            secret_check_user_burst: t.secret_check_user_burst.max(1),
+            secret_check_user_refill: secs(t.secret_check_user_refill_secs),
+            secret_check_address_burst: t.secret_check_address_burst.max(1),
+            secret_check_address_refill: secs(t.secret_check_address_refill_secs),
+            max_tracked_keys: t.max_tracked_keys.max(1),
+            exempt: t.exempt.clone(),
+            max_concurrent_hashes: if t.max_concurrent_hashes > 0 {
+                t.max_concurrent_hashes
+            } else {
+                d.max_concurrent_hashes
+            },
+            max_waiting_hashes: t.max_waiting_hashes,
+            hash_wait: secs(t.hash_wait_secs),
         }
     }
 
@@ -384,6 +504,11 @@ impl Settings {
     }
 }
 
+/// `n` seconds, at least one.
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n.max(1))
+}
+
 /// An environment variable's text as a value of the same kind as `like`: numbers and booleans
 /// parsed, anything else taken as a string.
 fn env_value(like: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
@@ -400,6 +525,13 @@ fn env_value(like: &toml::Value, raw: &str) -> anyhow::Result<toml::Value> {
             _ => bail!("not a boolean (true or false)"),
         },
         toml::Value::Float(_) => toml::Value::Float(raw.trim().parse().context("not a number")?),
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(|v| toml::Value::String(v.to_owned()))
+                .collect(),
+        ),
         _ => toml::Value::String(raw.to_owned()),
     })
 }
@@ -418,7 +550,10 @@ mod tests {
         assert_eq!(s, Settings::default());
         let again = Settings::from_sources(&s.to_toml().unwrap(), "shown", no_env).unwrap();
         assert_eq!(again, s);
-        assert_eq!(s.api_config().session_ttl, ApiConfig::default().session_ttl);
+        let api = s.api_config();
+        assert_eq!(api.session_ttl, ApiConfig::default().session_ttl);
+        assert_eq!(api.throttle, ThrottleLimits::default());
+        assert_eq!(api.connections, ConnectionLimits::default());
         assert_eq!(s.limits().fuel, Limits::default().fuel);
         assert_eq!(s.app_limits(), AppLimits::default());
         assert_eq!(s.retention(), RetentionOptions::default());
@@ -431,6 +566,7 @@ mod tests {
         let env = |name: &str| match name {
             "MINIHOST_SANDBOX_MAX_APP_TIMEOUT_MS" => Some("900".to_owned()),
             "MINIHOST_API_WS_FRAME_BURST" => Some("5".to_owned()),
+            "MINIHOST_THROTTLE_EXEMPT" => Some("127.0.0.1, ::1".to_owned()),
             _ => None,
         };
         let s = Settings::from_sources(file, "test", env).unwrap();
@@ -439,6 +575,7 @@ mod tests {
         assert!(s.webhooks.dev);
         assert_eq!(s.api.ws_frame_burst, 5);
         assert!(!s.executor().idle_class);
+        assert_eq!(s.api_config().throttle.exempt.len(), 2);
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub use privacy::PrivacyEntry;
 pub use refunds::{NewRefund, Refund, RefundRefusal, Refunded};
 pub use registry::{ListedApp, Release, ReleaseRefusal, Report, VersionReview};
 pub use retention::Keep;
+pub use sessions::SessionInfo;
 pub use timers::{NewTimer, Timer};
 pub use tokens::{
     AccessTokenCheck, ClientRow, LoginCodeRow, Purged, RefreshFamilyRow, RefreshTokenRow,

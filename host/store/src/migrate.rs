@@ -59,6 +59,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "records",
         include_str!("../migrations/0014_records.sql"),
     ),
+    (
+        15,
+        "sessions",
+        include_str!("../migrations/0015_sessions.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

@@ -26,6 +26,8 @@ pub struct UserWithHash {
     pub user: User,
     /// The argon2id PHC string.
     pub password_hash: String,
+    /// Whether an admin disabled the account (it cannot sign in, and its sessions are revoked).
+    pub disabled: bool,
 }
 
 /// What is needed to create an account.
@@ -41,7 +43,7 @@ pub struct NewUser {
     pub role: Role,
 }
 
-const USER_COLUMNS: &str = "id, username, display_name, role, password_hash";
+const USER_COLUMNS: &str = "id, username, display_name, role, password_hash, disabled_at";
 
 pub(crate) fn user_from_row(row: &AnyRow) -> Result<UserWithHash> {
     let role: String = row.try_get("role")?;
@@ -55,6 +57,7 @@ pub(crate) fn user_from_row(row: &AnyRow) -> Result<UserWithHash> {
                 .map_err(|_| StoreError::Corrupt(format!("role {role:?}")))?,
         },
         password_hash: row.try_get("password_hash")?,
+        disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
     })
 }
 
@@ -103,6 +106,47 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.as_ref().map(user_from_row).transpose()?.map(|u| u.user))
+    }
+
+    /// Disables (or enables again) an account; disabling revokes all its sessions in the same
+    /// transaction. [`StoreError::NotFound`] if there is no such user.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<User> {
+        let now = minihost_core::now_millis();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query("UPDATE users SET disabled_at = $1 WHERE username = $2")
+            .bind(disabled.then_some(now))
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        if disabled {
+            sqlx::query(
+                "UPDATE sessions SET revoked_at = $1
+                  WHERE revoked_at IS NULL
+                    AND user_id = (SELECT id FROM users WHERE username = $2)",
+            )
+            .bind(now)
+            .bind(username)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        self.user_by_username(username)
+            .await?
+            .map(|u| u.user)
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Replaces a user's password hash.
+    pub async fn set_password_hash(&self, user: &UserId, password_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Changes a user's role; [`StoreError::NotFound`] if there is no such user.

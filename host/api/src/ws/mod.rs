@@ -10,11 +10,18 @@
 //! so a backlog is always sent before anything newer. A client's frames are rate-limited (a
 //! token bucket per connection): frames beyond it are dropped, and the client is told once per
 //! episode with an `error` frame of code `rate_limited`.
+//!
+//! Close codes: [`CLOSE_REVOKED`] (4001) when the session was signed out or revoked, the
+//! password changed or the account was disabled (the token no longer works); [`CLOSE_ACCOUNT_CHANGED`]
+//! (4002) when the account's role changed (reconnect with the same token); [`CLOSE_LAGGED`]
+//! (4008) when the client fell too far behind. A revocation on this node closes at once; one
+//! made elsewhere (another node without a shared hub, or `minihost admin` on the database) is
+//! noticed within [`crate::ApiConfig::ws_session_check`].
 
 mod ack;
 mod resume;
 
-use crate::auth::{authenticate, bearer_token};
+use crate::auth::{authenticate_session, bearer_token};
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
 use crate::state::AppState;
@@ -25,11 +32,12 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
 use minihost_core::{ConversationId, Message};
-use minihost_hub::{Event, Subscriber, Topic};
+use minihost_hub::{Event, Revocation, Subscriber, Topic};
 use minihost_store::{HistoryQuery, User};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
@@ -43,6 +51,11 @@ struct WsParams {
 
 /// Close code sent when the client fell too far behind: reconnect and resume.
 const CLOSE_LAGGED: u16 = 4008;
+/// Close code sent when the session ended (signed out, revoked, password changed, account
+/// disabled): the token no longer works; sign in again.
+pub const CLOSE_REVOKED: u16 = 4001;
+/// Close code sent when the account changed (its role): reconnect with the same token.
+pub const CLOSE_ACCOUNT_CHANGED: u16 = 4002;
 /// How long live events are held for a client that sends no first frame.
 const HOLD_LIVE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Page size when reading a backlog or filling a gap.
@@ -66,7 +79,7 @@ async fn upgrade(
         .ok_or(ApiError::Unauthorized(
             "missing session token (Authorization header or ?token=)",
         ))?;
-    let user = authenticate(&state, &token).await?;
+    let (session_id, user) = authenticate_session(&state, &token).await?;
     let cfg = state.config.clone();
     Ok(ws
         .read_buffer_size(cfg.ws_read_buffer)
@@ -75,7 +88,7 @@ async fn upgrade(
         .max_message_size(cfg.ws_max_message)
         .max_frame_size(cfg.ws_max_message)
         .on_upgrade(move |socket| async move {
-            if let Err(e) = Session::start(state, user, socket).await {
+            if let Err(e) = Session::start(state, session_id, user, socket).await {
                 tracing::debug!(error = %e, "websocket session ended");
             }
         }))
@@ -106,6 +119,8 @@ enum Command {
 
 pub(crate) struct Session {
     state: AppState,
+    /// The public id of the sign-in session this connection was opened with.
+    session_id: String,
     user: User,
     socket: WebSocket,
     /// Last seq sent, per conversation.
@@ -155,7 +170,12 @@ impl FrameBucket {
 }
 
 impl Session {
-    async fn start(state: AppState, user: User, socket: WebSocket) -> Result<(), SessionError> {
+    async fn start(
+        state: AppState,
+        session_id: String,
+        user: User,
+        socket: WebSocket,
+    ) -> Result<(), SessionError> {
         // Subscribe before reading anything, so nothing committed from now on can be missed.
         let sub = state.hub.subscriber();
         sub.subscribe(Topic::User(user.id.clone()));
@@ -171,6 +191,7 @@ impl Session {
         let config = state.config.clone();
         let mut session = Session {
             state,
+            session_id,
             user,
             socket,
             sent: HashMap::new(),
@@ -190,9 +211,22 @@ impl Session {
         let mut holding = true;
         let hold = tokio::time::sleep(HOLD_LIVE);
         tokio::pin!(hold);
+        let period = self
+            .state
+            .config
+            .ws_session_check
+            .max(Duration::from_millis(10));
+        let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut hold, if holding => holding = false,
+                _ = check.tick() => {
+                    let now = minihost_core::now_millis();
+                    if !self.state.store.session_live(&self.session_id, now).await? {
+                        return self.close(CLOSE_REVOKED, "session revoked").await;
+                    }
+                }
                 incoming = self.socket.recv() => match incoming {
                     None | Some(Err(_)) | Some(Ok(WsMessage::Close(_))) => return Ok(()),
                     Some(Ok(frame @ (WsMessage::Text(_) | WsMessage::Binary(_)))) => {
@@ -215,6 +249,16 @@ impl Session {
                     Some(Ok(_)) => {} // ping/pong are answered by the socket
                 },
                 event = sub.recv(), if !holding => match event {
+                    Some(Event::Revoked(what)) => {
+                        if what.ends(&self.session_id) {
+                            return self.close(CLOSE_REVOKED, "session revoked").await;
+                        }
+                        if what == Revocation::AccountChanged {
+                            return self
+                                .close(CLOSE_ACCOUNT_CHANGED, "account changed; reconnect")
+                                .await;
+                        }
+                    }
                     Some(event) => self.event(event, &sub).await?,
                     None => {
                         let close = CloseFrame {
@@ -271,6 +315,8 @@ impl Session {
                     .map_err(|e| ApiError::Internal(format!("frame: {e}")))?;
                 self.socket.send(WsMessage::Text(text)).await?;
             }
+            // Handled in `run`, where they end the session.
+            Event::Revoked(_) => {}
         }
         Ok(())
     }
@@ -319,6 +365,16 @@ impl Session {
         self.socket
             .send(WsMessage::Text(Utf8Bytes::from(v.to_string())))
             .await?;
+        Ok(())
+    }
+
+    /// Sends a close frame with `code` and `reason`; the session ends.
+    async fn close(&mut self, code: u16, reason: &'static str) -> Result<(), SessionError> {
+        let close = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = self.socket.send(WsMessage::Close(Some(close))).await;
         Ok(())
     }
 
