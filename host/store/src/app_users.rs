@@ -24,7 +24,7 @@ impl Store {
         .bind(app)
         .bind(app_user_id)
         .bind(user.as_str())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(())
     }

@@ -180,7 +180,7 @@ impl Store {
         .bind(name)
         .bind(developer.as_str())
         .bind(minihost_core::now_millis())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         let app = self.app(id).await?.ok_or(StoreError::NotFound)?;
         if &app.developer != developer {
@@ -190,7 +190,7 @@ impl Store {
             sqlx::query("UPDATE apps SET name = $1 WHERE id = $2")
                 .bind(name)
                 .bind(id)
-                .execute(&self.pool)
+                .execute(&self.write_pool)
                 .await?;
         }
         Ok(AppRecord {
@@ -329,7 +329,7 @@ impl Store {
         .bind(app_id)
         .bind(version)
         .bind(from.as_str())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -385,7 +385,7 @@ impl Store {
         .bind(by.as_str())
         .bind(i64::from(sideloaded))
         .bind(minihost_core::now_millis())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(())
     }
@@ -395,7 +395,7 @@ impl Store {
         let n = sqlx::query("DELETE FROM installs WHERE conversation_id = $1 AND app_id = $2")
             .bind(conversation.as_str())
             .bind(app_id)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?
             .rows_affected();
         Ok(n == 1)

@@ -81,7 +81,7 @@ impl Store {
         };
         let now = minihost_core::now_millis();
         let id = ConversationId::generate();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO conversations (id, kind, direct_key, created_at)
              VALUES ($1, 'direct', $2, $3) ON CONFLICT (direct_key) DO NOTHING",
@@ -124,7 +124,7 @@ impl Store {
     ) -> Result<Conversation> {
         let now = minihost_core::now_millis();
         let id = ConversationId::generate();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         sqlx::query(
             "INSERT INTO conversations (id, kind, title, owner_id, created_at)
              VALUES ($1, 'group', $2, $3, $4)",
@@ -216,7 +216,7 @@ impl Store {
     pub async fn add_members(&self, id: &ConversationId, users: &[UserId]) -> Result<Vec<UserId>> {
         let now = minihost_core::now_millis();
         let mut added = Vec::new();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         for user in users {
             let n = sqlx::query(
                 "INSERT INTO members (conversation_id, user_id, joined_at) VALUES ($1, $2, $3)
@@ -241,7 +241,7 @@ impl Store {
         let n = sqlx::query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
             .bind(id.as_str())
             .bind(user.as_str())
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?
             .rows_affected();
         Ok(n == 1)
@@ -258,7 +258,7 @@ impl Store {
         .bind(seq)
         .bind(id.as_str())
         .bind(user.as_str())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         let row =
             sqlx::query("SELECT read_seq FROM members WHERE conversation_id = $1 AND user_id = $2")

@@ -35,7 +35,13 @@ pub enum StoreConfig {
 /// The handle every other crate uses to read and write state. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, writes).
     pub(crate) pool: AnyPool,
+    /// Writes outside the message writer. On an SQLite file: ONE connection, so this node's
+    /// writers queue for it in order (sqlx's pool is fair) instead of polling SQLite's lock with
+    /// its busy handler, and the message writer can see when one is waiting and let it in
+    /// (see `writer/sqlite.rs`). Elsewhere the same pool as reads.
+    pub(crate) write_pool: AnyPool,
     pub(crate) backend: Backend,
     pub(crate) writer: Writer,
     pub(crate) payment_writer: PaymentWriter,
@@ -99,14 +105,29 @@ impl Store {
         } else {
             options
         };
+        let write_options = options.clone().max_connections(1).min_connections(1);
         let pool = options
             .connect(&url)
             .await
             .map_err(|e| StoreError::Open(format!("{}: {e}", redact(&url))))?;
         migrate::run(&pool, backend).await?;
-        let writer = Writer::start(pool.clone(), backend, hook, file.as_deref())?;
-        let payment_writer = PaymentWriter::start(pool.clone(), backend);
+        let write_pool = if file.is_some() {
+            write_options
+                .connect(&url)
+                .await
+                .map_err(|e| StoreError::Open(format!("{}: {e}", redact(&url))))?
+        } else {
+            pool.clone()
+        };
+        let writer = Writer::start(
+            pool.clone(),
+            backend,
+            hook,
+            file.as_deref().map(|f| (f, write_pool.clone())),
+        )?;
+        let payment_writer = PaymentWriter::start(write_pool.clone(), backend);
         Ok(Store {
+            write_pool,
             pool,
             backend,
             writer,
@@ -118,7 +139,7 @@ impl Store {
     /// Starts a transaction that will write: on SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so a read-then-write transaction cannot fail on a stale snapshot.
     pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        begin_write(&self.pool, self.backend).await
+        begin_write(&self.write_pool, self.backend).await
     }
 
     /// Serialises the transaction with others naming the same `key` (PostgreSQL advisory lock;
@@ -150,6 +171,7 @@ impl Store {
         }
         self.payment_writer.shutdown().await;
         self.writer.shutdown().await;
+        self.write_pool.close().await;
         self.pool.close().await;
     }
 

@@ -142,7 +142,7 @@ impl Store {
             .bind(app)
             .bind(owner)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?
             .rows_affected();
         Ok(n == 1)

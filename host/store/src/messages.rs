@@ -167,7 +167,7 @@ impl Store {
         .bind(conversation.as_str())
         .bind(id)
         .bind(app)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?
         .rows_affected();
         if n == 0 {

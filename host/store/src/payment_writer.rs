@@ -425,7 +425,7 @@ mod tests {
             };
 
             let mut postings = Postings::default();
-            let mut tx = crate::db::begin_write(&store.pool, store.backend)
+            let mut tx = crate::db::begin_write(&store.write_pool, store.backend)
                 .await
                 .unwrap();
             postings
@@ -444,7 +444,7 @@ mod tests {
             )
             .await
             .unwrap();
-            let mut tx = crate::db::begin_write(&store.pool, store.backend)
+            let mut tx = crate::db::begin_write(&store.write_pool, store.backend)
                 .await
                 .unwrap();
             assert!(
@@ -457,7 +457,7 @@ mod tests {
 
             // Read again, the same transfer no longer fits; a smaller one does.
             let mut postings = Postings::default();
-            let mut tx = crate::db::begin_write(&store.pool, store.backend)
+            let mut tx = crate::db::begin_write(&store.write_pool, store.backend)
                 .await
                 .unwrap();
             postings

@@ -528,7 +528,7 @@ impl Store {
         .bind(&new.idempotency_key)
         .bind(new.expires_at_ms)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM payment_orders WHERE app_id = $1 AND idempotency_key = $2"
@@ -696,7 +696,7 @@ impl Store {
         )
         .bind(id)
         .bind(minihost_core::now_millis())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -713,7 +713,7 @@ impl Store {
         .bind(user.as_str())
         .bind(hash)
         .bind(minihost_core::now_millis())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(())
     }
@@ -799,7 +799,7 @@ impl Store {
     pub async fn record_pin_success(&self, user: &UserId) -> Result<()> {
         sqlx::query("UPDATE payment_pins SET failures = 0 WHERE user_id = $1 AND failures <> 0")
             .bind(user.as_str())
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         Ok(())
     }

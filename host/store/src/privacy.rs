@@ -39,7 +39,7 @@ impl Store {
         .bind(capability)
         .bind(outcome)
         .bind(minihost_core::now_millis())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(())
     }

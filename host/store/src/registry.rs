@@ -272,7 +272,7 @@ impl Store {
 
     /// What runs for `app`'s ordinary users.
     pub async fn release(&self, app: &str) -> Result<Release> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         let r = release_in(&mut tx, app).await?;
         tx.commit().await?;
         Ok(r)
@@ -443,7 +443,7 @@ impl Store {
         .bind(&report.conversation)
         .bind(&report.reason)
         .bind(report.created_at_ms)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(report)
     }
@@ -479,7 +479,7 @@ impl Store {
         )
         .bind(minihost_core::now_millis())
         .bind(app)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?
         .rows_affected())
     }
@@ -518,7 +518,7 @@ impl Store {
         .bind(app)
         .bind(user.as_str())
         .bind(minihost_core::now_millis())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -529,7 +529,7 @@ impl Store {
         let n = sqlx::query("DELETE FROM app_testers WHERE app_id = $1 AND user_id = $2")
             .bind(app)
             .bind(user.as_str())
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?
             .rows_affected();
         Ok(n == 1)
@@ -578,7 +578,7 @@ impl Store {
         )
         .bind(conversation)
         .bind(policy)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(())
     }
@@ -626,7 +626,7 @@ impl Store {
         .bind(app)
         .bind(conversation)
         .bind(minihost_core::now_millis())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -638,7 +638,7 @@ impl Store {
         sqlx::query("DELETE FROM app_panels WHERE user_id = $1 AND app_id = $2")
             .bind(user.as_str())
             .bind(app)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         Ok(conversation)
     }

@@ -111,7 +111,7 @@ impl Store {
         let mut total = 0;
         loop {
             let n = bind(sqlx::query(AssertSqlSafe(sql.clone())))
-                .execute(&self.pool)
+                .execute(&self.write_pool)
                 .await?
                 .rows_affected();
             total += n;

@@ -13,7 +13,7 @@ impl Store {
         sqlx::query("INSERT INTO platform_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .bind(make())
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         let (v,): (String,) = sqlx::query_as("SELECT value FROM platform_secrets WHERE name = $1")
             .bind(name)

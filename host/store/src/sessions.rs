@@ -42,7 +42,7 @@ impl Store {
         .bind(user.as_str())
         .bind(minihost_core::now_millis())
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(id)
     }
@@ -117,7 +117,7 @@ impl Store {
         )
         .bind(minihost_core::now_millis())
         .bind(hash_token(token))
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -132,7 +132,7 @@ impl Store {
         .bind(minihost_core::now_millis())
         .bind(id)
         .bind(user.as_str())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -147,7 +147,7 @@ impl Store {
         .bind(minihost_core::now_millis())
         .bind(user.as_str())
         .bind(keep.unwrap_or(""))
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(done.rows_affected())
     }

@@ -101,7 +101,7 @@ impl Store {
         .bind(app)
         .bind(conversation)
         .bind(key)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -155,7 +155,7 @@ impl Store {
             .bind(&timer.key)
             .bind(timer.due_at_ms)
             .bind(now)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?
             .rows_affected();
             if won == 1 {
@@ -179,7 +179,7 @@ impl Store {
         .bind(&timer.key)
         .bind(timer.due_at_ms)
         .bind(timer.attempts)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?
         .rows_affected();
         Ok(n == 1)
@@ -198,7 +198,7 @@ impl Store {
         .bind(&timer.key)
         .bind(timer.due_at_ms)
         .bind(timer.attempts)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?
         .rows_affected();
         Ok(n == 1)

@@ -323,7 +323,7 @@ impl Store {
         .bind(client_id)
         .bind(secret_hash)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await
         .map_err(|e| StoreError::conflict_on_unique(e, "client id"))?
         .rows_affected();
@@ -398,7 +398,7 @@ impl Store {
         .bind(c.expires_at)
         .bind(c.consumed_at)
         .bind(c.issued_family.clone())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await
         .map_err(|e| StoreError::conflict_on_unique(e, "login code"))?;
         Ok(())
@@ -569,7 +569,7 @@ impl Store {
         .bind(jti)
         .bind(app_id)
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(())
     }

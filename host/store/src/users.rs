@@ -75,7 +75,7 @@ impl Store {
         .bind(&new.password_hash)
         .bind(new.role.as_str())
         .bind(minihost_core::now_millis())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await
         .map_err(|e| StoreError::conflict_on_unique(e, "username"))?;
         Ok(User {
@@ -112,7 +112,7 @@ impl Store {
     /// transaction. [`StoreError::NotFound`] if there is no such user.
     pub async fn set_disabled(&self, username: &str, disabled: bool) -> Result<User> {
         let now = minihost_core::now_millis();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_pool.begin().await?;
         let done = sqlx::query("UPDATE users SET disabled_at = $1 WHERE username = $2")
             .bind(disabled.then_some(now))
             .bind(username)
@@ -144,7 +144,7 @@ impl Store {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(user.as_str())
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         Ok(())
     }
@@ -154,7 +154,7 @@ impl Store {
         let done = sqlx::query("UPDATE users SET role = $1 WHERE username = $2")
             .bind(role.as_str())
             .bind(username)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);

@@ -159,7 +159,7 @@ impl Store {
         .bind(app)
         .bind(new_secret())
         .bind(minihost_core::now_millis())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         let (secret,): (String,) =
             sqlx::query_as("SELECT secret FROM webhook_secrets WHERE app_id = $1")
@@ -181,7 +181,7 @@ impl Store {
         .bind(app)
         .bind(&secret)
         .bind(minihost_core::now_millis())
-        .execute(&self.pool)
+        .execute(&self.write_pool)
         .await?;
         Ok(secret)
     }
@@ -275,7 +275,7 @@ impl Store {
             .bind(now.saturating_add(lease_ms))
             .bind(d.attempts)
             .bind(d.next_attempt_at_ms)
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?
             .rows_affected();
             if n == 1 {
@@ -308,7 +308,7 @@ impl Store {
             .bind(id)
             .bind(now)
             .bind(i64::from(*status))
-            .execute(&self.pool)
+            .execute(&self.write_pool)
             .await?
             .rows_affected(),
             Attempt::Failed(status, error) => {
@@ -323,7 +323,7 @@ impl Store {
                 .bind(status.map(i64::from))
                 .bind(error)
                 .bind(attempt)
-                .execute(&self.pool)
+                .execute(&self.write_pool)
                 .await?
                 .rows_affected()
             }

@@ -98,17 +98,18 @@ impl Sink for PoolSink {
 
 impl Writer {
     /// Starts the writer: on its own SQLite connection and thread when `sqlite_file` names the
-    /// database file, else on the pool.
+    /// database file (with the store's one-connection pool of other writers, to let them in),
+    /// else on the pool.
     pub(crate) fn start(
         pool: AnyPool,
         backend: Backend,
         hook: Option<CommitHook>,
-        sqlite_file: Option<&Path>,
+        sqlite_file: Option<(&Path, AnyPool)>,
     ) -> Result<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = match sqlite_file {
-            Some(file) => {
-                let (thread, checkpointer) = sqlite::start(file, hook, rx)?;
+            Some((file, others)) => {
+                let (thread, checkpointer) = sqlite::start(file, others, hook, rx)?;
                 Task::Thread(thread, checkpointer)
             }
             None => Task::Tokio(tokio::spawn(run(PoolSink { pool, backend }, hook, rx))),
