@@ -94,9 +94,20 @@ pub async fn sideload(
     let body = json!({"manifest": manifest, "component": component});
     let auth = format!("Bearer {token}");
     let path = format!("/api/v1/conversations/{conversation}/apps");
-    let (status, resp) = call(conn, "POST", &path, Some(&auth), &body).await?;
-    expect(status, 201, &format!("sideload into {conversation}"), &resp)
+    // A server busy compiling or smoke-running other uploads answers 503 and asks the client
+    // to try again: so does this, a few times.
+    for _ in 0..SIDELOAD_TRIES {
+        let (status, resp) = call(conn, "POST", &path, Some(&auth), &body).await?;
+        if status != 503 {
+            return expect(status, 201, &format!("sideload into {conversation}"), &resp);
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
+    anyhow::bail!("sideload into {conversation}: still busy after {SIDELOAD_TRIES} tries")
 }
+
+/// Uploads tried while the server answers busy.
+const SIDELOAD_TRIES: u32 = 30;
 
 /// Answers the consent request of `app` with `scopes`; false while there is none to answer.
 pub async fn grant(conn: &mut Conn, token: &str, app: &str, scopes: &[&str]) -> Result<bool> {

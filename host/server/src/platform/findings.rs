@@ -85,9 +85,12 @@ pub(crate) async fn smoke_run(
     app: &Arc<LoadedApp>,
     manifest: &Manifest,
 ) -> Result<InvocationReport, ApiError> {
-    let mut limits = runtime.config().limits;
+    // As a real event would run: fuel follows the manifest's time budget.
+    let mut limits = runtime
+        .config()
+        .limits
+        .with_deadline(Duration::from_millis(u64::from(manifest.limits.timeout_ms)));
     limits.memory_bytes = (manifest.limits.memory_mib as usize) << 20;
-    limits.deadline = Duration::from_millis(u64::from(manifest.limits.timeout_ms));
     let invocation = Invocation::new(manifest.id.as_str(), "smoke-test", "smoke-test")
         .limits(limits)
         .owner(format!("upload:{}", manifest.id.as_str()));
