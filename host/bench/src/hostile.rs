@@ -322,7 +322,8 @@ async fn read_answers(
             Some("message") if v["message"]["sender"]["type"] == "app" => {
                 let Some(sent) = v["message"]["content"]["text"]
                     .as_str()
-                    .and_then(text::sent_at)
+                    .and_then(text::stamp)
+                    .map(|s| s.sent_us)
                 else {
                     continue;
                 };
@@ -425,7 +426,7 @@ async fn phase(
         ))
     };
     let before = guest_cpu();
-    let chat = messages::chat_phase(&o.chat, Some(o.rate), target, pop).await;
+    let chat = messages::chat_phase(&o.chat, Some(o.rate), target, pop, false).await;
     let after = guest_cpu();
     let _ = stop_tx.send(true);
     let echo = probe.await.context("the echo probe panicked")??;
@@ -592,6 +593,7 @@ pub async fn run(o: HostileOpts, command: String) -> Result<bool> {
             create_developer(&looper_name),
             create_developer(&helper_name),
         ],
+        ..Launch::default()
     };
     let target = Target::open_with(&o.target, &launch).await?;
     let log = target.log();

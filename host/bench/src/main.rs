@@ -6,6 +6,7 @@
 mod api;
 mod child;
 mod clock;
+mod commands;
 mod echo;
 mod hist;
 mod hostile;

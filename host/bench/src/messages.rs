@@ -1,6 +1,9 @@
 //! `minihost-bench messages`: the bare echo baseline, then the messenger: N users with one
 //! WebSocket each in M group conversations, senders posting over HTTP, every push counted,
 //! timed and checked for seq order; the run fails if any client missed or repeated a seq.
+//! With `--commands`, a second phase on the same server and population sends `/echo`
+//! commands to an approved, released echo app installed in every group, and times each reply
+//! on its sender's WebSocket beside the plain figures of the first phase.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,16 +14,17 @@ use anyhow::{Context, Result, bail};
 use clap::Args;
 use futures_util::StreamExt as _;
 use futures_util::stream;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::api;
 use crate::clock::Clock;
+use crate::commands;
 use crate::load::{self, Outcome};
-use crate::report::{self, Deliveries, MessagesReport};
+use crate::report::{self, CommandsPhase, Deliveries, MessagesReport};
 use crate::send::{Accepted, Shared, Slot};
 use crate::setup::{self, Population};
 use crate::sys::{self, Machine};
-use crate::target::{Target, TargetOpts};
+use crate::target::{Launch, Target, TargetOpts};
 use crate::verify;
 use crate::ws::{self, ReaderSetup, ReaderStats};
 
@@ -39,6 +43,10 @@ pub struct MessagesOpts {
     /// Only the bare echo baseline.
     #[arg(long, conflicts_with = "no_echo")]
     pub echo_only: bool,
+    /// After the plain phase, a phase of `/echo` commands to an installed, approved app (same
+    /// server, population, senders and duration), timing each reply on its sender's WebSocket.
+    #[arg(long, conflicts_with = "echo_only")]
+    pub commands: bool,
     /// Print the report as JSON on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -104,6 +112,7 @@ fn shared(
     rate: Option<f64>,
     senders: usize,
     parse_seq: bool,
+    answers: Option<Vec<Arc<Notify>>>,
 ) -> Arc<Shared> {
     let clock = Clock::start();
     let measure_from_us = secs_us(o.warmup);
@@ -118,6 +127,8 @@ fn shared(
         claimed: AtomicU64::new(0),
         rate,
         senders,
+        commands: answers.is_some(),
+        answers: answers.unwrap_or_default(),
     })
 }
 
@@ -130,10 +141,11 @@ async fn echo_phase(o: &ChatOpts, rate: Option<f64>) -> Result<report::Sends> {
                 path: "/echo".into(),
                 auth: ECHO_AUTH.into(),
                 conv: 0,
+                user: 0,
             }]
         })
         .collect();
-    let shared = shared(target.addr, o, rate, o.senders, false);
+    let shared = shared(target.addr, o, rate, o.senders, false, None);
     let out = load::drive(target.label.clone(), shared, slots, 1, target.pid).await;
     target.close().await?;
     Ok(out?.sends)
@@ -154,6 +166,7 @@ fn sender_slots(pop: &Population, senders: usize) -> Vec<Vec<Slot>> {
             path: format!("/api/v1/conversations/{id}/messages"),
             auth: format!("Bearer {}", u.token),
             conv,
+            user: i,
         });
     }
     slots
@@ -181,9 +194,11 @@ fn spawn_readers(
     measure_from_us: u64,
     ack_every: u64,
     stop: &watch::Receiver<bool>,
+    replies: &Arc<AtomicU64>,
+    answered: &[Arc<Notify>],
 ) -> Result<Vec<Reader>> {
     let mut readers = Vec::with_capacity(conns.len());
-    for (u, conn) in pop.users.iter().zip(conns) {
+    for (i, (u, conn)) in pop.users.iter().zip(conns).enumerate() {
         let conn = conn.with_context(|| format!("opening the WebSocket of {}", u.name))?;
         let conv = u.conv.context("user without a conversation")?;
         let watched: Arc<str> = pop
@@ -200,6 +215,12 @@ fn spawn_readers(
             clock,
             measure_from_us,
             ack_every,
+            user_index: i,
+            replies: replies.clone(),
+            answered: answered
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(Notify::new())),
         };
         let task = tokio::spawn(ws::read_until_stopped(conn, setup, stop.clone()));
         readers.push(Reader {
@@ -211,15 +232,21 @@ fn spawn_readers(
     Ok(readers)
 }
 
-/// Waits until every reader has seen its conversation's highest accepted seq.
-async fn drain(readers: &[Reader], per_conv: &[Accepted], timeout: Duration) -> Duration {
+/// Waits until every reader has seen its conversation's highest accepted seq, and the senders
+/// have seen `replies.1` replies (0 when no reply is awaited).
+async fn drain(
+    readers: &[Reader],
+    per_conv: &[Accepted],
+    replies: (&AtomicU64, u64),
+    timeout: Duration,
+) -> Duration {
     let start = Instant::now();
     while start.elapsed() < timeout {
         let behind = readers.iter().any(|r| {
             let want = per_conv.get(r.conv).map_or(0, |a| a.max_seq);
             r.progress.load(Ordering::Acquire) < want
         });
-        if !behind {
+        if !behind && replies.0.load(Ordering::Acquire) >= replies.1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -241,19 +268,27 @@ pub async fn populate(o: &ChatOpts, target: &Target) -> Result<Population> {
 }
 
 /// One timed phase of chat: a WebSocket per user, senders at `rate` (or closed loop), every
-/// push checked; the WebSockets are closed again at the end.
+/// push checked; the WebSockets are closed again at the end. With `commands`, the sends are
+/// `/echo` commands and the phase also waits for, and times, each one's reply.
 pub async fn chat_phase(
     o: &ChatOpts,
     rate: Option<f64>,
     target: &Target,
     pop: &Population,
+    commands: bool,
 ) -> Result<(report::Sends, Deliveries)> {
     let slots = sender_slots(pop, o.senders);
     let (stop_tx, stop_rx) = watch::channel(false);
     eprintln!("load: opening {} WebSockets", pop.users.len());
     let conns = connect_all(target.addr, pop).await;
     // The clock starts when sending starts; readers share it.
-    let shared = shared(target.addr, o, rate, slots.len(), true);
+    let answers = commands.then(|| {
+        (0..pop.users.len())
+            .map(|_| Arc::new(Notify::new()))
+            .collect()
+    });
+    let shared = shared(target.addr, o, rate, slots.len(), true, answers);
+    let replies = Arc::new(AtomicU64::new(0));
     let readers = spawn_readers(
         conns,
         pop,
@@ -261,6 +296,8 @@ pub async fn chat_phase(
         shared.measure_from_us,
         o.ack_every,
         &stop_rx,
+        &replies,
+        &shared.answers,
     )?;
     eprintln!(
         "load: {} senders for {:.1} s (+{:.1} s warm-up)",
@@ -276,9 +313,11 @@ pub async fn chat_phase(
         target.pid,
     )
     .await?;
+    let awaited = if commands { sends.accepted } else { 0 };
     let drain_time = drain(
         &readers,
         &per_conv,
+        (&replies, awaited),
         Duration::from_secs_f64(o.drain_timeout.max(0.0)),
     )
     .await;
@@ -301,13 +340,39 @@ pub async fn chat_phase(
         pop.conversations.len(),
         shared.measure_from_us,
         drain_time,
+        commands.then_some(sends.accepted),
     );
     Ok((sends, deliveries))
 }
 
-async fn messenger_phase(o: &MessagesOpts, target: &Target) -> Result<(report::Sends, Deliveries)> {
+/// The plain phase's figures, and the command phase's if one ran.
+struct Phases {
+    plain: (report::Sends, Deliveries),
+    commands: Option<(report::Sends, Deliveries)>,
+}
+
+async fn messenger_phase(
+    o: &MessagesOpts,
+    target: &Target,
+    app: Option<&commands::Accounts>,
+) -> Result<Phases> {
     let pop = populate(&o.chat, target).await?;
-    chat_phase(&o.chat, o.rate, target, &pop).await
+    if let Some(who) = app {
+        eprintln!(
+            "setup: publishing, approving, releasing and installing {}",
+            who.app
+        );
+        commands::install_everywhere(target.addr, who, &pop).await?;
+    }
+    let plain = chat_phase(&o.chat, o.rate, target, &pop, false).await?;
+    let commands = match app {
+        Some(_) => {
+            eprintln!("load: the same again with /echo commands");
+            Some(chat_phase(&o.chat, o.rate, target, &pop, true).await?)
+        }
+        None => None,
+    };
+    Ok(Phases { plain, commands })
 }
 
 pub async fn run(o: MessagesOpts, command: String) -> Result<bool> {
@@ -321,20 +386,35 @@ pub async fn run(o: MessagesOpts, command: String) -> Result<bool> {
         );
         Some(echo_phase(&o.chat, o.rate).await?)
     };
-    let (server, deliveries) = if o.echo_only {
-        (None, None)
+    let app = o
+        .commands
+        .then(|| commands::Accounts::for_run(&setup::run_prefix()));
+    let (server, deliveries, command_phase) = if o.echo_only {
+        (None, None, None)
     } else {
-        let target = Target::open(&o.target).await?;
+        let launch = match &app {
+            Some(who) => Launch {
+                before: who.create_commands(),
+                env: commands::server_env(),
+                ..Launch::default()
+            },
+            None => Launch::default(),
+        };
+        let target = Target::open_with(&o.target, &launch).await?;
         let log = target.log();
-        let result = messenger_phase(&o, &target).await;
+        let result = messenger_phase(&o, &target, app.as_ref()).await;
         let closed = target.close().await;
-        let (s, d) = result.with_context(|| match &log {
+        let phases = result.with_context(|| match &log {
             Some(l) => format!("server log: {}", l.display()),
             None => "messenger phase".into(),
         })?;
         closed?;
-        (Some(s), Some(d))
+        let (s, d) = phases.plain;
+        (Some(s), Some(d), phases.commands)
     };
+    let command_phase = command_phase.map(|(sends, replies)| {
+        CommandsPhase::compare(sends, replies, server.as_ref(), deliveries.as_ref())
+    });
     let ratio = match (&echo, &server) {
         (Some(e), Some(s)) if e.accepted_per_s > 0.0 => Some(s.accepted_per_s / e.accepted_per_s),
         _ => None,
@@ -346,7 +426,8 @@ pub async fn run(o: MessagesOpts, command: String) -> Result<bool> {
     let ok = deliveries
         .as_ref()
         .is_none_or(|d| d.violations == 0 && d.problems.is_empty())
-        && server.as_ref().is_none_or(|s| s.errors.is_empty());
+        && server.as_ref().is_none_or(|s| s.errors.is_empty())
+        && command_phase.as_ref().is_none_or(CommandsPhase::ok);
     let report = MessagesReport {
         machine: Machine::describe(),
         command,
@@ -356,6 +437,7 @@ pub async fn run(o: MessagesOpts, command: String) -> Result<bool> {
         deliveries,
         ratio_to_echo: ratio,
         delivered_ratio_to_echo: delivered_ratio,
+        commands: command_phase,
         ok,
     };
     if o.json {

@@ -303,6 +303,7 @@ pub async fn run(o: PaymentsOpts, command: String) -> Result<bool> {
     let launch = Launch {
         serve_args: Vec::new(),
         before,
+        ..Launch::default()
     };
     let target = Target::open_with(&o.target, &launch).await?;
     let log = target.log();

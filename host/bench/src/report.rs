@@ -87,6 +87,27 @@ pub struct Deliveries {
     pub problems: Vec<String>,
     /// Frames that were not message pushes (other typed events): counted, not checked.
     pub other_frames: u64,
+    /// The first of those, cut short.
+    pub other_sample: Option<String>,
+    /// An app-command phase: the app's replies to the senders' own commands.
+    pub replies: Option<Replies>,
+}
+
+/// The echo app's replies in an app-command phase, seen on the WebSocket of each command's
+/// sender.
+#[derive(Debug, Clone, Serialize)]
+pub struct Replies {
+    /// Commands the server accepted (warm-up included): one reply each is awaited.
+    pub expected: u64,
+    pub received: u64,
+    /// `app_error` frames instead of a reply (the app busy, failed or timed out).
+    pub app_errors: u64,
+    /// Replies to commands sent inside the measured window.
+    pub measured: u64,
+    pub window_s: f64,
+    pub per_s: f64,
+    /// From the command's send to the reply on its sender's WebSocket.
+    pub latency: Latency,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,7 +122,55 @@ pub struct MessagesReport {
     pub ratio_to_echo: Option<f64>,
     /// Messenger delivered/s (pushes, one per recipient) over echo requests/s.
     pub delivered_ratio_to_echo: Option<f64>,
+    /// The app-command phase (`--commands`).
+    pub commands: Option<CommandsPhase>,
     pub ok: bool,
+}
+
+/// The app-command phase beside the plain one of the same run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommandsPhase {
+    pub sends: Sends,
+    pub deliveries: Deliveries,
+    /// Commands accepted/s over plain messages accepted/s.
+    pub accepted_ratio_to_plain: Option<f64>,
+    /// The reply's p99 (command sent -> reply on the sender's WebSocket) over the plain
+    /// delivery p99 (message sent -> pushed to a member).
+    pub reply_p99_ratio_to_plain: Option<f64>,
+}
+
+impl CommandsPhase {
+    pub fn compare(
+        sends: Sends,
+        deliveries: Deliveries,
+        plain: Option<&Sends>,
+        plain_deliveries: Option<&Deliveries>,
+    ) -> CommandsPhase {
+        let accepted_ratio_to_plain = plain
+            .filter(|p| p.accepted_per_s > 0.0)
+            .map(|p| sends.accepted_per_s / p.accepted_per_s);
+        let reply_p99_ratio_to_plain = match (&deliveries.replies, plain_deliveries) {
+            (Some(r), Some(d)) if d.latency.p99_ms > 0.0 => {
+                Some(r.latency.p99_ms / d.latency.p99_ms)
+            }
+            _ => None,
+        };
+        CommandsPhase {
+            sends,
+            deliveries,
+            accepted_ratio_to_plain,
+            reply_p99_ratio_to_plain,
+        }
+    }
+
+    /// Every command accepted, answered once, and every seq delivered in order.
+    pub fn ok(&self) -> bool {
+        let d = &self.deliveries;
+        self.sends.errors.is_empty()
+            && d.violations == 0
+            && d.problems.is_empty()
+            && d.replies.as_ref().is_some_and(|r| r.received == r.expected)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -257,6 +326,9 @@ fn print_deliveries(d: &Deliveries) {
     }
     if d.other_frames > 0 {
         println!("  other frames {} (not message pushes)", d.other_frames);
+        if let Some(sample) = &d.other_sample {
+            println!("    first: {sample}");
+        }
     }
     for p in &d.problems {
         println!("  problem      {p}");
@@ -294,7 +366,34 @@ pub fn print_messages(r: &MessagesReport) {
             ratio * 100.0
         );
     }
+    if let Some(c) = &r.commands {
+        print_commands(c);
+    }
     println!("result: {}", if r.ok { "OK" } else { "FAILED (see above)" });
+}
+
+fn ratio(r: Option<f64>) -> String {
+    r.map_or_else(|| "?".into(), |r| format!("{:.1}%", r * 100.0))
+}
+
+fn print_commands(c: &CommandsPhase) {
+    print_sends("app commands (/echo to an installed app)", &c.sends);
+    print_deliveries(&c.deliveries);
+    if let Some(r) = &c.deliveries.replies {
+        println!(
+            "  replies      {:>10.0} /s   ({} measured in {:.2} s; {} of {} awaited in total, {} app errors)",
+            r.per_s, r.measured, r.window_s, r.received, r.expected, r.app_errors
+        );
+        println!(
+            "  reply        {}  (command send start -> app reply on the sender's WebSocket)",
+            r.latency
+        );
+    }
+    println!(
+        "ratio: commands accepted/s = {} of plain messages/s; reply p99 = {} of the plain delivery p99",
+        ratio(c.accepted_ratio_to_plain),
+        ratio(c.reply_p99_ratio_to_plain)
+    );
 }
 
 pub fn print_idle(r: &IdleReport) {

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Deserialize;
+use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::hist::Histogram;
@@ -23,6 +24,8 @@ pub struct Slot {
     pub auth: String,
     /// Conversation index (for the accepted-seq bookkeeping).
     pub conv: usize,
+    /// The user's index, written into the text (a reply to a command names it).
+    pub user: usize,
 }
 
 /// What every sender shares.
@@ -42,7 +45,15 @@ pub struct Shared {
     /// Open-loop pacing: total messages/s over all senders; `None` sends back to back.
     pub rate: Option<f64>,
     pub senders: usize,
+    /// Send `/echo` commands instead of plain messages.
+    pub commands: bool,
+    /// Per user (commands only): told when the app answered the user's command; a closed-loop
+    /// sender waits for it before its next send, as a person waits for the app.
+    pub answers: Vec<Arc<Notify>>,
 }
+
+/// How long a closed-loop sender waits for an app's answer before it sends again.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What the accepted responses said about one conversation.
 #[derive(Debug, Clone, Copy, Default)]
@@ -159,7 +170,7 @@ pub async fn run(
         };
         turn += 1;
         stats.attempted += 1;
-        text::write_body(&mut body, sent_us, index);
+        text::write_body(&mut body, sent_us, slot.user, shared.commands);
         let outcome = tokio::time::timeout(
             REQUEST_TIMEOUT,
             c.request("POST", &slot.path, Some(&slot.auth), Some(&body)),
@@ -183,6 +194,13 @@ pub async fn run(
                     stats.measured += 1;
                     stats.last_measured_us = now;
                     stats.round_trip.record(now.saturating_sub(sent_us));
+                }
+                if let (None, Some(answered)) = (period_us, shared.answers.get(slot.user))
+                    && tokio::time::timeout(ANSWER_TIMEOUT, answered.notified())
+                        .await
+                        .is_err()
+                {
+                    stats.error(format!("no answer from the app within {ANSWER_TIMEOUT:?}"));
                 }
             }
             Ok(Ok(resp)) => {

@@ -55,6 +55,8 @@ pub struct Launch {
     /// Commands of the same binary (e.g. `admin create-user ...`) run to completion, in order,
     /// before the server starts, on its database (`--data-dir` is appended, DATABASE_URL set).
     pub before: Vec<Vec<String>>,
+    /// Environment of the server and of `before` (e.g. `MINIHOST_APPS_*` settings).
+    pub env: Vec<(String, String)>,
 }
 
 /// A server under test and what must be cleaned up after it.
@@ -75,7 +77,8 @@ impl Target {
     /// Like [`Target::open`], with extra steps for a started server (a running one cannot
     /// take them: it is refused).
     pub async fn open_with(opts: &TargetOpts, launch: &Launch) -> Result<Self> {
-        if opts.url.is_some() && (!launch.serve_args.is_empty() || !launch.before.is_empty()) {
+        let extra = !launch.serve_args.is_empty() || !launch.before.is_empty();
+        if opts.url.is_some() && (extra || !launch.env.is_empty()) {
             bail!("this command starts its own server: give --server-bin, not --url");
         }
         if let Some(url) = &opts.url {
@@ -104,6 +107,7 @@ impl Target {
             "MINIHOST_THROTTLE_EXEMPT".to_owned(),
             "127.0.0.1".to_owned(),
         )];
+        env.extend(launch.env.iter().cloned());
         let db = match opts.db {
             Db::Sqlite => None,
             Db::Postgres => {

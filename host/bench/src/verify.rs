@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::hist::Histogram;
-use crate::report::{Deliveries, Latency};
+use crate::report::{Deliveries, Latency, Replies};
 use crate::send::Accepted;
 use crate::ws::ReaderStats;
 
@@ -28,11 +28,16 @@ pub fn summarize(
     conversations: usize,
     measure_from_us: u64,
     drain: Duration,
+    commands_accepted: Option<u64>,
 ) -> Deliveries {
     let clients = finished.len();
     let mut latency = Histogram::default();
+    let mut reply_latency = Histogram::default();
+    let (mut replies, mut replies_measured, mut last_reply_us) = (0, 0, 0);
+    let mut app_errors = 0;
     let (mut delivered, mut measured, mut last_us, mut violations) = (0, 0, 0, 0);
     let (mut expected, mut other_frames) = (0, 0);
+    let mut other_sample = None;
     let mut samples = Vec::new();
     let mut problems = Vec::new();
     for f in finished {
@@ -43,9 +48,17 @@ pub fn summarize(
         measured += s.measured;
         last_us = last_us.max(s.last_measured_us);
         latency.merge(&s.latency);
+        reply_latency.merge(&s.reply_latency);
+        replies += s.replies;
+        app_errors += s.app_errors;
+        replies_measured += s.replies_measured;
+        last_reply_us = last_reply_us.max(s.last_reply_us);
         violations += s.violations;
         samples.extend(s.violation_samples);
         other_frames += s.other_frames;
+        if other_sample.is_none() {
+            other_sample = s.other_sample;
+        }
         if let Some(why) = s.ended {
             problems.push(format!("{}: {why}", f.user));
         }
@@ -74,6 +87,18 @@ pub fn summarize(
     samples.truncate(LISTED);
     problems.truncate(LISTED);
     let window_s = last_us.saturating_sub(measure_from_us) as f64 / 1e6;
+    let replies = commands_accepted.map(|expected| {
+        let window_s = last_reply_us.saturating_sub(measure_from_us) as f64 / 1e6;
+        Replies {
+            expected,
+            received: replies,
+            app_errors,
+            measured: replies_measured,
+            window_s,
+            per_s: per_second(replies_measured, window_s),
+            latency: Latency::from(&reply_latency),
+        }
+    });
     Deliveries {
         clients,
         conversations,
@@ -81,17 +106,23 @@ pub fn summarize(
         expected,
         measured,
         window_s,
-        delivered_per_s: if window_s > 0.0 {
-            measured as f64 / window_s
-        } else {
-            0.0
-        },
+        delivered_per_s: per_second(measured, window_s),
         latency: Latency::from(&latency),
         drain_s: drain.as_secs_f64(),
         violations,
         violation_samples: samples,
         problems,
         other_frames,
+        other_sample,
+        replies,
+    }
+}
+
+fn per_second(n: u64, window_s: f64) -> f64 {
+    if window_s > 0.0 {
+        n as f64 / window_s
+    } else {
+        0.0
     }
 }
 
@@ -136,6 +167,7 @@ mod tests {
             1,
             0,
             Duration::ZERO,
+            None,
         );
         assert_eq!(d.violations, 0);
         assert_eq!((d.delivered, d.expected), (20, 20));
@@ -149,6 +181,7 @@ mod tests {
             1,
             0,
             Duration::ZERO,
+            None,
         );
         assert_eq!(d.violations, 2);
         assert!(d.violation_samples[0].contains("saw seq 1..=9, accepted 1..=10"));
@@ -158,8 +191,23 @@ mod tests {
     fn a_client_that_saw_nothing_is_a_violation() {
         let mut f = finished("a", 1, 1);
         f.stats.seen.clear();
-        let d = summarize(vec![f], &accepted(1..=3), 1, 0, Duration::ZERO);
+        let d = summarize(vec![f], &accepted(1..=3), 1, 0, Duration::ZERO, None);
         assert_eq!(d.violations, 1);
         assert!(d.violation_samples[0].contains("saw nothing"));
+    }
+
+    #[test]
+    fn replies_are_summed_over_the_senders() {
+        let mut a = finished("a", 1, 4);
+        a.stats.replies = 2;
+        a.stats.replies_measured = 2;
+        a.stats.last_reply_us = 2_000_000;
+        let mut b = finished("b", 1, 4);
+        b.stats.replies = 1;
+        b.stats.replies_measured = 0;
+        let d = summarize(vec![a, b], &accepted(1..=4), 1, 0, Duration::ZERO, Some(4));
+        let r = d.replies.unwrap();
+        assert_eq!((r.expected, r.received, r.measured), (4, 3, 2));
+        assert!((r.per_s - 1.0).abs() < 1e-9);
     }
 }

@@ -53,6 +53,21 @@ pub async fn connect(addr: SocketAddr, token: &str, from: Option<IpAddr>) -> Res
     ws.send(Message::text(r#"{"type":"resume","cursors":{}}"#))
         .await
         .context("sending resume")?;
+    // Live events reach the session once it has resumed: wait for that, so a run's first
+    // sends are not sent before every reader listens.
+    let resumed = async {
+        while let Some(frame) = ws.next().await {
+            if let Message::Text(t) = frame.context("reading the WebSocket before `resumed`")?
+                && t.as_str().contains(r#""type":"resumed""#)
+            {
+                return Ok(());
+            }
+        }
+        anyhow::bail!("the server closed the WebSocket before `resumed`")
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), resumed)
+        .await
+        .context("no `resumed` within 30 s")??;
     Ok(ws)
 }
 
@@ -89,6 +104,14 @@ struct Push<'a> {
 struct PushedMessage<'a> {
     #[serde(borrow, default)]
     content: Option<PushedContent<'a>>,
+    #[serde(borrow, default)]
+    sender: Option<PushedSender<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PushedSender<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
@@ -115,12 +138,24 @@ pub struct ReaderStats {
     /// When the last measured delivery arrived, in [`Clock`] microseconds.
     pub last_measured_us: u64,
     pub latency: Histogram,
+    /// App replies to this reader's own commands (an app-command run), in total.
+    pub replies: u64,
+    /// Of those, replies to commands sent inside the measured window.
+    pub replies_measured: u64,
+    /// When the last measured reply arrived, in [`Clock`] microseconds.
+    pub last_reply_us: u64,
+    /// From a command's send to its reply arriving here.
+    pub reply_latency: Histogram,
     pub seen: Vec<Seen>,
     pub violations: u64,
     /// The first few violations, described.
     pub violation_samples: Vec<String>,
     /// Frames that were not message pushes we could read.
     pub other_frames: u64,
+    /// The first of those (cut short), to show what the server said.
+    pub other_sample: Option<String>,
+    /// `app_error` frames (an app that could not answer this reader's command: busy, ...).
+    pub app_errors: u64,
     /// Why the stream ended before it was told to stop, if it did.
     pub ended: Option<String>,
 }
@@ -135,25 +170,43 @@ impl ReaderStats {
         }
     }
 
-    /// Accounts one pushed message; returns the seq it carried.
+    /// Accounts one pushed message of `conversation`: its latency if it is a bench message
+    /// (an app's reply to this reader's own command apart), and its place in the seq order.
     fn on_push(
         &mut self,
-        user: &str,
+        r: &ReaderSetup,
         conversation: &str,
         seq: u64,
         text: Option<&str>,
-        clock: &Clock,
-        measure_from_us: u64,
+        from_app: bool,
     ) {
-        let now = clock.now_us();
+        let now = r.clock.now_us();
         self.delivered += 1;
-        if let Some(sent) = text.and_then(text::sent_at)
-            && sent >= measure_from_us
-        {
+        let Some(st) = text.and_then(text::stamp) else {
+            return self.order(&r.user, conversation, seq);
+        };
+        if from_app && !st.command {
+            // An app's reply: timed where its command was sent, not counted as a delivery.
+            if st.user == r.user_index {
+                self.replies += 1;
+                r.replies.fetch_add(1, Ordering::Release);
+                r.answered.notify_one();
+                if st.sent_us >= r.measure_from_us {
+                    self.replies_measured += 1;
+                    self.last_reply_us = now;
+                    self.reply_latency.record(now.saturating_sub(st.sent_us));
+                }
+            }
+        } else if st.sent_us >= r.measure_from_us {
             self.measured += 1;
             self.last_measured_us = now;
-            self.latency.record(now.saturating_sub(sent));
+            self.latency.record(now.saturating_sub(st.sent_us));
         }
+        self.order(&r.user, conversation, seq);
+    }
+
+    /// Checks that `seq` follows the last one seen of `conversation`.
+    fn order(&mut self, user: &str, conversation: &str, seq: u64) {
         let idx = match self
             .seen
             .iter()
@@ -200,6 +253,20 @@ pub struct ReaderSetup {
     pub measure_from_us: u64,
     /// Acknowledge every this many pushes of a conversation (0: never).
     pub ack_every: u64,
+    /// This reader's user index (replies to its commands name it).
+    pub user_index: usize,
+    /// Counts replies to (and app errors about) this reader's commands, for the run to wait on.
+    pub replies: Arc<AtomicU64>,
+    /// Told of each reply to (or app error about) this reader's commands: its sender waits
+    /// for it before the next command.
+    pub answered: Arc<tokio::sync::Notify>,
+}
+
+/// The frames every session starts with.
+fn is_greeting(frame: &str) -> bool {
+    [r#""type":"ready""#, r#""type":"resumed""#]
+        .iter()
+        .any(|t| frame.contains(t))
 }
 
 /// Reads pushes until `stop` turns true or the stream ends.
@@ -234,15 +301,10 @@ pub async fn read_until_stopped(
                 seq: Some(seq),
                 message,
             }) if kind == "message" => {
-                let text = message.and_then(|m| m.content).and_then(|c| c.text);
-                stats.on_push(
-                    &r.user,
-                    &conv,
-                    seq,
-                    text.as_deref(),
-                    &r.clock,
-                    r.measure_from_us,
-                );
+                let (content, sender) = message.map_or((None, None), |m| (m.content, m.sender));
+                let text = content.and_then(|c| c.text);
+                let from_app = sender.and_then(|s| s.kind).is_some_and(|k| k == "app");
+                stats.on_push(&r, &conv, seq, text.as_deref(), from_app);
                 if *conv == *r.watched {
                     r.progress.store(seq, Ordering::Release);
                 }
@@ -254,7 +316,21 @@ pub async fn read_until_stopped(
                     }
                 }
             }
-            _ => stats.other_frames += 1,
+            // Its `message` is a sentence, not a message: it does not parse as a push.
+            _ if bytes.as_str().contains(r#""type":"app_error""#) => {
+                stats.app_errors += 1;
+                r.replies.fetch_add(1, Ordering::Release);
+                r.answered.notify_one();
+                if stats.other_sample.is_none() {
+                    stats.other_sample = Some(bytes.as_str().chars().take(300).collect());
+                }
+            }
+            _ => {
+                stats.other_frames += 1;
+                if stats.other_sample.is_none() && !is_greeting(bytes.as_str()) {
+                    stats.other_sample = Some(bytes.as_str().chars().take(300).collect());
+                }
+            }
         }
     }
     let _ = ws.close(None).await;
@@ -277,16 +353,54 @@ mod tests {
         );
     }
 
+    fn setup(user_index: usize) -> ReaderSetup {
+        ReaderSetup {
+            user: "u".into(),
+            watched: "c".into(),
+            progress: Arc::new(AtomicU64::new(0)),
+            clock: Clock::start(),
+            measure_from_us: 0,
+            ack_every: 0,
+            user_index,
+            replies: Arc::new(AtomicU64::new(0)),
+            answered: Arc::new(tokio::sync::Notify::new()),
+        }
+    }
+
     #[test]
     fn seq_checks() {
-        let clock = Clock::start();
+        let r = setup(0);
         let mut s = ReaderStats::default();
         for seq in [1, 2, 3, 5, 5, 4] {
-            s.on_push("u", "c", seq, None, &clock, 0);
+            s.on_push(&r, "c", seq, None, false);
         }
         assert_eq!(s.violations, 3);
         assert_eq!(s.seen[0].count, 6);
         assert_eq!((s.seen[0].first, s.seen[0].last), (1, 5));
+    }
+
+    #[test]
+    fn replies_to_own_commands_are_timed_apart() {
+        let r = setup(3);
+        let mut s = ReaderStats::default();
+        s.on_push(&r, "c", 1, Some("/echo bench 0 3"), false);
+        s.on_push(&r, "c", 2, Some("bench 0 3"), true);
+        s.on_push(&r, "c", 3, Some("/echo bench 0 4"), false);
+        s.on_push(&r, "c", 4, Some("bench 0 4"), true);
+        // A user typing the reply's text is not the app.
+        s.on_push(&r, "c", 5, Some("bench 0 3"), false);
+        assert_eq!((s.delivered, s.measured), (5, 3));
+        assert_eq!((s.replies, s.replies_measured), (1, 1));
+        assert_eq!(r.replies.load(Ordering::Acquire), 1);
+        assert_eq!(s.violations, 0);
+    }
+
+    #[test]
+    fn push_names_an_app_sender() {
+        let raw = r#"{"type":"message","conversation":"c1","seq":8,"message":{"content":{"type":"text","text":"bench 1 2"},"sender":{"type":"app","app":"echo"}}}"#;
+        let p: Push<'_> = serde_json::from_str(raw).unwrap();
+        let kind = p.message.unwrap().sender.unwrap().kind.unwrap();
+        assert_eq!(kind, "app");
     }
 
     #[test]
