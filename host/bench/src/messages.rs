@@ -187,15 +187,14 @@ async fn connect_all(addr: SocketAddr, pop: &Population) -> Vec<Result<ws::Ws>> 
         .await
 }
 
+/// A reader per user, sharing the senders' clock, window and answer signals.
 fn spawn_readers(
     conns: Vec<Result<ws::Ws>>,
     pop: &Population,
-    clock: Clock,
-    measure_from_us: u64,
+    shared: &Shared,
     ack_every: u64,
     stop: &watch::Receiver<bool>,
     replies: &Arc<AtomicU64>,
-    answered: &[Arc<Notify>],
 ) -> Result<Vec<Reader>> {
     let mut readers = Vec::with_capacity(conns.len());
     for (i, (u, conn)) in pop.users.iter().zip(conns).enumerate() {
@@ -212,12 +211,13 @@ fn spawn_readers(
             user: u.name.as_str().into(),
             watched,
             progress: progress.clone(),
-            clock,
-            measure_from_us,
+            clock: shared.clock,
+            measure_from_us: shared.measure_from_us,
             ack_every,
             user_index: i,
             replies: replies.clone(),
-            answered: answered
+            answered: shared
+                .answers
                 .get(i)
                 .cloned()
                 .unwrap_or_else(|| Arc::new(Notify::new())),
@@ -289,16 +289,7 @@ pub async fn chat_phase(
     });
     let shared = shared(target.addr, o, rate, slots.len(), true, answers);
     let replies = Arc::new(AtomicU64::new(0));
-    let readers = spawn_readers(
-        conns,
-        pop,
-        shared.clock,
-        shared.measure_from_us,
-        o.ack_every,
-        &stop_rx,
-        &replies,
-        &shared.answers,
-    )?;
+    let readers = spawn_readers(conns, pop, &shared, o.ack_every, &stop_rx, &replies)?;
     eprintln!(
         "load: {} senders for {:.1} s (+{:.1} s warm-up)",
         slots.len(),
