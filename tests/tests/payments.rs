@@ -480,3 +480,60 @@ async fn five_wrong_pins_lock_payments_also_after_a_restart() {
         node.finish().await;
     }
 }
+
+/// The node remembers a verified PIN (so repeat payments skip argon2), but the memory never
+/// accepts what argon2 would not: a wrong PIN is still wrong and counted, a changed PIN makes
+/// the old one wrong at once, and the lock holds over a remembered PIN.
+#[tokio::test]
+async fn a_remembered_pin_is_forgotten_when_it_changes_and_never_beats_the_lock() {
+    on_every_backend!(|node| {
+        let w = World::new(&node).await;
+        let backend = with_token(&node.client(), &w.alice_token);
+        let mut orders = Vec::new();
+        for key in ["o-1", "o-2", "o-3", "o-4"] {
+            let r = backend
+                .post("/open/v1/payments", &ask(key, json!(100)))
+                .await;
+            assert_eq!(r.0, 201, "{r:?}");
+            orders.push(format!(
+                "/api/v1/me/payments/{}/confirm",
+                r.1["id"].as_str().unwrap()
+            ));
+        }
+        let paid = |r: &(u16, Value)| (r.0, r.1["state"].as_str().map(str::to_owned));
+        let r = w.alice.post(&orders[0], &json!({"pin": PIN})).await;
+        assert_eq!(paid(&r), (200, Some("paid".into())), "{r:?}");
+        let r = w.alice.post(&orders[1], &json!({"pin": "000000"})).await;
+        assert_eq!(
+            code(&r),
+            (403, "wrong_pin"),
+            "a wrong PIN after a right one: {r:?}"
+        );
+
+        // A new PIN: the remembered old one is wrong now.
+        let r = w
+            .alice
+            .put(
+                "/api/v1/me/payment-pin",
+                &json!({"pin": "135790", "password": "password-alice"}),
+            )
+            .await;
+        assert_eq!(r.0, 204, "{r:?}");
+        let r = w.alice.post(&orders[1], &json!({"pin": PIN})).await;
+        assert_eq!(code(&r), (403, "wrong_pin"), "the old PIN: {r:?}");
+        let r = w.alice.post(&orders[1], &json!({"pin": "135790"})).await;
+        assert_eq!(paid(&r), (200, Some("paid".into())), "{r:?}");
+
+        // Five wrong tries (the success cleared the count), then the remembered PIN is locked
+        // out.
+        for n in 1..=5 {
+            let r = w.alice.post(&orders[2], &json!({"pin": "000000"})).await;
+            assert_eq!(code(&r), (403, "wrong_pin"), "try {n}: {r:?}");
+        }
+        let r = w.alice.post(&orders[2], &json!({"pin": "135790"})).await;
+        assert_eq!(code(&r), (423, "payments_locked"), "{r:?}");
+        assert_eq!(eur(&w.alice.get("/api/v1/me/wallet").await), 10_000 - 200);
+        let tb = node.node.store.trial_balance().await.unwrap();
+        assert!(tb.holds(), "{tb:#?}");
+    });
+}

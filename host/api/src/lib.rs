@@ -20,6 +20,7 @@ mod oauth;
 mod open;
 mod openapi;
 mod payments;
+pub mod pin_memory;
 pub mod platform;
 mod registry;
 mod review;

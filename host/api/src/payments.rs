@@ -116,6 +116,7 @@ pub(crate) async fn set_pin(
     crate::sessions::check_password(&state, &me, addr, body.password).await?;
     let hash = crate::auth::hash_pin(&state, body.pin).await?;
     state.store.set_payment_pin(&me.id, &hash).await?;
+    state.guards.pins.forget(me.id.as_str());
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -225,7 +226,18 @@ async fn check_pin(
         addr.0,
         &[(throttles[0], &addr.key()), (throttles[1], me.id.as_str())],
     )?;
-    let checked = crate::auth::verify_pin(state, pin, record.hash).await;
+    let user = me.id.as_str();
+    let checked = if guards.pins.recalls(user, &record.hash, &pin) {
+        Ok(true)
+    } else {
+        let (p, h) = (pin.clone(), record.hash.clone());
+        let checked = crate::auth::verify_pin(state, p, h).await;
+        match &checked {
+            Ok(true) => guards.pins.remember(user, &record.hash, &pin),
+            _ => guards.pins.forget(user),
+        }
+        checked
+    };
     if admitted.settle(&throttles, checked)? {
         // Only a count to clear is worth a write (on SQLite, even an update that changes no
         // row takes the write lock).

@@ -155,6 +155,8 @@ pub struct Guards {
     pub secret_address: Throttle,
     /// The argon2 hashes running at once.
     pub hashes: HashSlots,
+    /// PINs verified lately, so a user's next confirmations skip argon2.
+    pub pins: crate::pin_memory::PinMemory,
     exempt: Vec<IpAddr>,
 }
 
@@ -193,6 +195,7 @@ impl Guards {
                 limits.max_waiting_hashes,
                 limits.hash_wait,
             ),
+            pins: crate::pin_memory::PinMemory::default(),
             exempt: limits.exempt.clone(),
         }
     }
