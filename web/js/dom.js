@@ -85,3 +85,26 @@ export async function busy(button, work) {
     button.removeAttribute('aria-busy');
   }
 }
+
+const ICONS = {
+  chats: 'M4 5h16v11H9l-5 4z',
+  apps: 'M4 4h7v7H4zM13 4h7v7h-7zM4 13h7v7H4zM13 13h7v7h-7z',
+  settings: 'M4 7h16M4 12h16M4 17h16M9 5v4M15 10v4M8 15v4',
+  dev: 'M8 8l-4 4 4 4M16 8l4 4-4 4M13.5 5l-3 14',
+  review: 'M12 3l8 3v6c0 5-4 8-8 9-4-1-8-4-8-9V6zM8.5 12l2.5 2.5 4.5-5',
+};
+
+/** A line icon (decorative: hidden from screen readers). */
+export function icon(name) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('width', '22');
+  svg.setAttribute('height', '22');
+  svg.setAttribute('aria-hidden', 'true');
+  svg.setAttribute('class', 'icon');
+  const p = document.createElementNS(ns, 'path');
+  p.setAttribute('d', ICONS[name] || '');
+  svg.appendChild(p);
+  return svg;
+}

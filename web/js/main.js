@@ -3,7 +3,7 @@
 // that concern the whole app (consent and payment sheets, app panels, notices, the offline
 // banner) to their screens.
 
-import { h, mount, toast } from './dom.js';
+import { h, mount, toast, icon } from './dom.js';
 import { get, setToken, token, whenSignedOut, del } from './api.js';
 import { t, money } from './i18n.js';
 import { state, on } from './store.js';
@@ -24,17 +24,17 @@ function can(...roles) {
 }
 
 function nav(route) {
-  const item = (href, key, icon, when = true) => when
+  const item = (href, key, glyph, when = true) => when
     ? h('a', { href, class: 'nav-item', 'aria-current': route === href.slice(2).split('/')[0] ? 'page' : null },
-      h('span', { class: 'nav-icon', 'aria-hidden': 'true' }, icon), h('span', { class: 'nav-label' }, t(key)))
+      h('span', { class: 'nav-icon', 'aria-hidden': 'true' }, icon(glyph)), h('span', { class: 'nav-label' }, t(key)))
     : null;
   return h('nav', { class: 'rail', 'aria-label': t('nav.label') },
     h('div', { class: 'brand', 'aria-hidden': 'true' }, 'M'),
-    item('#/chats', 'nav.chats', '💬'),
-    item('#/apps', 'nav.apps', '🧩'),
-    item('#/settings', 'nav.settings', '⚙'),
-    item('#/dev', 'nav.developer', '🛠', can('developer')),
-    item('#/review', 'nav.review', '✔', can('reviewer')));
+    item('#/chats', 'nav.chats', 'chats'),
+    item('#/apps', 'nav.apps', 'apps'),
+    item('#/settings', 'nav.settings', 'settings'),
+    item('#/dev', 'nav.developer', 'dev', can('developer')),
+    item('#/review', 'nav.review', 'review', can('reviewer')));
 }
 
 /** Draws the screen of the current hash route. */

@@ -44,7 +44,8 @@ export function chatView(convId, { onChange = () => {}, compact = false } = {}) 
   function drawHeader() {
     const c = conv();
     title.textContent = titleOf(c);
-    subtitle.textContent = c.members ? t('chat.members', { n: c.members.length }) : '';
+    const other = c.kind === 'direct' && (c.members || []).find((m) => !state.me || m.id !== state.me.id);
+    subtitle.textContent = other ? `@${other.username}` : c.members ? t('chat.members', { n: c.members.length }) : '';
   }
 
   function bubble(m) {
