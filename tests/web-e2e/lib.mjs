@@ -23,12 +23,14 @@ export async function launch() {
 }
 
 const problems = [];
+const pages = [];
 
 /** A new page (own context: own storage) of `width`, failing on script errors. */
 export async function page(browser, { width = 1280, height = 800, locale = 'en-US', url = BASE } = {}) {
   const context = await browser.newContext({ viewport: { width, height }, locale });
   context.setDefaultTimeout(WAIT);
   const p = await context.newPage();
+  pages.push(p);
   p.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
   p.on('console', (m) => {
     if (m.type() === 'error' && !/Failed to load resource|WebSocket connection/.test(m.text())) problems.push(`console: ${m.text()}`);
@@ -76,6 +78,7 @@ export async function run(body) {
   } catch (e) {
     console.error(e && e.stack ? e.stack : e);
     process.exitCode = 1;
+    for (const [i, p] of pages.entries()) await p.screenshot({ path: path.join(OUT, `failure-${i}.png`) }).catch(() => {});
   } finally {
     await browser.close();
   }

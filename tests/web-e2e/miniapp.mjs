@@ -26,7 +26,7 @@ await run(async (browser) => {
   const store = consent.getByRole('switch', { name: /Keep data for this app/ });
   check(await send.isChecked() && await store.isChecked(), 'asked scopes start switched on');
   await shot(alice, 'consent-sheet');
-  await consent.getByRole('button', { name: 'Allow' }).click();
+  await consent.getByRole('button', { name: 'Allow', exact: true }).click();
   await consent.waitFor({ state: 'hidden' });
 
   const card = alice.getByRole('group', { name: 'Card from Polls' });
@@ -47,6 +47,6 @@ await run(async (browser) => {
   // The grant is in Settings, with the privacy record.
   await alice.getByRole('link', { name: 'Settings' }).click();
   await alice.getByRole('button', { name: 'Revoke Keep data for this app from polls' }).waitFor();
-  await alice.getByRole('cell', { name: 'Keep data for this app' }).first().waitFor();
-  await shot(alice, 'settings-authorized-apps');
+  await alice.getByRole('region', { name: 'Privacy record' }).getByRole('cell', { name: 'polls' }).first().waitFor();
+  await alice.screenshot({ path: `${process.env.MINIHOST_WEB_OUT}/settings.png`, fullPage: true });
 });

@@ -26,7 +26,7 @@ export default {
   'pay.title': 'Confirm payment', 'pay.app': 'App', 'pay.merchant': 'Merchant', 'pay.description': 'For', 'pay.amount': 'Amount',
   'pay.pin': 'Payment PIN', 'pay.pin_hint': 'The PIN you set in Settings.', 'pay.pay': 'Pay {amount}', 'pay.decline': 'Decline',
   'pay.done': 'Paid {amount}', 'pay.no_pin': 'Set a payment PIN in Settings first.', 'pay.payout': '{app} sent you {amount}',
-  'pay.state.pending': 'Pending', 'pay.state.confirmed': 'Paid', 'pay.state.declined': 'Declined', 'pay.state.expired': 'Expired',
+  'pay.state.pending': 'Pending', 'pay.state.paid': 'Paid', 'pay.state.declined': 'Declined', 'pay.state.expired': 'Expired',
   'pay.state.refunded': 'Refunded', 'pay.state.partially_refunded': 'Partly refunded',
   'apps.title': 'Apps', 'apps.search': 'Search apps', 'apps.none': 'No apps found.', 'apps.my_panel': 'My apps',
   'apps.directory': 'Directory', 'apps.panel_empty': 'Apps you open appear here.', 'apps.open': 'Open',

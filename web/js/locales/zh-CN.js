@@ -25,7 +25,7 @@ export default {
   'pay.title': '确认付款', 'pay.app': '小程序', 'pay.merchant': '商户', 'pay.description': '用途', 'pay.amount': '金额',
   'pay.pin': '支付密码', 'pay.pin_hint': '你在设置中设定的支付密码。', 'pay.pay': '支付 {amount}', 'pay.decline': '拒绝',
   'pay.done': '已支付 {amount}', 'pay.no_pin': '请先在设置中设定支付密码。', 'pay.payout': '{app} 向你转账 {amount}',
-  'pay.state.pending': '待支付', 'pay.state.confirmed': '已支付', 'pay.state.declined': '已拒绝', 'pay.state.expired': '已过期',
+  'pay.state.pending': '待支付', 'pay.state.paid': '已支付', 'pay.state.declined': '已拒绝', 'pay.state.expired': '已过期',
   'pay.state.refunded': '已退款', 'pay.state.partially_refunded': '部分退款',
   'apps.title': '小程序', 'apps.search': '搜索小程序', 'apps.none': '没有找到小程序。', 'apps.my_panel': '我的小程序',
   'apps.directory': '小程序目录', 'apps.panel_empty': '你打开过的小程序会显示在这里。', 'apps.open': '打开',

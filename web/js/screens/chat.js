@@ -55,7 +55,7 @@ export function chatView(convId, { onChange = () => {}, compact = false } = {}) 
       ? renderCard(m, { onPress: (button, inputs) => press(m, button, inputs) })
       : h('p', { class: 'text' }, m.content.text);
     return h('li', { class: `msg ${mine ? 'mine' : ''} ${m.content.type === 'card' ? 'has-card' : ''}`, 'data-seq': m.seq, 'data-id': m.id },
-      mine ? null : h('span', { class: `sender ${m.sender.type === 'app' ? 'app' : ''}` }, who,
+      mine ? null : h('span', { class: `sender ${m.sender.type === 'app' ? 'from-app' : ''}` }, who,
         m.sender.type === 'app' ? h('span', { class: 'tag' }, t('chat.app')) : null),
       body,
       h('time', { class: 'msg-time', datetime: m.created_at, title: dateTime(m.created_at_ms) }, when(m.created_at_ms)));
@@ -211,6 +211,7 @@ export function chatView(convId, { onChange = () => {}, compact = false } = {}) 
     } catch { installs = []; }
     const lists = await Promise.all(installs.map(async (i) => (await commandsOf(i.app)).map((c) => ({ ...c, app: i.app }))));
     commands = lists.flat();
+    if (input.value.startsWith('/')) suggest();
   }
 
   function appsDialog() {
