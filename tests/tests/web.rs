@@ -232,7 +232,7 @@ async fn a_developer_uploads_and_a_reviewer_approves_and_releases() {
     let _one = BROWSER.lock().await;
     let node = start().await;
     node.developer("pollster").await;
-    node.reviewer("rita").await;
+    let rita = node.reviewer("rita").await;
     scenario(
         &node,
         "consoles.mjs",
@@ -242,10 +242,8 @@ async fn a_developer_uploads_and_a_reviewer_approves_and_releases() {
         ],
     )
     .await;
-    let r = node
-        .client()
-        .get("/api/v1/directory/polls")
-        .await;
+    // What the reviewer released is what users get.
+    let r = rita.get("/api/v1/directory/polls").await;
     assert_eq!(r.0, 200, "{r:?}");
     assert_eq!(r.1["version"], "1.0.0", "{r:?}");
     node.finish().await;

@@ -46,7 +46,7 @@ export default {
   'scope.storage': 'Keep data for this app', 'scope.payments.request': 'Ask you to pay', 'scope.payments.refund': 'Refund your payments',
   'scope.payments.payout': 'Send you money', 'scope.timers': 'Remind itself later', 'scope.auth': 'Know who you are to its server',
   'dev.title': 'Developer console', 'dev.my_apps': 'My apps', 'dev.no_apps': 'No apps yet: register one below.',
-  'dev.open_by_id': 'App id', 'dev.open': 'Open', 'dev.register': 'Register an app', 'dev.app_id': 'App id',
+  'dev.open_by_id': 'Open an app by id', 'dev.open': 'Open', 'dev.register': 'Register an app', 'dev.app_id': 'App id',
   'dev.app_id_hint': 'Lowercase letters, digits and dashes; it cannot change.', 'dev.app_name': 'Name',
   'dev.secret_title': 'Your app’s credentials', 'dev.secret_once': 'Copy the client secret now: it is shown only once.',
   'dev.secret_saved': 'I saved it', 'dev.upload': 'Upload a version', 'dev.manifest_file': 'miniapp.toml file',

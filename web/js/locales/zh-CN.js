@@ -45,7 +45,7 @@ export default {
   'scope.storage': '为此小程序保存数据', 'scope.payments.request': '向你发起付款', 'scope.payments.refund': '为你的付款退款',
   'scope.payments.payout': '向你转账', 'scope.timers': '稍后提醒自己', 'scope.auth': '向其服务器确认你的身份',
   'dev.title': '开发者控制台', 'dev.my_apps': '我的小程序', 'dev.no_apps': '还没有小程序：在下方注册一个。',
-  'dev.open_by_id': '小程序 ID', 'dev.open': '打开', 'dev.register': '注册小程序', 'dev.app_id': '小程序 ID',
+  'dev.open_by_id': '按 ID 打开小程序', 'dev.open': '打开', 'dev.register': '注册小程序', 'dev.app_id': '小程序 ID',
   'dev.app_id_hint': '小写字母、数字和连字符，注册后不可更改。', 'dev.app_name': '名称',
   'dev.secret_title': '小程序凭据', 'dev.secret_once': '请立即复制客户端密钥：它只显示这一次。',
   'dev.secret_saved': '我已保存', 'dev.upload': '上传版本', 'dev.manifest_file': 'miniapp.toml 文件',

@@ -33,7 +33,7 @@ export function developerScreen(app) {
 }
 
 function appsPage() {
-  const id = h('input', { name: 'id', autocapitalize: 'none', placeholder: 'my-app', pattern: '[a-z0-9-]+' });
+  const id = h('input', { name: 'id', autocapitalize: 'none', placeholder: 'my-app', pattern: '[a-z0-9]+(-[a-z0-9]+)*' });
   const name = h('input', { name: 'name', placeholder: 'My App' });
   const register = h('button', { type: 'submit', class: 'primary' }, t('dev.register'));
   const openId = h('input', { name: 'open', autocapitalize: 'none', 'aria-label': t('dev.open_by_id') });

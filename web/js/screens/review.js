@@ -22,8 +22,8 @@ function queuePage() {
     try {
       const list = await get('/api/v1/review/queue');
       mount(queue, list.length ? h('ul', { class: 'plain queue' }, list.map((v) => h('li', {},
-        h('a', { href: `#/review/${encodeURIComponent(v.app_id)}/${encodeURIComponent(v.version)}`, class: 'queue-item' },
-          h('strong', {}, `${v.app_id} ${v.version}`), ' ', statusTag(v.status),
+        h('a', { href: `#/review/${encodeURIComponent(v.app)}/${encodeURIComponent(v.version)}`, class: 'queue-item' },
+          h('strong', {}, `${v.app} ${v.version}`), ' ', statusTag(v.status),
           v.reviewer ? h('span', { class: 'muted small' }, ` · ${t('review.claimed_by', { who: v.reviewer })}`) : null,
           h('span', { class: 'muted small' }, ` · ${dateTime(v.created_at_ms)}`),
           v.notes ? h('p', { class: 'small' }, v.notes) : null))))
@@ -32,8 +32,8 @@ function queuePage() {
     try {
       const list = await get('/api/v1/review/reports');
       mount(reports, list.length ? h('ul', { class: 'plain' }, list.map((r) => h('li', { class: 'report' },
-        h('strong', {}, r.report.app_id), ': ', r.report.reason, h('span', { class: 'muted small' }, ` · ${dateTime(r.report.created_at_ms)}`),
-        h('div', { class: 'row' }, h('button', { class: 'danger small', onclick: () => suspend(r.report.app_id) }, t('review.suspend'))))))
+        h('strong', {}, r.report.app), ': ', r.report.reason, h('span', { class: 'muted small' }, ` · ${dateTime(r.report.created_at_ms)}`),
+        h('div', { class: 'row' }, h('button', { class: 'danger small', onclick: () => suspend(r.report.app) }, t('review.suspend'))))))
         : h('p', { class: 'muted' }, t('review.no_reports')));
     } catch (err) { mount(reports, h('p', { class: 'error' }, err.message)); }
   })();
