@@ -17,6 +17,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
+/// A file of Debian's `fonts-noto-cjk` (without it, Chinese text renders as boxes in screenshots).
+const CJK_FONT: &str = "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc";
 
 /// One browser scenario at a time.
 static BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -37,18 +39,25 @@ fn out_dir(scenario: &str) -> PathBuf {
 fn prepare() {
     static READY: OnceLock<()> = OnceLock::new();
     READY.get_or_init(|| {
-        if !Path::new(CHROMIUM).exists() {
-            let root = Command::new("id")
-                .arg("-u")
-                .output()
-                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-            assert!(
-                root,
-                "the browser tests need Debian's chromium: run `apt-get install -y chromium` as root"
-            );
+        let root = Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+        // Debian packages: the browser, and CJK fonts for the Chinese screens' screenshots.
+        let missing: Vec<&str> = [(CHROMIUM, "chromium"), (CJK_FONT, "fonts-noto-cjk")]
+            .into_iter()
+            .filter(|(path, _)| !Path::new(path).exists())
+            .map(|(_, package)| package)
+            .collect();
+        assert!(
+            root || !missing.contains(&"chromium"),
+            "the browser tests need Debian's chromium: run `apt-get install -y chromium` as root"
+        );
+        if root && !missing.is_empty() {
             let install = || {
                 Command::new("apt-get")
-                    .args(["install", "-y", "--no-install-recommends", "chromium"])
+                    .args(["install", "-y", "--no-install-recommends"])
+                    .args(&missing)
                     .env("DEBIAN_FRONTEND", "noninteractive")
                     .status()
                     .is_ok_and(|s| s.success())
@@ -56,7 +65,7 @@ fn prepare() {
             if !install() {
                 let updated = Command::new("apt-get").arg("update").status();
                 assert!(updated.is_ok_and(|s| s.success()), "apt-get update failed");
-                assert!(install(), "apt-get install chromium failed");
+                assert!(install(), "apt-get install {missing:?} failed");
             }
         }
         let installed = e2e_dir().join("node_modules/playwright-core/package.json");
@@ -95,7 +104,10 @@ async fn scenario(node: &TestNode, script: &str, env: &[(&str, String)]) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let output = cmd.output().await.expect("node must be installed (Node 20)");
+    let output = cmd
+        .output()
+        .await
+        .expect("node must be installed (Node 20)");
     assert!(
         output.status.success(),
         "{script} failed ({}):\n{}\n{}",
@@ -173,7 +185,10 @@ async fn a_mini_app_asks_consent_and_its_card_updates_in_place() {
     node.user("bob").await;
     let group = alice.group("Lunch club", &["bob"]).await;
     let r = alice
-        .put(&format!("/api/v1/conversations/{group}/apps/polls"), &json!({}))
+        .put(
+            &format!("/api/v1/conversations/{group}/apps/polls"),
+            &json!({}),
+        )
         .await;
     assert_eq!(r.0, 201, "{r:?}");
     scenario(&node, "miniapp.mjs", &[]).await;
@@ -197,7 +212,10 @@ async fn a_payment_is_confirmed_with_the_pin_in_english_and_in_chinese() {
     let alice = node.user("alice").await;
     let group = tea.group("Tea lovers", &["alice"]).await;
     let r = tea
-        .put(&format!("/api/v1/conversations/{group}/apps/shop"), &json!({}))
+        .put(
+            &format!("/api/v1/conversations/{group}/apps/shop"),
+            &json!({}),
+        )
         .await;
     assert_eq!(r.0, 201, "{r:?}");
     let id = alice.get("/api/v1/me").await.1["id"]
@@ -263,7 +281,10 @@ async fn the_client_is_served_with_a_strict_policy_and_tickets_open_one_socket()
         .unwrap();
     assert_eq!(r.status(), 200);
     let csp = r.headers()["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
     let etag = r.headers()["etag"].to_str().unwrap().to_owned();
     assert!(r.text().await.unwrap().contains("/assets/js/main.js"));
     let again = anon

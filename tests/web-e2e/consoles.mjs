@@ -62,6 +62,8 @@ await run(async (browser) => {
   await rita.locator('.diff-line.add').filter({ hasText: 'name = "profile.read"' }).waitFor();
   await rita.getByRole('button', { name: 'Claim' }).click();
   await rita.getByText('claimed by rita').waitFor();
+  await rita.waitForFunction(() => !document.querySelector('#toasts .toast'));
+  await rita.locator('main').evaluate((m) => { m.scrollTop = 0; });
   await shot(rita, 'reviewer-console');
   await rita.getByLabel('Reason (shown to the developer)').fill('Please explain why polls need profiles.');
   await rita.getByRole('button', { name: 'Reject' }).click();

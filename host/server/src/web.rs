@@ -101,7 +101,8 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
     let found = ASSETS.iter().position(|a| a.path == path);
     let mut response = match found {
         None => {
-            let body = serde_json::json!({"error": {"code": "not_found", "message": "asset not found"}});
+            let body =
+                serde_json::json!({"error": {"code": "not_found", "message": "asset not found"}});
             let mut r = Response::new(Body::from(body.to_string()));
             *r.status_mut() = StatusCode::NOT_FOUND;
             r.headers_mut().insert(
@@ -131,10 +132,8 @@ fn serve(path: &str, headers: &HeaderMap) -> Response {
             if let Ok(v) = HeaderValue::from_str(etag) {
                 r.headers_mut().insert(header::ETAG, v);
             }
-            r.headers_mut().insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            );
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             r
         }
     };

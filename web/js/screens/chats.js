@@ -28,7 +28,8 @@ export async function loadMembers(c) {
 function preview(m) {
   if (!m) return t('chats.no_messages');
   const who = m.sender.type === 'app' ? m.sender.name : (state.me && m.sender.id === state.me.id ? t('chats.you') : m.sender.username);
-  const what = m.content.type === 'text' ? m.content.text : t('chats.card');
+  const first = m.content.type === 'card' && (m.content.blocks || []).find((b) => b.kind === 'text');
+  const what = m.content.type === 'text' ? m.content.text : first ? first.text : t('chats.card');
   return `${who}: ${what}`;
 }
 
