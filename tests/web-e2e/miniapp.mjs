@@ -44,6 +44,14 @@ await run(async (browser) => {
   await shot(alice, 'chat-with-card');
   await shot(bob, 'bob-phone-card');
 
+  // The directory: search, and each scope's reason before adding the app.
+  await alice.getByRole('link', { name: 'Apps' }).click();
+  await alice.getByRole('searchbox', { name: 'Search apps' }).fill('poll');
+  const entry = alice.getByRole('listitem').filter({ has: alice.getByRole('heading', { name: 'Polls' }) });
+  await entry.getByText('What it may use (2)').click();
+  await entry.getByText('To remember the poll and who voted for what.').waitFor();
+  await shot(alice, 'directory');
+
   // The grant is in Settings, with the privacy record.
   await alice.getByRole('link', { name: 'Settings' }).click();
   await alice.getByRole('button', { name: 'Revoke Keep data for this app from polls' }).waitFor();

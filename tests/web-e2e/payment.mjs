@@ -36,6 +36,14 @@ await run(async (browser) => {
   await alice.getByRole('group', { name: 'Card from Tea Shop' }).getByText('Sencha, 100 g — paid').waitFor();
   await shot(alice, 'receipt');
 
+  // The card's panel button brings the shop to her own panel, in a side sheet.
+  await alice.getByRole('group', { name: 'Card from Tea Shop' }).first().getByRole('button', { name: 'Open the shop in my apps' }).click();
+  const panel = alice.getByRole('dialog', { name: 'Tea Shop' });
+  await panel.getByRole('group', { name: 'Card from Tea Shop' }).getByText('Tea Shop: what would you like?').waitFor();
+  await shot(alice, 'app-panel');
+  await panel.getByRole('button', { name: 'Close' }).click();
+  await panel.waitFor({ state: 'hidden' });
+
   // 简体中文, chosen in Settings.
   await alice.getByRole('link', { name: 'Settings' }).click();
   await alice.getByRole('combobox', { name: 'Language' }).selectOption('zh-CN');

@@ -184,7 +184,7 @@ export function chatView(convId, { onChange = () => {}, compact = false } = {}) 
     },
   }, suggestions, input, send);
 
-  const el = h('div', { class: `chat ${compact ? 'compact' : ''}` }, header, log, error, form);
+  const el = h('div', { class: `chat ${compact ? 'compact' : ''}` }, compact ? null : header, log, error, form);
 
   async function load() {
     const c = conv();

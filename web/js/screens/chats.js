@@ -84,12 +84,26 @@ export function chatsScreen(activeId) {
     mount(pane, h('div', { class: 'empty-chat' }, h('p', {}, t('chats.pick'))));
   }
   drawList();
+  // Read markers and unread counts move on the user's other devices too: refresh the list
+  // when this window comes back, and now and then while it is shown.
+  const refresh = async () => { if (!document.hidden) { await loadConversations().catch(() => {}); drawList(); } };
+  const every = setInterval(refresh, 20000);
+  window.addEventListener('focus', refresh);
   const offs = [
     on('message', drawList), on('updated', drawList),
     on('membership', async () => { await loadConversations().catch(() => {}); drawList(); }),
     on('resumed', async () => { await loadConversations().catch(() => {}); drawList(); }),
   ];
-  return { el, cleanup: () => { offs.forEach((f) => f()); if (view) view.cleanup(); state.active = null; } };
+  return {
+    el,
+    cleanup: () => {
+      offs.forEach((f) => f());
+      clearInterval(every);
+      window.removeEventListener('focus', refresh);
+      if (view) view.cleanup();
+      state.active = null;
+    },
+  };
 }
 
 /** The new-chat dialog: a direct chat with one person, or a titled group. */
