@@ -313,6 +313,23 @@ async fn the_client_is_served_with_a_strict_policy_and_tickets_open_one_socket()
     assert_eq!(missing.1["error"]["code"], "not_found");
 
     let alice = node.user("alice").await;
+    // The language chosen in the client is kept for mini-apps (context and profiles).
+    let r = alice
+        .put("/api/v1/me/locale", &json!({"locale": "zh-CN"}))
+        .await;
+    assert_eq!(r.0, 200, "{r:?}");
+    let id =
+        minihost_core::UserId::from_string(alice.get("/api/v1/me").await.1["id"].as_str().unwrap());
+    assert_eq!(
+        node.node.store.locale(&id).await.unwrap().as_deref(),
+        Some("zh-CN")
+    );
+    let r = alice
+        .put("/api/v1/me/locale", &json!({"locale": "zh_CN; drop"}))
+        .await;
+    assert_eq!(r.0, 422, "{r:?}");
+    assert_eq!(r.1["error"]["field"], "locale", "{r:?}");
+
     let r = anon.post("/api/v1/ws/tickets", &json!({})).await;
     assert_eq!(r.0, 401, "{r:?}");
     let r = alice.post("/api/v1/ws/tickets", &json!({})).await;

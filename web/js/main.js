@@ -4,8 +4,8 @@
 // banner) to their screens.
 
 import { h, mount, toast, icon } from './dom.js';
-import { get, setToken, token, whenSignedOut, del } from './api.js';
-import { t, money } from './i18n.js';
+import { get, put, setToken, token, whenSignedOut, del } from './api.js';
+import { t, money, locale } from './i18n.js';
 import { state, on } from './store.js';
 import * as live from './live.js';
 import { authScreen } from './screens/auth.js';
@@ -71,6 +71,7 @@ async function signedIn() {
     render();
     return;
   }
+  tellLocale();
   await loadConversations().catch(() => {});
   live.start();
   render();
@@ -113,7 +114,11 @@ on('payment_request', (f) => openPayment(f.payment));
 on('panel_opened', (f) => openPanel(f.app, f.conversation));
 on('app_error', (f) => toast(f.message, 'error'));
 on('payout', (f) => toast(t('pay.payout', { app: f.payout?.app_name || '', amount: money(f.payout?.amount, f.payout?.currency, f.payout?.exponent) })));
-on('locale', () => render());
+/** Tells the server the user's language: mini-apps get it in their context and profiles. */
+function tellLocale() {
+  if (state.me) put('/api/v1/me/locale', { locale: locale() }).catch(() => {});
+}
+on('locale', () => { tellLocale(); render(); });
 window.addEventListener('hashchange', render);
 
 if (token()) signedIn(); else render();

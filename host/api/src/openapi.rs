@@ -30,6 +30,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         accounts::sign_in,
         accounts::sign_out,
         accounts::me,
+        accounts::set_locale,
         accounts::set_role,
         accounts::set_disabled,
         sessions::list,
