@@ -400,7 +400,7 @@ impl Operation<'_> {
                     "session" => rb.bearer_auth(&creds.session),
                     "access_token" => rb.bearer_auth(&creds.access_token),
                     "client" => rb.basic_auth(&creds.client_id, Some(&creds.client_secret)),
-                    "session_query" => continue,
+                    "session_query" | "ws_ticket" => continue,
                     other => panic!("{}: unknown security scheme {other}", self.name()),
                 };
                 break;

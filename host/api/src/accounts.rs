@@ -1,5 +1,5 @@
 //! Accounts and sessions: sign up, sign in (both throttled, see [`crate::throttle`]), sign out,
-//! who am I, and role changes and disabling by admins. Signing out, a role change and disabling
+//! who am I, the language I read in, and role changes and disabling by admins. Signing out, a role change and disabling
 //! close the affected WebSockets at once ([`AppState::revoked`]).
 
 use crate::auth::{
@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/sessions", post(sign_in))
         .route("/api/v1/sessions/current", delete(sign_out))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/me/locale", put(set_locale))
         .route("/api/v1/users/{username}/role", put(set_role))
         .route("/api/v1/users/{username}/disabled", put(set_disabled))
 }
@@ -187,6 +188,46 @@ pub(crate) async fn me(AuthUser(user): AuthUser) -> Json<UserView> {
     Json(UserView::from(&user))
 }
 
+/// Body and answer of `PUT /api/v1/me/locale`.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Locale {
+    /// A BCP 47 language tag: `en`, `zh-CN`, `pt-BR`, ...
+    locale: String,
+}
+
+/// Whether `tag` looks like a BCP 47 language tag: a 2-3 letter language, then up to four
+/// subtags of 1 to 8 letters or digits, at most 35 characters.
+fn valid_locale(tag: &str) -> bool {
+    let mut parts = tag.split('-');
+    let language = parts.next().unwrap_or_default();
+    tag.len() <= 35
+        && (2..=3).contains(&language.len())
+        && language.chars().all(|c| c.is_ascii_alphabetic())
+        && parts.clone().count() <= 4
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+#[utoipa::path(put, path = "/api/v1/me/locale", operation_id = "set_locale", security(("session" = [])),
+    request_body(content = Locale, example = json!({"locale": "zh-CN"})),
+    responses((status = 200, body = Locale, description = "Stored: mini-apps get it in their invocation context and in profiles"),
+              (status = 422, description = "Not a language tag"),
+              crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
+pub(crate) async fn set_locale(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    ApiJson(body): ApiJson<Locale>,
+) -> Result<Json<Locale>, ApiError> {
+    if !valid_locale(&body.locale) {
+        return Err(ApiError::invalid(
+            "locale",
+            "a BCP 47 language tag such as `en` or `zh-CN`",
+        ));
+    }
+    state.store.set_locale(&user.id, &body.locale).await?;
+    Ok(Json(body))
+}
+
 /// Body of `PUT /api/v1/users/{username}/role`.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -269,4 +310,29 @@ pub(crate) async fn set_disabled(
         state.revoked(&user.id, Revocation::AllSessions { keep: None });
     }
     Ok(Json(UserView::from(&user)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_locale;
+
+    #[test]
+    fn locales_are_language_tags() {
+        for ok in ["en", "zh-CN", "pt-BR", "zh-Hans-CN", "es-419", "fil"] {
+            assert!(valid_locale(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "e",
+            "english",
+            "zh_CN",
+            "zh-",
+            "-CN",
+            "en-a-b-c-d-e",
+            "zh-CN;q=1",
+            "ｚｈ",
+        ] {
+            assert!(!valid_locale(bad), "{bad}");
+        }
+    }
 }

@@ -30,6 +30,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         accounts::sign_in,
         accounts::sign_out,
         accounts::me,
+        accounts::set_locale,
         accounts::set_role,
         accounts::set_disabled,
         sessions::list,
@@ -107,6 +108,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
         open::payment,
         open::refund,
         ws::upgrade,
+        ws::ticket::issue,
         openapi_json,
     ),
     components(
@@ -198,6 +200,13 @@ impl Modify for Shared {
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
                 "token",
                 "The session token as `?token=` (for WebSocket clients that cannot set headers)",
+            ))),
+        );
+        components.add_security_scheme(
+            "ws_ticket",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "ticket",
+                "A one-time ticket from `POST /api/v1/ws/tickets` as `?ticket=` (browsers: keeps the session token out of URLs)",
             ))),
         );
         let mut jwt = Http::new(HttpAuthScheme::Bearer);

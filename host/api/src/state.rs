@@ -72,6 +72,8 @@ pub struct AppState {
     pub app_services: AppServices,
     /// Throttles and hash slots (built from `config.throttle` by [`Guards::new`]).
     pub guards: Arc<Guards>,
+    /// One-time WebSocket tickets issued by this node.
+    pub tickets: Arc<crate::Tickets>,
 }
 
 /// The store's commit hook that publishes every committed message to its conversation's topic.

@@ -63,7 +63,11 @@ impl AppServices {
             user: target.to_owned(),
             display_name: record.display_name.as_str().to_owned(),
             avatar: None,
-            locale: "en".into(),
+            locale: self
+                .store
+                .locale(&user)
+                .await?
+                .unwrap_or_else(|| "en".into()),
         };
         self.noted(&user, actor, SCOPE, Ok(profile)).await
     }

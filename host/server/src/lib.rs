@@ -5,6 +5,7 @@
 mod listen;
 pub mod platform;
 pub mod simulate;
+pub mod web;
 
 use anyhow::Context;
 use minihost_api::{ApiConfig, AppState, publish_hook};
@@ -183,11 +184,12 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         guards: Arc::new(minihost_api::Guards::new(&options.api.throttle)),
         config: Arc::new(options.api),
         cache: Arc::default(),
+        tickets: Arc::default(),
         platform: Some(Arc::new(parts.platform)),
         broker: parts.broker.clone(),
         app_services: parts.svc,
     };
-    let app = minihost_api::router(state);
+    let app = web::router().merge(minihost_api::router(state));
     let addr = listener.local_addr().context("reading the bound address")?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(listen::serve(listener, app, connections, async move {

@@ -64,6 +64,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sessions",
         include_str!("../migrations/0015_sessions.sql"),
     ),
+    (
+        16,
+        "user_locale",
+        include_str!("../migrations/0016_user_locale.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

@@ -1,4 +1,4 @@
-//! Accounts: create, look up, change role.
+//! Accounts: create, look up, change role, the language a user reads in.
 
 use crate::{Result, Store, StoreError};
 use minihost_core::{DisplayName, Role, UserId, Username};
@@ -147,6 +147,28 @@ impl Store {
             .execute(&self.write_pool)
             .await?;
         Ok(())
+    }
+
+    /// Sets the language `user` reads in (a BCP 47 tag, checked by the caller).
+    pub async fn set_locale(&self, user: &UserId, locale: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET locale = $1 WHERE id = $2")
+            .bind(locale)
+            .bind(user.as_str())
+            .execute(&self.write_pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The language `user` chose, if they chose one.
+    pub async fn locale(&self, user: &UserId) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT locale FROM users WHERE id = $1")
+            .bind(user.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => row.try_get::<Option<String>, _>("locale")?,
+            None => None,
+        })
     }
 
     /// Changes a user's role; [`StoreError::NotFound`] if there is no such user.

@@ -20,6 +20,7 @@
 
 mod ack;
 mod resume;
+pub mod ticket;
 
 use crate::auth::{authenticate_session, bearer_token};
 use crate::error::ApiError;
@@ -41,12 +42,16 @@ use std::time::Duration;
 
 /// Routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/ws", get(upgrade))
+    Router::new()
+        .route("/api/v1/ws", get(upgrade))
+        .route("/api/v1/ws/tickets", axum::routing::post(ticket::issue))
 }
 
 #[derive(Deserialize)]
 struct WsParams {
     token: Option<String>,
+    /// A one-time ticket from `POST /api/v1/ws/tickets` (what browsers use).
+    ticket: Option<String>,
 }
 
 /// Close code sent when the client fell too far behind: reconnect and resume.
@@ -62,7 +67,7 @@ const HOLD_LIVE: std::time::Duration = std::time::Duration::from_secs(1);
 const PAGE: u32 = 500;
 
 #[utoipa::path(get, path = "/api/v1/ws", operation_id = "websocket",
-    security(("session" = []), ("session_query" = [])),
+    security(("session" = []), ("session_query" = []), ("ws_ticket" = [])),
     responses((status = 101, description = "Switching to the WebSocket protocol; the server's first frame is `{\"type\": \"ready\"}`"),
               (status = 400, description = "Not a WebSocket handshake (`bad_request`), or a bad query string (`invalid_query`)"),
               (status = 426, description = "The connection cannot be upgraded (`upgrade_required`)"),
@@ -73,12 +78,15 @@ async fn upgrade(
     ApiQuery(params): ApiQuery<WsParams>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let token = bearer_token(&headers)
-        .map(str::to_owned)
-        .or(params.token)
-        .ok_or(ApiError::Unauthorized(
-            "missing session token (Authorization header or ?token=)",
-        ))?;
+    let token = match (bearer_token(&headers), params.ticket) {
+        (Some(token), _) => token.to_owned(),
+        (None, Some(ticket)) => state.tickets.redeem(&ticket).ok_or(ApiError::Unauthorized(
+            "the WebSocket ticket is unknown, used or expired",
+        ))?,
+        (None, None) => params.token.ok_or(ApiError::Unauthorized(
+            "missing session token (Authorization header, ?ticket= or ?token=)",
+        ))?,
+    };
     let (session_id, user) = authenticate_session(&state, &token).await?;
     let cfg = state.config.clone();
     Ok(ws

@@ -347,11 +347,14 @@ impl Platform {
             .runtime_limits()
             .with_deadline(Duration::from_millis(u64::from(ml.timeout_ms)));
         limits.memory_bytes = (ml.memory_mib as usize) << 20;
+        // The language the user chose (in the web client's settings), else English.
+        let locale = self.inner.store.locale(&user.id).await?;
         let invocation = Invocation::new(
             app.clone(),
             app_user_id.clone(),
             install.conversation.to_string(),
         )
+        .locale(locale.as_deref().unwrap_or("en"))
         .grant(Scopes::new(granted.clone()))
         .limits(limits)
         .developer(install.owner == user.id)
