@@ -1,6 +1,7 @@
 //! What this binary carries from the checkout it was built from, so that apps scaffolded and
-//! built with it never need that checkout: the platform's WIT, and the check that an app's copy
-//! of it is that same contract.
+//! built with it never need that checkout: the platform's WIT (and the check that an app's copy
+//! of it is that same contract), the Rust SDK's sources with a standalone Cargo.toml, and the
+//! checkout's Cargo.lock (the dependency versions the SDK was tested with).
 
 use std::path::Path;
 
@@ -9,6 +10,42 @@ pub const WIT: &str = include_str!("../../../wit/miniapp.wit");
 
 /// The WIT package this minihost speaks.
 pub const PACKAGE: &str = "minihost:app@0.2.0";
+
+/// The version of the SDK (and of this minihost).
+pub const SDK_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The SDK's Cargo.toml, standalone (no workspace inheritance).
+const SDK_CARGO_TOML: &str = include_str!("../template/sdk-Cargo.toml.in");
+
+/// The SDK's sources, as (path under the SDK's folder, text).
+const SDK_SOURCES: &[(&str, &str)] = &[
+    ("src/lib.rs", include_str!("../../../sdk/src/lib.rs")),
+    ("src/card.rs", include_str!("../../../sdk/src/card.rs")),
+    ("src/webhook.rs", include_str!("../../../sdk/src/webhook.rs")),
+];
+
+/// The checkout's lock file: seeds a new crate's, so it builds with the tested versions.
+pub const CARGO_LOCK: &str = include_str!("../../../Cargo.lock");
+
+/// Where [`write_sdk`] puts the SDK, relative to the app (its WIT goes to `vendor/wit`, where the
+/// SDK's bindings look for it).
+pub const VENDORED_SDK: &str = "vendor/minihost-sdk";
+
+/// Writes the SDK this binary carries, and the WIT it binds, under `app/vendor`.
+pub fn write_sdk(app: &Path) -> std::io::Result<()> {
+    let sdk = app.join(VENDORED_SDK);
+    std::fs::create_dir_all(sdk.join("src"))?;
+    std::fs::write(
+        sdk.join("Cargo.toml"),
+        SDK_CARGO_TOML.replace("{{version}}", SDK_VERSION),
+    )?;
+    for (path, text) in SDK_SOURCES {
+        std::fs::write(sdk.join(path), text)?;
+    }
+    let wit = app.join("vendor").join("wit");
+    std::fs::create_dir_all(&wit)?;
+    std::fs::write(wit.join("miniapp.wit"), WIT)
+}
 
 /// Why an app's copy of the WIT cannot be built against.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,6 +138,48 @@ mod tests {
     fn the_carried_wit_is_the_package() {
         assert!(WIT.contains(&format!("package {PACKAGE};")));
         assert_eq!(compare_wit("w", WIT), Ok(()));
+    }
+
+    /// The SDK's sources are all carried, and its standalone Cargo.toml asks for what the
+    /// workspace gives it.
+    #[test]
+    fn the_carried_sdk_is_the_sdk() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files: Vec<String> = std::fs::read_dir(root.join("sdk/src"))
+            .unwrap()
+            .map(|e| format!("src/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        files.sort();
+        let mut carried: Vec<String> = SDK_SOURCES.iter().map(|(p, _)| p.to_string()).collect();
+        carried.sort();
+        assert_eq!(files, carried, "every file of sdk/src is carried");
+        let parse = |text: &str| text.parse::<toml::Table>().unwrap();
+        let workspace = parse(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap());
+        let sdk = parse(&std::fs::read_to_string(root.join("sdk/Cargo.toml")).unwrap());
+        let standalone = parse(SDK_CARGO_TOML);
+        let deps = |t: &toml::Table| -> toml::Table {
+            let mut all = t["dependencies"].as_table().unwrap().clone();
+            for (_, target) in t["target"].as_table().unwrap() {
+                all.extend(target["dependencies"].as_table().unwrap().clone());
+            }
+            all
+        };
+        let (sdk_deps, standalone_deps) = (deps(&sdk), deps(&standalone));
+        assert_eq!(
+            sdk_deps.keys().collect::<Vec<_>>(),
+            standalone_deps.keys().collect::<Vec<_>>()
+        );
+        for (name, spec) in &standalone_deps {
+            let from_workspace = &workspace["workspace"]["dependencies"][name];
+            // `"0.4"` is `{ version = "0.4" }`.
+            let normal = |v: &toml::Value| match v {
+                toml::Value::String(_) => {
+                    toml::Table::from_iter([("version".to_string(), v.clone())]).to_string()
+                }
+                other => other.to_string(),
+            };
+            assert_eq!(normal(spec), normal(from_workspace), "{name}");
+        }
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub enum AppCommand {
         /// Create it in this directory instead of ./NAME.
         #[arg(long)]
         path: Option<PathBuf>,
-        /// The minihost-sdk crate to depend on (default: the SDK of this Minihost checkout).
+        /// The minihost-sdk crate to depend on, for work on the SDK itself (default: the SDK
+        /// this minihost was built with, written into the app's vendor/ folder). Rust apps only.
         #[arg(long, env = "MINIHOST_SDK_PATH")]
         sdk: Option<PathBuf>,
     },

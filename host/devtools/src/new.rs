@@ -8,11 +8,7 @@ use anyhow::{Context as _, bail};
 
 use crate::js::Flavour;
 
-/// The SDK of the checkout this binary was built from.
-const DEFAULT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sdk");
-/// The checkout's lock file: seeds the new crate's so it builds with the tested versions.
-const WORKSPACE_LOCK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock");
-/// The checkout's toolchain (with the wasm32-wasip2 target).
+/// The toolchain of the checkout this binary was built from (with the wasm32-wasip2 target).
 const TOOLCHAIN: &str = include_str!("../../../rust-toolchain.toml");
 
 const CARGO_TOML: &str = include_str!("../template/Cargo.toml.in");
@@ -60,10 +56,17 @@ pub(crate) fn run(
         println!("next: cd {} && minihost app build", dir.display());
         return Ok(ExitCode::SUCCESS);
     }
-    let sdk = sdk.unwrap_or_else(|| PathBuf::from(DEFAULT_SDK));
-    let sdk = sdk
-        .canonicalize()
-        .with_context(|| format!("the SDK is not at {} (pass --sdk PATH)", sdk.display()))?;
+    let sdk = match sdk {
+        Some(sdk) => sdk
+            .canonicalize()
+            .with_context(|| format!("the SDK is not at {}", sdk.display()))?,
+        None => {
+            // The SDK this binary carries, vendored into the app.
+            crate::carried::write_sdk(&dir)
+                .with_context(|| format!("writing the SDK into {}", dir.display()))?;
+            PathBuf::from(crate::carried::VENDORED_SDK)
+        }
+    };
     scaffold(&dir, name, &sdk)?;
     println!("created {} ({name})", dir.display());
     println!("next: cd {} && minihost app build", dir.display());
@@ -112,10 +115,9 @@ fn scaffold(dir: &Path, name: &str, sdk: &Path) -> anyhow::Result<()> {
         let path = dir.join(file);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    // Optional: pin dependencies to the versions this checkout tests (cargo prunes the rest).
-    if let Ok(lock) = std::fs::read(WORKSPACE_LOCK) {
-        std::fs::write(dir.join("Cargo.lock"), lock).context("writing Cargo.lock")?;
-    }
+    // Pin dependencies to the versions the SDK was tested with (cargo prunes the rest).
+    std::fs::write(dir.join("Cargo.lock"), crate::carried::CARGO_LOCK)
+        .context("writing Cargo.lock")?;
     Ok(())
 }
 
