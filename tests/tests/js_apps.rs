@@ -133,7 +133,12 @@ async fn a_scaffolded_js_app_answers_in_the_simulator_and_on_a_server() {
     let e = minihost_devtools::build_component(&dir, true)
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("npm run build"), "{e:#}");
+    let text = format!("{e:#}");
+    assert!(
+        text.contains("src/app.js imports 'minihost:app/log@0.1.0'")
+            && text.contains("(minihost:app@0.2.0) does not have"),
+        "{text}"
+    );
     std::fs::write(dir.join("src/app.js"), app_js).unwrap();
     let wit = std::fs::read_to_string(dir.join("wit/miniapp.wit")).unwrap();
     std::fs::write(

@@ -132,21 +132,38 @@ pub async fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(wasm)
 }
 
-/// Runs npm in `dir`, its output on stderr.
+/// Runs npm in `dir`, its output on stderr. A failure's error carries the `error:` lines the
+/// build printed (the build script names what is wrong there).
 async fn npm(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
     let npm = std::env::var_os("MINIHOST_NPM").unwrap_or_else(|| "npm".into());
-    let status = tokio::process::Command::new(&npm)
+    let output = tokio::process::Command::new(&npm)
         .current_dir(dir)
         .args(args)
         .stdout(Stdio::from(std::io::stderr()))
-        .stderr(Stdio::inherit())
-        .status()
+        .stderr(Stdio::piped())
+        .output()
         .await
         .with_context(|| {
             format!("running {npm:?} in {} (are Node.js and npm installed?)", dir.display())
         })?;
-    if !status.success() {
-        bail!("`npm {}` failed in {} ({status})", args.join(" "), dir.display());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    eprint!("{stderr}");
+    if !output.status.success() {
+        let errors: Vec<&str> = stderr
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("error: "))
+            .collect();
+        let why = if errors.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", errors.join("; "))
+        };
+        bail!(
+            "`npm {}` failed in {} ({}){why}",
+            args.join(" "),
+            dir.display(),
+            output.status
+        );
     }
     Ok(())
 }
