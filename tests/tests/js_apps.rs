@@ -90,7 +90,10 @@ async fn a_scaffolded_js_app_answers_in_the_simulator_and_on_a_server() {
         .collect();
     assert_eq!(
         messages,
-        vec![card.clone(), json!({"type": "text", "text": "Ada waves back."})]
+        vec![
+            card.clone(),
+            json!({"type": "text", "text": "Ada waves back."})
+        ]
     );
     assert!(matches!(&result.reports[1].outcome, Ok(Some(_))));
     let logs: Vec<_> = result.reports[0].logs.iter().map(|l| &l.message).collect();
@@ -205,9 +208,15 @@ async fn a_js_apps_faults_end_as_a_rust_apps_do() {
     ];
     let mut seen = Vec::new();
     for (command, _) in cases {
-        let result = simulate(&manifest, &wasm, &grants, Event::command(command, "x"), None)
-            .await
-            .unwrap_or_else(|refusal| panic!("/{command}: refused: {refusal}"));
+        let result = simulate(
+            &manifest,
+            &wasm,
+            &grants,
+            Event::command(command, "x"),
+            None,
+        )
+        .await
+        .unwrap_or_else(|refusal| panic!("/{command}: refused: {refusal}"));
         let outcome = match &result.reports[0].outcome {
             Ok(_) => "ok".to_owned(),
             Err(e) => e.kind.as_str().to_owned(),
@@ -255,12 +264,20 @@ fn the_js_examples_build_as_scaffolds_do() {
     ] {
         let dir = root().join(dir);
         let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
-        assert_eq!(read("build.mjs"), minihost_devtools::js::BUILD_MJS, "{dir:?}");
+        assert_eq!(
+            read("build.mjs"),
+            minihost_devtools::js::BUILD_MJS,
+            "{dir:?}"
+        );
         assert_eq!(read("wit/miniapp.wit"), minihost_devtools::carried::WIT);
         let tmp = tempfile::tempdir().unwrap();
         minihost_devtools::scaffold_js(tmp.path(), name, Flavour::JavaScript).unwrap();
         let scaffold = |f: &str| std::fs::read_to_string(tmp.path().join(f)).unwrap();
-        assert_eq!(read("package-lock.json"), scaffold("package-lock.json"), "{dir:?}");
+        assert_eq!(
+            read("package-lock.json"),
+            scaffold("package-lock.json"),
+            "{dir:?}"
+        );
         assert_eq!(read("package.json"), scaffold("package.json"), "{dir:?}");
     }
 }

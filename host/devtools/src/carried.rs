@@ -21,7 +21,10 @@ const SDK_CARGO_TOML: &str = include_str!("../template/sdk-Cargo.toml.in");
 const SDK_SOURCES: &[(&str, &str)] = &[
     ("src/lib.rs", include_str!("../../../sdk/src/lib.rs")),
     ("src/card.rs", include_str!("../../../sdk/src/card.rs")),
-    ("src/webhook.rs", include_str!("../../../sdk/src/webhook.rs")),
+    (
+        "src/webhook.rs",
+        include_str!("../../../sdk/src/webhook.rs"),
+    ),
 ];
 
 /// The checkout's lock file: seeds a new crate's, so it builds with the tested versions.

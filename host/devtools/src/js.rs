@@ -87,7 +87,10 @@ pub fn files(flavour: Flavour, fill: &dyn Fn(&str) -> String) -> Vec<(String, St
         ("README.md".to_string(), fill(README)),
         (".gitignore".to_string(), GITIGNORE.to_string()),
         ("wit/miniapp.wit".to_string(), carried::WIT.to_string()),
-        ("test/minihost-test.mjs".to_string(), HARNESS_MJS.to_string()),
+        (
+            "test/minihost-test.mjs".to_string(),
+            HARNESS_MJS.to_string(),
+        ),
         ("test/app.test.mjs".to_string(), fill(TEST_MJS)),
     ];
     match flavour {
@@ -144,7 +147,10 @@ async fn npm(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
         .output()
         .await
         .with_context(|| {
-            format!("running {npm:?} in {} (are Node.js and npm installed?)", dir.display())
+            format!(
+                "running {npm:?} in {} (are Node.js and npm installed?)",
+                dir.display()
+            )
         })?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     eprint!("{stderr}");

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use minihost_runtime::bindings::{Miniapp, MiniappPre, log};
 use minihost_runtime::wasmtime::component::{Component, Linker, ResourceTable};
 use minihost_runtime::wasmtime::{
-    Config, Engine, Enabled, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
 };
 use minihost_runtime::{Event, Invocation, RuntimeBuilder, RuntimeConfig};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -251,7 +251,10 @@ fn main() {
     // `cargo bench` passes `--bench`; a filter word selects "raw" or "runtime" only.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let wants = |part: &str| filter.as_deref().is_none_or(|f| part.contains(f));
-    let apps = [("echo-rust", rust_wasm(), 20_000u64), ("echo-js", js_wasm(), 2_000)];
+    let apps = [
+        ("echo-rust", rust_wasm(), 20_000u64),
+        ("echo-js", js_wasm(), 2_000),
+    ];
     for (name, wasm, _) in &apps {
         let (initial, data) = memory_sizes(wasm);
         println!(
@@ -282,11 +285,33 @@ fn main() {
         }
     }
     if wants("runtime") {
-        let rt = RuntimeBuilder::new(RuntimeConfig::default()).build().unwrap();
+        let cache = tempfile::tempdir().unwrap();
+        let config = || RuntimeConfig {
+            cache_dir: Some(cache.path().to_path_buf()),
+            ..RuntimeConfig::default()
+        };
+        let rt = RuntimeBuilder::new(config()).build().unwrap();
         for (name, wasm, n) in &apps {
             let t = Instant::now();
             let app = rt.load(wasm).unwrap();
-            eprintln!("{name}: loaded in {:.1} s", t.elapsed().as_secs_f64());
+            let compiled = t.elapsed();
+            // A second runtime on the same cache: a cold start from the disk cache.
+            let other = RuntimeBuilder::new(config()).build().unwrap();
+            let t = Instant::now();
+            let hit = other.load(wasm).unwrap();
+            let from_cache = t.elapsed();
+            assert_eq!(hit.origin(), minihost_runtime::LoadOrigin::DiskCache);
+            let artefact = std::fs::metadata(rt.cache_path(wasm).unwrap())
+                .unwrap()
+                .len();
+            println!(
+                "{name}: compiled in {:.2} s, loaded from the disk cache in {:.1} ms \
+                 (artefact {} KiB)",
+                compiled.as_secs_f64(),
+                from_cache.as_secs_f64() * 1e3,
+                artefact / 1024
+            );
+            drop((hit, other));
             for threads in [1, 2] {
                 row(&format!("runtime {name}"), threads, *n, || async {
                     let report = rt
@@ -296,7 +321,11 @@ fn main() {
                             Event::command("echo", "hi"),
                         )
                         .await;
-                    assert!(matches!(report.outcome, Ok(Some(_))), "{:?}", report.outcome);
+                    assert!(
+                        matches!(report.outcome, Ok(Some(_))),
+                        "{:?}",
+                        report.outcome
+                    );
                 });
             }
         }
