@@ -1,6 +1,6 @@
-//! `minihost app build`: `cargo build --target wasm32-wasip2`, then the same checks as an
-//! upload: the component must load and link against the world, and its imports must be covered
-//! by the scopes miniapp.toml declares.
+//! `minihost app build`: `cargo build --target wasm32-wasip2` (or, for a JS or TS app, its npm
+//! build: [`crate::js::build`]), then the same checks as an upload: the component must load and
+//! link against the world, and its imports must be covered by the scopes miniapp.toml declares.
 
 use std::path::{Path, PathBuf};
 use std::process::{ExitCode, Stdio};
@@ -14,7 +14,7 @@ pub(crate) async fn run(
     release: bool,
     simulator: &dyn Simulator,
 ) -> anyhow::Result<ExitCode> {
-    let wasm = cargo_build(dir, release).await?;
+    let wasm = build_component(dir, release).await?;
     let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
     let size = bytes.len();
     let manifest_path = dir.join("miniapp.toml");
@@ -46,9 +46,13 @@ pub(crate) async fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Builds the app in `dir` for wasm32-wasip2 (release profile unless `release` is false) and
-/// returns the component it produced (for `minihost app publish`).
+/// Builds the app in `dir` and returns the component it produced (also for `minihost app
+/// publish`): a JS or TS app by its npm build, a Rust crate for wasm32-wasip2 (release profile
+/// unless `release` is false).
 pub async fn build_component(dir: &Path, release: bool) -> anyhow::Result<PathBuf> {
+    if crate::js::is_js_app(dir) {
+        return crate::js::build(dir).await;
+    }
     cargo_build(dir, release).await
 }
 

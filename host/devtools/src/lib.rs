@@ -1,5 +1,6 @@
-//! The developer CLI, `minihost app ...`: scaffold a mini-app crate ([`AppCommand::New`]),
-//! build and validate it ([`AppCommand::Build`]), and run it locally ([`AppCommand::Run`]).
+//! The developer CLI, `minihost app ...`: scaffold a mini-app in Rust, JavaScript or TypeScript
+//! ([`AppCommand::New`]), build and validate it ([`AppCommand::Build`]), and run it locally
+//! ([`AppCommand::Run`]).
 //!
 //! This crate owns the command line and what the developer reads; it does not run apps itself.
 //! Checking an upload and running an event go through a [`Simulator`], which the server crate
@@ -10,7 +11,9 @@
 //! The server binary wires it in with one line: a `#[command(subcommand)] App(AppCommand)`
 //! variant whose handler calls [`run`] with its simulator.
 
+pub mod carried;
 mod compile;
+pub mod js;
 mod new;
 mod render;
 mod run;
@@ -19,32 +22,39 @@ mod simulator;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+pub use new::{Lang, scaffold_js};
 pub use run::RunArgs;
 pub use simulator::{BoxFuture, Checked, SimMessage, SimPayment, SimRequest, SimResult, Simulator};
 
 /// `minihost app ...`: develop mini-apps.
 #[derive(Debug, clap::Subcommand)]
 pub enum AppCommand {
-    /// Create a new mini-app crate in ./NAME (Cargo.toml, src/lib.rs, miniapp.toml, a test).
+    /// Create a new mini-app in ./NAME: a Rust crate (Cargo.toml, src/lib.rs, miniapp.toml, a
+    /// test), or with `--lang js|ts` an npm package (package.json with its lockfile,
+    /// src/app.js or src/app.ts, the WIT and its types, miniapp.toml, a test).
     New {
         /// The app's name: lowercase letters, digits and `-`, starting with a letter. It is
         /// also the app id, the crate name and its first command.
         name: String,
+        /// The language to write the app in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: Lang,
         /// Create it in this directory instead of ./NAME.
         #[arg(long)]
         path: Option<PathBuf>,
-        /// The minihost-sdk crate to depend on (default: the SDK of this Minihost checkout).
+        /// The minihost-sdk crate to depend on, for work on the SDK itself (default: the SDK
+        /// this minihost was built with, written into the app's vendor/ folder). Rust apps only.
         #[arg(long, env = "MINIHOST_SDK_PATH")]
         sdk: Option<PathBuf>,
     },
-    /// Build the app for wasm32-wasip2 and check it as an upload is checked: the manifest is
-    /// valid, the component links against the platform's world, and miniapp.toml's scopes cover
-    /// its imports.
+    /// Build the app (Rust: for wasm32-wasip2; JS/TS: `npm ci` if needed, then `npm run build`
+    /// into dist/app.wasm) and check it as an upload is checked: the manifest is valid, the
+    /// component links against the platform's world, and miniapp.toml's scopes cover its imports.
     Build {
-        /// The app's directory (holding Cargo.toml and miniapp.toml).
+        /// The app's directory (holding Cargo.toml or package.json, and miniapp.toml).
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Build with the dev profile instead of release.
+        /// Build with the dev profile instead of release (Rust apps).
         #[arg(long)]
         debug: bool,
     },
@@ -53,6 +63,9 @@ pub enum AppCommand {
     /// reply, each capability call and the messages it sent. Exits 1 with the error kind when
     /// the app fails, 2 when a server would refuse the upload or the flags.
     Run(Box<RunArgs>),
+    /// Print the platform's WIT this minihost speaks (`minihost:app@0.2.0`), for
+    /// `wit/miniapp.wit` of a JS or TS app.
+    Wit,
 }
 
 pub use compile::build_component;
@@ -61,8 +74,17 @@ pub use compile::build_component;
 /// stand-in.
 pub async fn run(cmd: AppCommand, simulator: &dyn Simulator) -> anyhow::Result<ExitCode> {
     match cmd {
-        AppCommand::New { name, path, sdk } => new::run(&name, path, sdk),
+        AppCommand::New {
+            name,
+            lang,
+            path,
+            sdk,
+        } => new::run(&name, lang, path, sdk),
         AppCommand::Build { dir, debug } => compile::run(&dir, !debug, simulator).await,
         AppCommand::Run(args) => run::run(*args, simulator).await,
+        AppCommand::Wit => {
+            print!("{}", carried::WIT);
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -1,15 +1,14 @@
-//! `minihost app new NAME`: writes a mini-app crate from the templates in `template/`.
+//! `minihost app new NAME`: writes a mini-app from the templates in `template/`: a Rust crate, or
+//! (`--lang js|ts`) a JavaScript or TypeScript package ([`crate::js`]).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 
-/// The SDK of the checkout this binary was built from.
-const DEFAULT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../sdk");
-/// The checkout's lock file: seeds the new crate's so it builds with the tested versions.
-const WORKSPACE_LOCK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock");
-/// The checkout's toolchain (with the wasm32-wasip2 target).
+use crate::js::Flavour;
+
+/// The toolchain of the checkout this binary was built from (with the wasm32-wasip2 target).
 const TOOLCHAIN: &str = include_str!("../../../rust-toolchain.toml");
 
 const CARGO_TOML: &str = include_str!("../template/Cargo.toml.in");
@@ -18,8 +17,21 @@ const MINIAPP_TOML: &str = include_str!("../template/miniapp.toml.in");
 const README: &str = include_str!("../template/README.md.in");
 const GITIGNORE: &str = include_str!("../template/gitignore.in");
 
+/// The language of a new app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Lang {
+    /// A Rust crate on the minihost-sdk.
+    #[default]
+    Rust,
+    /// JavaScript (ES modules), built by ComponentizeJS.
+    Js,
+    /// TypeScript, compiled by tsc, then built by ComponentizeJS.
+    Ts,
+}
+
 pub(crate) fn run(
     name: &str,
+    lang: Lang,
     path: Option<PathBuf>,
     sdk: Option<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
@@ -33,10 +45,28 @@ pub(crate) fn run(
     {
         bail!("{} already exists and is not empty", dir.display());
     }
-    let sdk = sdk.unwrap_or_else(|| PathBuf::from(DEFAULT_SDK));
-    let sdk = sdk
-        .canonicalize()
-        .with_context(|| format!("the SDK is not at {} (pass --sdk PATH)", sdk.display()))?;
+    let flavour = match lang {
+        Lang::Rust => None,
+        Lang::Js => Some(Flavour::JavaScript),
+        Lang::Ts => Some(Flavour::TypeScript),
+    };
+    if let Some(flavour) = flavour {
+        scaffold_js(&dir, name, flavour)?;
+        println!("created {} ({name}, {lang:?})", dir.display());
+        println!("next: cd {} && minihost app build", dir.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sdk = match sdk {
+        Some(sdk) => sdk
+            .canonicalize()
+            .with_context(|| format!("the SDK is not at {}", sdk.display()))?,
+        None => {
+            // The SDK this binary carries, vendored into the app.
+            crate::carried::write_sdk(&dir)
+                .with_context(|| format!("writing the SDK into {}", dir.display()))?;
+            PathBuf::from(crate::carried::VENDORED_SDK)
+        }
+    };
     scaffold(&dir, name, &sdk)?;
     println!("created {} ({name})", dir.display());
     println!("next: cd {} && minihost app build", dir.display());
@@ -85,9 +115,42 @@ fn scaffold(dir: &Path, name: &str, sdk: &Path) -> anyhow::Result<()> {
         let path = dir.join(file);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
-    // Optional: pin dependencies to the versions this checkout tests (cargo prunes the rest).
-    if let Ok(lock) = std::fs::read(WORKSPACE_LOCK) {
-        std::fs::write(dir.join("Cargo.lock"), lock).context("writing Cargo.lock")?;
+    // Pin dependencies to the versions the SDK was tested with (cargo prunes the rest).
+    std::fs::write(dir.join("Cargo.lock"), crate::carried::CARGO_LOCK)
+        .context("writing Cargo.lock")?;
+    Ok(())
+}
+
+/// Writes a JavaScript or TypeScript app into `dir`.
+pub fn scaffold_js(dir: &Path, name: &str, flavour: Flavour) -> anyhow::Result<()> {
+    let (language, entry) = match flavour {
+        Flavour::JavaScript => ("JavaScript", "app.js"),
+        Flavour::TypeScript => ("TypeScript", "app.ts"),
+    };
+    let vars = [
+        ("{{name}}", name.to_string()),
+        ("{{title}}", title(name)),
+        ("{{language}}", language.to_string()),
+        ("{{entry}}", entry.to_string()),
+    ];
+    let fill = |template: &str| {
+        vars.iter()
+            .fold(template.to_string(), |acc, (k, v)| acc.replace(k, v))
+    };
+    let mut files = crate::js::files(flavour, &fill);
+    files.push(("miniapp.toml".into(), fill(MINIAPP_TOML)));
+    write_files(dir, &files)
+}
+
+/// Writes (path relative to `dir`, text) pairs, making folders as needed.
+fn write_files(dir: &Path, files: &[(String, String)]) -> anyhow::Result<()> {
+    for (file, text) in files {
+        let path = dir.join(file);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
 }

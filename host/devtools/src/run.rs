@@ -134,8 +134,8 @@ fn event(args: &RunArgs) -> anyhow::Result<Event> {
 }
 
 /// Where the app's manifest is: `--manifest`, else the nearest `miniapp.toml` in the folders
-/// above the component up to the first one with a `Cargo.toml` (the crate or workspace that
-/// built it), else `./miniapp.toml`.
+/// above the component up to the first one with a `Cargo.toml` or `package.json` (the crate,
+/// workspace or npm package that built it), else `./miniapp.toml`.
 fn find_manifest(args: &RunArgs) -> Option<PathBuf> {
     if let Some(path) = &args.manifest {
         return Some(path.clone());
@@ -146,7 +146,7 @@ fn find_manifest(args: &RunArgs) -> Option<PathBuf> {
             if candidate.is_file() {
                 return Some(candidate);
             }
-            if dir.join("Cargo.toml").is_file() {
+            if dir.join("Cargo.toml").is_file() || dir.join("package.json").is_file() {
                 break;
             }
         }

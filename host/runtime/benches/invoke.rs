@@ -146,23 +146,25 @@ impl WasiView for Raw {
     }
 }
 
-/// The same engine settings as the runtime (pooling with keep-resident slots, no copy-on-write
-/// images, epochs, fuel).
+/// The same engine settings as the runtime (pooling with copy-on-write images and keep-resident
+/// slots reset by dirty page, epochs, fuel).
 fn raw_engine() -> Engine {
     raw_engine_with(true)
 }
 
-/// `keep_resident`: the pooling allocator's "no virtual-memory work in steady state" setting
-/// (no copy-on-write image; memories, tables and stacks reset by `memset`, not `madvise`), which
-/// avoids mmap-lock contention and TLB-shootdown IPIs between threads; the runtime uses it.
-/// Without it: copy-on-write images reset by `madvise`, the runtime's settings before it, kept
-/// in the latency summary as `raw-wasmtime-cow` for comparison.
+/// `keep_resident`: the runtime's setting (copy-on-write images; memories, tables and stacks
+/// reset by memcpy/memset of the pages a guest dirtied, found by PAGEMAP_SCAN, not by
+/// `madvise`), which avoids mmap-lock contention and TLB-shootdown IPIs between threads.
+/// Without it: copy-on-write images reset by `madvise`, the runtime's settings before d5659aa,
+/// kept in the latency summary as `raw-wasmtime-cow` for comparison.
 fn raw_engine_with(keep_resident: bool) -> Engine {
     let mut config = Config::new();
     config
         .epoch_interruption(true)
         .consume_fuel(true)
-        .memory_init_cow(!keep_resident);
+        // Copy-on-write images in both; keep-resident resets dirty pages by PAGEMAP_SCAN (the
+        // runtime since the "JavaScript apps" change; before it, keep-resident had no images).
+        .memory_init_cow(true);
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(128)
         .total_core_instances(2048)
@@ -173,7 +175,8 @@ fn raw_engine_with(keep_resident: bool) -> Engine {
     if keep_resident {
         pool.linear_memory_keep_resident(4 << 20)
             .table_keep_resident(1 << 20)
-            .async_stack_keep_resident(2 << 20);
+            .async_stack_keep_resident(2 << 20)
+            .pagemap_scan(wasmtime::Enabled::Auto);
     }
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config).unwrap()

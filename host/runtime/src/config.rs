@@ -114,7 +114,9 @@ pub struct RuntimeConfig {
     /// Invocations beyond it wait for a slot until their deadline. Each slot that has run a
     /// guest keeps up to 7 MiB resident (4 MiB of linear memory, 1 MiB of tables, 2 MiB of
     /// async stack: the keep-resident settings), so this also bounds the memory the pool holds
-    /// after any burst, memory bombs included: about `7 MiB x max_instances`.
+    /// after any burst, memory bombs included: about `7 MiB x max_instances` (plus, per slot,
+    /// the mapping of the copy-on-write image it last ran, whose untouched pages are the page
+    /// cache's, shared by every slot of that component).
     pub max_instances: u32,
     /// The largest memory any invocation may be allowed (each pool slot reserves it).
     pub max_memory_bytes: usize,

@@ -1,5 +1,5 @@
-//! [`Runtime`]: the one wasmtime `Engine` (pooling allocator, copy-on-write memory images,
-//! epoch ticker), loading components into [`LoadedApp`]s (checked before compiling, compiled
+//! [`Runtime`]: the one wasmtime `Engine` (pooling allocator, copy-on-write memory images reset
+//! by dirty page, epoch ticker), loading components into [`LoadedApp`]s (checked before compiling, compiled
 //! within bounds, disk cache, pre-linked `InstancePre`), and invoking them in a fresh bounded
 //! store per event.
 
@@ -251,11 +251,14 @@ pub(crate) fn engine_config(config: &RuntimeConfig) -> Config {
         .max_wasm_stack(config.max_wasm_stack)
         // Fiber stacks for async calls hold the wasm stack plus host frames.
         .async_stack_size(config.max_wasm_stack + (1 << 20))
-        // No copy-on-write images: resetting a slot with madvise/mprotect costs TLB shootdowns
-        // that serialise the cores (BENCHMARKS.md, "Sandbox runtime"); the keep-resident
-        // settings below reset memory with memset instead. Each fresh instance still starts
-        // from zeroed, freshly initialised memory.
-        .memory_init_cow(false)
+        // Copy-on-write memory images: a slot keeps the image of the component it last ran
+        // mapped, so a fresh instance of a large initialised heap (a JavaScript app's 9 MiB)
+        // copies nothing. Resetting a slot restores only the pages the guest dirtied (found by
+        // the PAGEMAP_SCAN ioctl, Linux 6.7+) from the image by memcpy, up to the keep-resident
+        // size below, so steady state does no madvise/mprotect: no TLB shootdowns serialising
+        // the cores (BENCHMARKS.md, "Sandbox runtime" and "JavaScript apps"). Each fresh
+        // instance still starts from the component's initial memory.
+        .memory_init_cow(true)
         .wasm_backtrace_max_frames(NonZeroUsize::new(config.wasm_backtrace_frames))
         .wasm_backtrace_details(WasmBacktraceDetails::Disable);
     let slots = config.max_instances.max(1);
@@ -272,7 +275,9 @@ pub(crate) fn engine_config(config: &RuntimeConfig) -> Config {
         .table_elements(config.limits.table_elements.max(20_000))
         .linear_memory_keep_resident(4 << 20)
         .table_keep_resident(1 << 20)
-        .async_stack_keep_resident(2 << 20);
+        .async_stack_keep_resident(2 << 20)
+        // Where the kernel lacks it, wasmtime memsets/copies the first keep-resident bytes.
+        .pagemap_scan(wasmtime::Enabled::Auto);
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     c
 }
