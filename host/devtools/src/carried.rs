@@ -177,9 +177,9 @@ mod tests {
             // `"0.4"` is `{ version = "0.4" }`.
             let normal = |v: &toml::Value| match v {
                 toml::Value::String(_) => {
-                    toml::Table::from_iter([("version".to_string(), v.clone())]).to_string()
+                    toml::Value::Table(toml::Table::from_iter([("version".to_string(), v.clone())]))
                 }
-                other => other.to_string(),
+                other => other.clone(),
             };
             assert_eq!(normal(spec), normal(from_workspace), "{name}");
         }
