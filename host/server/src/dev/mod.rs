@@ -286,7 +286,7 @@ async fn dev_loop(
 
 /// One build and upload; failures are printed, and the loop waits for the next save.
 async fn build_and_upload(args: &DevArgs, session: &mut DevSession) {
-    println!("building {}...", args.dir.display());
+    println!("building...");
     let started = Instant::now();
     let wasm = match minihost_devtools::build_component(&args.dir, !args.debug).await {
         Ok(wasm) => wasm,
