@@ -2,8 +2,9 @@
 //! only this package's tests have the binary): on a scaffolded Rust app it starts a server,
 //! prints where to chat and as whom; the printed test user's `/demo Ada` gets the app's reply,
 //! the invocation shows on the dev process's stdout, an edit of the source is rebuilt and
-//! uploaded and changes the reply; SIGINT stops it and the server it started. And on a folder
-//! that is not an app it names the missing manifest.
+//! uploaded and changes the reply; SIGINT stops it and the server it started. With `--server`
+//! it works on a running server as the developer `minihost login` signed in, and leaves no dev
+//! version waiting for review. On a folder that is not an app it names the missing manifest.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::io::{BufRead as _, BufReader};
@@ -267,6 +268,176 @@ async fn app_dev_serves_the_app_streams_its_invocations_and_reloads_it_on_save()
     dev.line(Duration::from_secs(5), |l| l == "stopped");
     let gone = reqwest::get(format!("{web}api/v1/me")).await;
     assert!(gone.is_err(), "the server still answers: {gone:?}");
+}
+
+/// A `minihost serve` of this test, on its own data folder, with a developer `dev`.
+struct Server {
+    child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(bin: &str) -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let dir = data.path().to_str().unwrap().to_owned();
+        let made = shell(
+            bin,
+            data.path(),
+            &[
+                "admin",
+                "create-user",
+                "--username",
+                "dev",
+                "--role",
+                "developer",
+            ],
+        )
+        .args(["--data-dir", &dir])
+        .env("MINIHOST_PASSWORD", "password-dev")
+        .output()
+        .unwrap();
+        assert!(made.status.success(), "{made:?}");
+        let mut child = shell(bin, data.path(), &["serve", "--addr", "127.0.0.1:0"])
+            .args(["--data-dir", &dir])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let url = lines
+            .find_map(|l| {
+                l.ok()?
+                    .strip_prefix("minihost listening on ")
+                    .map(str::to_owned)
+            })
+            .expect("the server listens");
+        Server {
+            child,
+            url,
+            _data: data,
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn app_dev_on_a_running_server_uses_the_signed_in_developer_and_withdraws_its_uploads() {
+    let bin = env!("CARGO_BIN_EXE_minihost");
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(bin);
+    let session = tmp.path().join("session.json");
+    let login = shell(
+        bin,
+        tmp.path(),
+        &["login", "--server", &server.url, "--username", "dev"],
+    )
+    .env("MINIHOST_SESSION_FILE", &session)
+    .env("MINIHOST_PASSWORD", "password-dev")
+    .output()
+    .unwrap();
+    assert!(login.status.success(), "{login:?}");
+    let new = shell(bin, tmp.path(), &["app", "new", "remote-demo"])
+        .output()
+        .unwrap();
+    assert!(new.status.success(), "{new:?}");
+
+    // The session is for another server: refused before anything is made.
+    let elsewhere = shell(
+        bin,
+        tmp.path(),
+        &[
+            "app",
+            "dev",
+            "remote-demo",
+            "--server",
+            "http://127.0.0.1:9",
+        ],
+    )
+    .env("MINIHOST_SESSION_FILE", &session)
+    .output()
+    .unwrap();
+    assert_eq!(elsewhere.status.code(), Some(1), "{elsewhere:?}");
+    let stderr = String::from_utf8_lossy(&elsewhere.stderr);
+    assert!(
+        stderr.contains("your session is for") && stderr.contains("minihost login --server"),
+        "{stderr}"
+    );
+
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("app-dev-target");
+    let mut cmd = shell(
+        bin,
+        tmp.path(),
+        &["app", "dev", "remote-demo", "--server", &server.url],
+    );
+    cmd.env("CARGO_TARGET_DIR", &target)
+        .env("MINIHOST_SESSION_FILE", &session);
+    let mut dev = Dev::start(cmd);
+    let developer = dev.field("developer:");
+    assert!(developer.starts_with("dev (your session"), "{developer}");
+    let tester = dev.field("test user:");
+    let (username, password) = tester.split_once(", password ").unwrap();
+    assert!(username.starts_with("tester_"), "{username}");
+    dev.line(Duration::from_secs(1200), |l| {
+        l.starts_with("ready: remote-demo@0.1.0-dev.1 ")
+    });
+    let base = format!("{}/", server.url);
+    let tester = Client::sign_in(&base, username, password).await;
+    let group = tester.get("api/v1/conversations").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tester.say(&group, "/remote-demo Ada").await;
+    tester.reply(&group, "Hello, Ada!").await;
+    dev.line(Duration::from_secs(60), |l| {
+        l.contains("remote-demo@0.1.0-dev.1 command: ok")
+    });
+
+    // A save (the same code): the next version replaces the first, which leaves the queue.
+    let lib = tmp.path().join("remote-demo/src/lib.rs");
+    let source = std::fs::read_to_string(&lib).unwrap();
+    std::fs::write(
+        &lib,
+        format!(
+            "{source}
+// saved again
+"
+        ),
+    )
+    .unwrap();
+    dev.line(Duration::from_secs(600), |l| {
+        l.starts_with("ready: remote-demo@0.1.0-dev.2 ")
+    });
+    let status = dev
+        .stop(Duration::from_secs(120))
+        .expect("`minihost app dev` stops within 120 s of SIGINT");
+    assert!(status.success(), "{status:?}");
+
+    // The server runs on; nothing of the session waits for a reviewer.
+    let developer = Client::sign_in(&base, "dev", "password-dev").await;
+    let versions = developer.get("api/v1/apps/remote-demo/versions").await;
+    let statuses: Vec<(&str, &str)> = versions["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| {
+            (
+                v["version"].as_str().unwrap(),
+                v["status"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        vec![("0.1.0-dev.2", "withdrawn"), ("0.1.0-dev.1", "withdrawn")],
+        "{versions}"
+    );
 }
 
 #[test]
