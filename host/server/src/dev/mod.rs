@@ -85,6 +85,8 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
 }
 
+/// `minihost app dev`: until Ctrl-C or SIGTERM; an error when the folder is not an app, the
+/// server cannot be started or reached, or the session cannot be set up.
 pub async fn run(args: DevArgs) -> anyhow::Result<ExitCode> {
     minihost_devtools::watch::app_dir(&args.dir)?;
     let manifest_path = args.dir.join(MANIFEST);
