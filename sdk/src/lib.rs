@@ -35,6 +35,7 @@
 //!
 //! For an app's backend (native targets), [`webhook`] verifies Minihost's signed webhooks.
 
+#![warn(missing_docs)]
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 // Lets the generated bindings name this crate by its public path, as apps do.

@@ -68,7 +68,9 @@ async fn cargo_build(dir: &Path, release: bool) -> anyhow::Result<PathBuf> {
             "--message-format=json-render-diagnostics",
         ])
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        .stderr(Stdio::inherit())
+        // `app dev` drops a build when it is stopped.
+        .kill_on_drop(true);
     if release {
         cmd.arg("--release");
     }

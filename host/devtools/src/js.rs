@@ -144,6 +144,8 @@ async fn npm(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
         .args(args)
         .stdout(Stdio::from(std::io::stderr()))
         .stderr(Stdio::piped())
+        // `app dev` drops a build when it is stopped.
+        .kill_on_drop(true)
         .output()
         .await
         .with_context(|| {

@@ -1,6 +1,7 @@
 //! The developer CLI, `minihost app ...`: scaffold a mini-app in Rust, JavaScript or TypeScript
 //! ([`AppCommand::New`]), build and validate it ([`AppCommand::Build`]), and run it locally
-//! ([`AppCommand::Run`]).
+//! ([`AppCommand::Run`]); [`watch`] is what `minihost app dev` (in the server crate, as it talks
+//! HTTP) knows of an app folder.
 //!
 //! This crate owns the command line and what the developer reads; it does not run apps itself.
 //! Checking an upload and running an event go through a [`Simulator`], which the server crate
@@ -18,6 +19,7 @@ mod new;
 mod render;
 mod run;
 mod simulator;
+pub mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,8 +1,10 @@
 //! The `minihost` binary: parses the command line and runs a subcommand (`serve`, `admin`,
-//! `app`), or, as `minihost __compile`, is the compile worker `serve` starts for each component
-//! (hidden: it reads a component on stdin and writes the compiled artefact on stdout).
+//! `app`, whose `app dev` loop is [`dev`]), or, as `minihost __compile`, is the compile worker
+//! `serve` starts for each component (hidden: it reads a component on stdin and writes the
+//! compiled artefact on stdout).
 
 mod admin;
+mod dev;
 mod remote;
 mod serve;
 mod settings;
@@ -132,6 +134,10 @@ enum AppCli {
     Local(minihost_devtools::AppCommand),
     /// Build the app in a folder and publish it to the signed-in server for review.
     Publish(remote::PublishArgs),
+    /// Develop an app on a local server: start one (or use `--server`), make a test user and a
+    /// group, try the app there, rebuild and upload it on every save, and print each
+    /// invocation (outcome, duration, fuel, capability calls, logs) as it happens.
+    Dev(dev::DevArgs),
 }
 
 /// The hidden argument that makes this process a compile worker.
@@ -183,6 +189,7 @@ fn main() -> ExitCode {
                 minihost_devtools::run(cmd, &simulator).await
             }
             Command::App(AppCli::Publish(args)) => remote::publish(args).await,
+            Command::App(AppCli::Dev(args)) => dev::run(args).await,
             Command::Login(args) => remote::login(args).await,
             Command::Review(cmd) => remote::review(cmd).await,
         }

@@ -2,7 +2,8 @@
 //! `minihost login` keeps a session token in the user's config directory (or
 //! `MINIHOST_SESSION_FILE`); `minihost app publish` builds the app in a folder and publishes it
 //! for review; `minihost review ...` works the review queue, releases, rolls back and suspends.
-//! A refusal prints the server's error and exits non-zero.
+//! A refusal prints the server's error and exits non-zero. `app dev` talks to its server through
+//! the same [`request`].
 
 use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand};
@@ -76,10 +77,10 @@ pub enum ReviewCommand {
 
 /// A signed-in session.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Session {
-    server: String,
-    username: String,
-    token: String,
+pub(crate) struct Session {
+    pub server: String,
+    pub username: String,
+    pub token: String,
 }
 
 /// Where the session is kept.
@@ -94,7 +95,7 @@ fn session_file() -> anyhow::Result<PathBuf> {
     Ok(config.join("minihost").join("session.json"))
 }
 
-fn load_session() -> anyhow::Result<Session> {
+pub(crate) fn load_session() -> anyhow::Result<Session> {
     let path = session_file()?;
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
@@ -105,6 +106,60 @@ fn load_session() -> anyhow::Result<Session> {
     serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
 }
 
+/// A server's answer: its status and JSON body (`Null` when empty, a string when not JSON).
+pub(crate) struct Answer {
+    pub status: reqwest::StatusCode,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The body of a success; the server's error message as the error otherwise.
+    pub(crate) fn ok(self) -> anyhow::Result<Value> {
+        if !self.status.is_success() {
+            bail!("the server refused ({}): {}", self.status, self.message());
+        }
+        Ok(self.body)
+    }
+
+    /// The error message of a refusal (the whole body when it has none).
+    pub(crate) fn message(&self) -> String {
+        self.body["error"]["message"]
+            .as_str()
+            .map_or_else(|| self.body.to_string(), str::to_owned)
+    }
+}
+
+/// One request, whatever its status; `Err` only when the server cannot be reached.
+pub(crate) async fn request(
+    http: &reqwest::Client,
+    server: &str,
+    token: Option<&str>,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<&Value>,
+) -> anyhow::Result<Answer> {
+    let url = format!("{}{path}", server.trim_end_matches('/'));
+    let mut rb = http.request(method, &url);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb.json(b);
+    }
+    let r = rb
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {url}"))?;
+    let status = r.status();
+    let text = r.text().await.unwrap_or_default();
+    let body = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Ok(Answer { status, body })
+}
+
 /// One request; the JSON answer, or the server's error as the error.
 async fn call(
     server: &str,
@@ -113,32 +168,16 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> anyhow::Result<Value> {
-    let url = format!("{}{path}", server.trim_end_matches('/'));
-    let mut rb = reqwest::Client::new().request(method, &url);
-    if let Some(t) = token {
-        rb = rb.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = r.status();
-    let text = r.text().await.unwrap_or_default();
-    let value: Value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    if !status.is_success() {
-        let message = value["error"]["message"]
-            .as_str()
-            .map_or_else(|| value.to_string(), str::to_owned);
-        bail!("the server refused ({status}): {message}");
-    }
-    Ok(value)
+    request(
+        &reqwest::Client::new(),
+        server,
+        token,
+        method,
+        path,
+        body.as_ref(),
+    )
+    .await?
+    .ok()
 }
 
 /// `minihost login`: signs in and keeps the session.

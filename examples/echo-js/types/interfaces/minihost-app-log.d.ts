@@ -9,13 +9,19 @@ declare module 'minihost:app/log@0.2.0' {
    * 
    * ## `"trace"`
    * 
+   * Step-by-step detail.
    * ## `"debug"`
    * 
+   * Detail for debugging.
    * ## `"info"`
    * 
+   * What the app did.
    * ## `"warn"`
    * 
+   * Something unexpected the app got past.
    * ## `"error"`
+   * 
+   * Something that failed.
    */
   export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 }

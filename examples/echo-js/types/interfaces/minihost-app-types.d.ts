@@ -257,6 +257,9 @@ declare module 'minihost:app/types@0.2.0' {
    * A card: blocks top to bottom.
    */
   export interface Card {
+    /**
+     * Its blocks, in the order they are drawn, top to bottom.
+     */
     blocks: Array<Block>,
   }
   /**
