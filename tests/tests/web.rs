@@ -320,10 +320,8 @@ async fn the_client_is_served_with_a_strict_policy_and_tickets_open_one_socket()
     assert_eq!(r.0, 200, "{r:?}");
     let id =
         minihost_core::UserId::from_string(alice.get("/api/v1/me").await.1["id"].as_str().unwrap());
-    assert_eq!(
-        node.node.store.locale(&id).await.unwrap().as_deref(),
-        Some("zh-CN")
-    );
+    let stored = node.node.store.user_by_id(&id).await.unwrap().unwrap();
+    assert_eq!(stored.locale.as_deref(), Some("zh-CN"));
     let r = alice
         .put("/api/v1/me/locale", &json!({"locale": "zh_CN; drop"}))
         .await;

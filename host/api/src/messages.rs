@@ -89,6 +89,7 @@ pub(crate) async fn send(
             },
             content: body.content,
             idempotency_key: key,
+            budget: None,
         })
         .await?;
     let status = if appended.duplicate {

@@ -171,6 +171,7 @@ async fn actor(state: &AppState, claims: &AccessClaims) -> Result<Actor, OpenErr
         app_user_id: app_user.as_str().to_owned(),
         conversation: None,
         trigger: Trigger::Unsolicited,
+        reviewed_here: None,
     })
 }
 

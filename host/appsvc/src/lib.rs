@@ -97,6 +97,9 @@ pub struct Actor {
     pub conversation: Option<ConversationId>,
     /// What set the app acting (which send budget its messages take from).
     pub trigger: Trigger,
+    /// Whether the version installed in [`Self::conversation`] was reviewed (not a trial),
+    /// when the caller knows it from the install it runs: saves a lookup per message.
+    pub reviewed_here: Option<bool>,
 }
 
 /// The shared implementation. Cheap to clone.

@@ -1,12 +1,13 @@
 //! Sending and updating messages as an app: only where the app is installed and the user is a
 //! member, only with `messages.send` granted, within a send budget: replies to a user's own
 //! event (its reply, and sends to its conversation) take from that user's reply budget in the
-//! conversation, everything else from the conversation's unsolicited budget.
+//! conversation, everything else from the conversation's unsolicited budget. The token is taken
+//! in the transaction that stores the message (the store's writer batch), not one of its own.
 
 use crate::{Actor, AppError, AppServices, Trigger};
 use minihost_core::{Content, ConversationId, Message, Sender};
 use minihost_hub::{Event, Topic};
-use minihost_store::{NewMessage, SendBucket};
+use minihost_store::{Budget, NewMessage, StoreError};
 use serde_json::json;
 
 /// The scope every messaging operation needs.
@@ -49,12 +50,18 @@ impl AppServices {
         actor: &Actor,
         conversation: &ConversationId,
     ) -> Result<String, AppError> {
-        let reviewed = self
-            .store
-            .installs(conversation)
-            .await?
-            .iter()
-            .any(|i| i.app_id == actor.app && !i.sideloaded);
+        let known = actor
+            .reviewed_here
+            .filter(|_| actor.conversation.as_ref() == Some(conversation));
+        let reviewed = match known {
+            Some(reviewed) => reviewed,
+            None => self
+                .store
+                .installs(conversation)
+                .await?
+                .iter()
+                .any(|i| i.app_id == actor.app && !i.sideloaded),
+        };
         Ok(if reviewed {
             actor.app_name.clone()
         } else {
@@ -62,37 +69,35 @@ impl AppServices {
         })
     }
 
-    /// The budget the actor's messages to `conversation` take from, with its burst and rate:
-    /// replies to a user's own event in its conversation count per user; everything else
-    /// (unsolicited, or elsewhere) per conversation.
-    fn budget<'a>(
-        &self,
-        actor: &'a Actor,
-        conversation: &'a ConversationId,
-    ) -> (SendBucket<'a>, i64, i64) {
+    /// The budget the actor's messages to `conversation` take from: replies to a user's own
+    /// event in its conversation count per user; everything else (unsolicited, or elsewhere)
+    /// per conversation.
+    fn budget(&self, actor: &Actor, conversation: &ConversationId) -> Budget {
         let replying =
             actor.trigger == Trigger::User && actor.conversation.as_ref() == Some(conversation);
-        if replying {
+        let (user, capacity, per_minute) = if replying {
             (
-                SendBucket::Reply {
-                    conversation: conversation.as_str(),
-                    user: &actor.user,
-                },
+                Some(actor.user.clone()),
                 self.limits.reply_burst,
                 self.limits.replies_per_minute,
             )
         } else {
             (
-                SendBucket::Unsolicited {
-                    conversation: conversation.as_str(),
-                },
+                None,
                 self.limits.unsolicited_burst,
                 self.limits.unsolicited_per_minute,
             )
+        };
+        Budget {
+            app: actor.app.clone(),
+            user,
+            capacity,
+            per_minute,
         }
     }
 
-    /// Validates, budgets and appends a message from the app.
+    /// Validates and appends a message from the app; the writer takes its budget token in the
+    /// transaction that stores it.
     async fn post(
         &self,
         actor: &Actor,
@@ -102,23 +107,8 @@ impl AppServices {
         content
             .validate()
             .map_err(|e| AppError::Invalid(e.to_string()))?;
-        let (bucket, burst, per_minute) = self.budget(actor, conversation);
-        let taken = self
-            .store
-            .take_send_token(&actor.app, bucket, burst, per_minute)
-            .await?;
-        if taken.is_none() {
-            return Err(AppError::BudgetExceeded(match actor.trigger {
-                Trigger::User => format!(
-                    "at most {burst} replies to one user's events per conversation in a burst, \
-                     {per_minute} per minute"
-                ),
-                Trigger::Unsolicited => format!(
-                    "at most {burst} unsolicited messages per conversation in a burst, \
-                     {per_minute} per minute"
-                ),
-            }));
-        }
+        let budget = self.budget(actor, conversation);
+        let (burst, per_minute) = (budget.capacity, budget.per_minute);
         let name = self.sender_name(actor, conversation).await?;
         let appended = self
             .store
@@ -130,9 +120,23 @@ impl AppServices {
                 },
                 content,
                 idempotency_key: None,
+                budget: Some(budget),
             })
-            .await?;
-        Ok(appended.message)
+            .await;
+        match appended {
+            Ok(appended) => Ok(appended.message),
+            Err(StoreError::BudgetExceeded) => Err(AppError::BudgetExceeded(match actor.trigger {
+                Trigger::User => format!(
+                    "at most {burst} replies to one user's events per conversation in a burst, \
+                     {per_minute} per minute"
+                ),
+                Trigger::Unsolicited => format!(
+                    "at most {burst} unsolicited messages per conversation in a burst, \
+                     {per_minute} per minute"
+                ),
+            })),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Sends `content` as the app; returns the stored message. What came of it (sent, or
@@ -191,10 +195,15 @@ impl AppServices {
     ) -> Result<u32, AppError> {
         self.require(actor, SCOPE).await?;
         self.may_post(actor, conversation).await?;
-        let (bucket, burst, per_minute) = self.budget(actor, conversation);
+        let budget = self.budget(actor, conversation);
         let left = self
             .store
-            .send_tokens_left(&actor.app, bucket, burst, per_minute)
+            .send_tokens_left(
+                &actor.app,
+                budget.bucket(conversation.as_str()),
+                budget.capacity,
+                budget.per_minute,
+            )
             .await?;
         Ok(u32::try_from(left.max(0)).unwrap_or(u32::MAX))
     }

@@ -63,11 +63,7 @@ impl AppServices {
             user: target.to_owned(),
             display_name: record.display_name.as_str().to_owned(),
             avatar: None,
-            locale: self
-                .store
-                .locale(&user)
-                .await?
-                .unwrap_or_else(|| "en".into()),
+            locale: record.locale.clone().unwrap_or_else(|| "en".into()),
         };
         self.noted(&user, actor, SCOPE, Ok(profile)).await
     }

@@ -34,6 +34,7 @@ async fn actor(
         app_user_id: svc.app_user_id(app, &u.id).await.unwrap(),
         conversation: conv.cloned(),
         trigger: Trigger::Unsolicited,
+        reviewed_here: None,
     }
 }
 

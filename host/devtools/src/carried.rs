@@ -101,6 +101,15 @@ pub fn check_wit(dir: &Path) -> Result<(), WitMismatch> {
     compare_wit(&path, &text)
 }
 
+/// The lines of a WIT text that are the contract, numbered from 1: comments and blank lines
+/// are not (an app whose copy differs only in doc comments builds).
+fn meaningful(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l.trim()))
+        .filter(|(_, l)| !l.is_empty() && !l.starts_with("//"))
+}
+
 fn compare_wit(path: &str, text: &str) -> Result<(), WitMismatch> {
     let package = text
         .lines()
@@ -113,20 +122,18 @@ fn compare_wit(path: &str, text: &str) -> Result<(), WitMismatch> {
             found: package.unwrap_or_else(|| "(none)".into()),
         });
     }
-    let mut ours = WIT.lines();
-    let mut theirs = text.lines();
-    let mut line = 0;
+    let mut ours = meaningful(WIT);
+    let mut theirs = meaningful(text);
     loop {
-        line += 1;
         match (theirs.next(), ours.next()) {
             (None, None) => return Ok(()),
-            (a, b) if a.map(str::trim_end) == b.map(str::trim_end) => continue,
+            (Some((_, a)), Some((_, b))) if a == b => continue,
             (a, b) => {
                 return Err(WitMismatch::Differs {
                     path: path.to_string(),
-                    line,
-                    found: a.unwrap_or("(end of file)").trim().to_string(),
-                    expected: b.unwrap_or("(end of file)").trim().to_string(),
+                    line: a.map_or(text.lines().count() + 1, |(n, _)| n),
+                    found: a.map_or("(end of file)", |(_, l)| l).to_string(),
+                    expected: b.map_or("(end of file)", |(_, l)| l).to_string(),
                 });
             }
         }
@@ -201,6 +208,14 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Doc comments and blank lines are not the contract.
+        let recommented: String = WIT
+            .lines()
+            .filter(|l| !l.trim().starts_with("//"))
+            .flat_map(|l| [l, "", "  // a comment of another SDK version"])
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert_eq!(compare_wit("w", &recommented), Ok(()));
         let none = compare_wit("w", "world x {}").unwrap_err();
         assert!(matches!(none, WitMismatch::Package { found, .. } if found == "(none)"));
         let dir = tempfile::tempdir().unwrap();

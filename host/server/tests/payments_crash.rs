@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 const PAYERS: usize = 20;
-const ORDERS_EACH: usize = 8;
+const ORDERS_EACH: usize = 24;
 const PRICE: i64 = 125;
 const FUNDS: i64 = 10_000;
 const PIN: &str = "135790";
@@ -170,8 +170,9 @@ async fn a_confirmation_storm_cut_by_sigkill_pays_each_order_once() {
                 }));
             }
         }
-        // Kill it mid-storm: once some confirmations are acknowledged, not all.
-        while acked.lock().unwrap().len() < PAYERS {
+        // Kill it mid-storm: as soon as one confirmation is acknowledged (a node that remembers
+        // verified PINs pays the rest quickly).
+        while acked.lock().unwrap().is_empty() {
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         server.child.kill().unwrap(); // SIGKILL

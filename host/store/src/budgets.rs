@@ -2,10 +2,14 @@
 //! from in a transaction under the bucket's lock. Unsolicited sends (timers, payment events,
 //! backend sends) share a bucket per (app, conversation); replies to a user's own events
 //! (commands, button presses, opening the app) have a bucket per (app, conversation, user), so
-//! a busy group does not silence an app its members are using.
+//! a busy group does not silence an app its members are using. An app's message takes its token
+//! in the same transaction that stores it (the message writer's batch, [`Budget`]), so a budget
+//! costs no transaction of its own.
 
+use crate::db::Backend;
 use crate::{Result, Store};
 use minihost_core::UserId;
+use sqlx::AssertSqlSafe;
 
 /// The bucket a message of an app is taken from.
 #[derive(Debug, Clone, Copy)]
@@ -44,11 +48,45 @@ impl SendBucket<'_> {
         }
     }
 
+    /// The bucket's row: `$1` app, `$2` conversation, `$3` user (replies).
+    fn select_sql(&self) -> String {
+        let (table, row_of, _, _) = self.sql("");
+        format!("SELECT milli_tokens, updated_at FROM {table} WHERE {row_of}")
+    }
+
+    /// Stores the bucket's row: `$1` app, `$2` conversation, `$3` tokens, `$4` time, `$5` user
+    /// (replies).
+    fn upsert_sql(&self) -> String {
+        let (_, _, keys, _) = self.sql("");
+        let insert = match self {
+            SendBucket::Unsolicited { .. } => {
+                "INSERT INTO send_budgets (app_id, conversation_id, milli_tokens, updated_at)
+                 VALUES ($1, $2, $3, $4)"
+            }
+            SendBucket::Reply { .. } => {
+                "INSERT INTO reply_budgets
+                        (app_id, conversation_id, milli_tokens, updated_at, user_id)
+                 VALUES ($1, $2, $3, $4, $5)"
+            }
+        };
+        format!(
+            "{insert} ON CONFLICT ({keys})
+             DO UPDATE SET milli_tokens = excluded.milli_tokens, updated_at = excluded.updated_at"
+        )
+    }
+
     fn conversation(&self) -> &str {
         match self {
             SendBucket::Unsolicited { conversation } | SendBucket::Reply { conversation, .. } => {
                 conversation
             }
+        }
+    }
+
+    fn user(&self) -> Option<&str> {
+        match self {
+            SendBucket::Unsolicited { .. } => None,
+            SendBucket::Reply { user, .. } => Some(user.as_str()),
         }
     }
 
@@ -58,10 +96,40 @@ impl SendBucket<'_> {
         q: sqlx::query::QueryAs<'q, sqlx::Any, (i64, i64), sqlx::any::AnyArguments>,
     ) -> sqlx::query::QueryAs<'q, sqlx::Any, (i64, i64), sqlx::any::AnyArguments> {
         let q = q.bind(self.conversation().to_owned());
-        match self {
-            SendBucket::Unsolicited { .. } => q,
-            SendBucket::Reply { user, .. } => q.bind(user.as_str().to_owned()),
+        match self.user() {
+            None => q,
+            Some(user) => q.bind(user.to_owned()),
         }
+    }
+}
+
+/// A send budget an app's message is charged to, in the transaction that stores the message
+/// ([`NewMessage::budget`](crate::NewMessage)): one token of the app's bucket in the message's
+/// conversation, the reply bucket of `user` if set, else the unsolicited one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Budget {
+    /// The app sending.
+    pub app: String,
+    /// Whose event the message answers (its reply bucket), or `None` for unsolicited sends.
+    pub user: Option<UserId>,
+    /// Tokens in a full bucket (the burst).
+    pub capacity: i64,
+    /// Tokens added per minute.
+    pub per_minute: i64,
+}
+
+impl Budget {
+    /// The bucket this budget names in `conversation`.
+    pub fn bucket<'a>(&'a self, conversation: &'a str) -> SendBucket<'a> {
+        match &self.user {
+            Some(user) => SendBucket::Reply { conversation, user },
+            None => SendBucket::Unsolicited { conversation },
+        }
+    }
+
+    /// The key that orders and serialises takers of this bucket.
+    pub(crate) fn lock_key(&self, conversation: &str) -> String {
+        self.bucket(conversation).sql(&self.app).3
     }
 }
 
@@ -77,9 +145,82 @@ fn current(row: Option<(i64, i64)>, now: i64, capacity: i64, per_minute: i64) ->
     }
 }
 
+/// Takes one token from `bucket` of `app` inside `tx` (which it first serialises with other
+/// takers of the bucket on PostgreSQL). Returns the tokens left (whole) or `None` if the bucket
+/// is empty (nothing written).
+pub(crate) async fn take_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    app: &str,
+    bucket: SendBucket<'_>,
+    capacity: i64,
+    per_minute: i64,
+) -> Result<Option<i64>> {
+    let now = minihost_core::now_millis();
+    crate::db::lock_key(tx, backend, &bucket.sql(app).3).await?;
+    let row = sqlx::query_as(AssertSqlSafe(bucket.select_sql())).bind(app);
+    let row: Option<(i64, i64)> = bucket.bind(row).fetch_optional(&mut **tx).await?;
+    let current = current(row, now, capacity, per_minute);
+    if current < 1000 {
+        return Ok(None);
+    }
+    let left = current - 1000;
+    let mut q = sqlx::query(AssertSqlSafe(bucket.upsert_sql()))
+        .bind(app)
+        .bind(bucket.conversation())
+        .bind(left)
+        .bind(now);
+    if let Some(user) = bucket.user() {
+        q = q.bind(user);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(Some(left / 1000))
+}
+
+/// [`take_in`] on the SQLite message writer's own connection (SQLite's write lock, held by
+/// `tx`, serialises takers).
+pub(crate) fn take_in_sqlite(
+    tx: &rusqlite::Connection,
+    app: &str,
+    bucket: SendBucket<'_>,
+    capacity: i64,
+    per_minute: i64,
+) -> Result<Option<i64>> {
+    use rusqlite::OptionalExtension;
+    let now = minihost_core::now_millis();
+    let mut select = tx.prepare_cached(&bucket.select_sql())?;
+    let row: Option<(i64, i64)> = match bucket.user() {
+        None => select.query_row(rusqlite::params![app, bucket.conversation()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        }),
+        Some(user) => select.query_row(rusqlite::params![app, bucket.conversation(), user], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        }),
+    }
+    .optional()?;
+    let current = current(row, now, capacity, per_minute);
+    if current < 1000 {
+        return Ok(None);
+    }
+    let left = current - 1000;
+    let mut upsert = tx.prepare_cached(&bucket.upsert_sql())?;
+    match bucket.user() {
+        None => upsert.execute(rusqlite::params![app, bucket.conversation(), left, now])?,
+        Some(user) => upsert.execute(rusqlite::params![
+            app,
+            bucket.conversation(),
+            left,
+            now,
+            user
+        ])?,
+    };
+    Ok(Some(left / 1000))
+}
+
 impl Store {
     /// Takes one token from `bucket` of `app`: `capacity` tokens, refilled at `per_minute`.
-    /// Returns the tokens left (whole) or `None` if the bucket is empty.
+    /// Returns the tokens left (whole) or `None` if the bucket is empty. (An app's message
+    /// takes its token in the transaction that stores it: [`Budget`].)
     pub async fn take_send_token(
         &self,
         app: &str,
@@ -87,45 +228,12 @@ impl Store {
         capacity: i64,
         per_minute: i64,
     ) -> Result<Option<i64>> {
-        let now = minihost_core::now_millis();
-        let (table, row_of, keys, lock) = bucket.sql(app);
         let mut tx = self.begin_write().await?;
-        self.lock_key(&mut tx, &lock).await?;
-        let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT milli_tokens, updated_at FROM {table} WHERE {row_of}"
-        )))
-        .bind(app);
-        let row: Option<(i64, i64)> = bucket.bind(row).fetch_optional(&mut *tx).await?;
-        let current = current(row, now, capacity, per_minute);
-        if current < 1000 {
-            return Ok(None);
+        let taken = take_in(&mut tx, self.backend, app, bucket, capacity, per_minute).await?;
+        if taken.is_some() {
+            tx.commit().await?;
         }
-        let left = current - 1000;
-        let insert = match bucket {
-            SendBucket::Unsolicited { .. } => {
-                "INSERT INTO send_budgets (app_id, conversation_id, milli_tokens, updated_at)
-                 VALUES ($1, $2, $3, $4)"
-            }
-            SendBucket::Reply { .. } => {
-                "INSERT INTO reply_budgets
-                        (app_id, conversation_id, milli_tokens, updated_at, user_id)
-                 VALUES ($1, $2, $3, $4, $5)"
-            }
-        };
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{insert} ON CONFLICT ({keys})
-             DO UPDATE SET milli_tokens = excluded.milli_tokens, updated_at = excluded.updated_at"
-        )))
-        .bind(app)
-        .bind(bucket.conversation())
-        .bind(left)
-        .bind(now);
-        if let SendBucket::Reply { user, .. } = bucket {
-            q = q.bind(user.as_str());
-        }
-        q.execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(Some(left / 1000))
+        Ok(taken)
     }
 
     /// Tokens left in `bucket` of `app`, without taking one.
@@ -137,11 +245,7 @@ impl Store {
         per_minute: i64,
     ) -> Result<i64> {
         let now = minihost_core::now_millis();
-        let (table, row_of, _, _) = bucket.sql(app);
-        let row = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT milli_tokens, updated_at FROM {table} WHERE {row_of}"
-        )))
-        .bind(app);
+        let row = sqlx::query_as(AssertSqlSafe(bucket.select_sql())).bind(app);
         let row: Option<(i64, i64)> = bucket.bind(row).fetch_optional(&self.pool).await?;
         Ok(current(row, now, capacity, per_minute) / 1000)
     }

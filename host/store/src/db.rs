@@ -32,6 +32,22 @@ pub enum StoreConfig {
     Url(String),
 }
 
+/// Serialises `tx` with other transactions naming the same `key` (PostgreSQL advisory lock;
+/// SQLite's write lock already serialises every writer).
+pub(crate) async fn lock_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    backend: Backend,
+    key: &str,
+) -> Result<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
+            .bind(key)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
 /// The handle every other crate uses to read and write state. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -149,13 +165,7 @@ impl Store {
         tx: &mut sqlx::Transaction<'static, sqlx::Any>,
         key: &str,
     ) -> Result<()> {
-        if self.backend == Backend::Postgres {
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-                .bind(key)
-                .execute(&mut **tx)
-                .await?;
-        }
-        Ok(())
+        lock_key(tx, self.backend, key).await
     }
 
     /// Which database this store uses.

@@ -28,6 +28,10 @@ pub enum StoreError {
     /// An idempotency key came back with a different request than the one it first named.
     #[error("the idempotency key was already used for a different request")]
     IdempotencyKeyReused,
+    /// An app's message found its send budget empty ([`NewMessage::budget`](crate::NewMessage));
+    /// nothing was stored.
+    #[error("the app's send budget is empty")]
+    BudgetExceeded,
     /// The configuration names something the store cannot open.
     #[error("cannot open the database: {0}")]
     Open(String),

@@ -34,7 +34,7 @@ mod webhooks;
 pub mod writer;
 
 pub use apps::{AppRecord, AppVersion, Install, InvocationRecord, VersionStatus};
-pub use budgets::SendBucket;
+pub use budgets::{Budget, SendBucket};
 pub use conversations::{Conversation, ConversationSummary, Member};
 pub use db::{Backend, Store, StoreConfig};
 pub use error::StoreError;

@@ -25,6 +25,10 @@ pub struct NewMessage {
     /// in the same conversation returns the first message and stores nothing new; the same key
     /// with other content is [`StoreError::IdempotencyKeyReused`](crate::StoreError).
     pub idempotency_key: Option<String>,
+    /// The app send budget this message takes a token from, in the transaction that stores it
+    /// (an app's messages). With the bucket empty the append ends in
+    /// [`StoreError::BudgetExceeded`](crate::StoreError) and stores nothing.
+    pub budget: Option<crate::Budget>,
 }
 
 /// The outcome of an append.

@@ -57,7 +57,7 @@ impl Store {
     pub async fn session(&self, token: &str, now: UnixMillis) -> Result<Option<(String, User)>> {
         let row = sqlx::query(
             "SELECT s.id AS session_id, u.id, u.username, u.display_name, u.role,
-                    u.password_hash, u.disabled_at
+                    u.password_hash, u.disabled_at, u.locale
                FROM sessions s JOIN users u ON u.id = s.user_id
               WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
                 AND u.disabled_at IS NULL",

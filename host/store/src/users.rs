@@ -17,6 +17,8 @@ pub struct User {
     pub display_name: DisplayName,
     /// What the account may do.
     pub role: Role,
+    /// The language the user chose to read in (a BCP 47 tag), if they chose one.
+    pub locale: Option<String>,
 }
 
 /// A user together with the stored password hash, for sign-in only.
@@ -43,7 +45,7 @@ pub struct NewUser {
     pub role: Role,
 }
 
-const USER_COLUMNS: &str = "id, username, display_name, role, password_hash, disabled_at";
+const USER_COLUMNS: &str = "id, username, display_name, role, password_hash, disabled_at, locale";
 
 pub(crate) fn user_from_row(row: &AnyRow) -> Result<UserWithHash> {
     let role: String = row.try_get("role")?;
@@ -55,6 +57,7 @@ pub(crate) fn user_from_row(row: &AnyRow) -> Result<UserWithHash> {
             role: role
                 .parse()
                 .map_err(|_| StoreError::Corrupt(format!("role {role:?}")))?,
+            locale: row.try_get("locale")?,
         },
         password_hash: row.try_get("password_hash")?,
         disabled: row.try_get::<Option<i64>, _>("disabled_at")?.is_some(),
@@ -83,6 +86,7 @@ impl Store {
             username: new.username,
             display_name: new.display_name,
             role: new.role,
+            locale: None,
         })
     }
 
@@ -157,18 +161,6 @@ impl Store {
             .execute(&self.write_pool)
             .await?;
         Ok(())
-    }
-
-    /// The language `user` chose, if they chose one.
-    pub async fn locale(&self, user: &UserId) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT locale FROM users WHERE id = $1")
-            .bind(user.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(match row {
-            Some(row) => row.try_get::<Option<String>, _>("locale")?,
-            None => None,
-        })
     }
 
     /// Changes a user's role; [`StoreError::NotFound`] if there is no such user.

@@ -70,6 +70,7 @@ async fn say(store: &Store, conv: &ConversationId, from: &User, text: &str) {
             },
             content: Content::text(text),
             idempotency_key: None,
+            budget: None,
         })
         .await
         .unwrap();

@@ -20,6 +20,7 @@ fn text(conv: &ConversationId, from: &User, t: &str, key: Option<&str>) -> NewMe
         },
         content: Content::text(t),
         idempotency_key: key.map(str::to_owned),
+        budget: None,
     }
 }
 
@@ -746,6 +747,85 @@ async fn grants_privacy_storage_quotas_and_budgets() {
                 .unwrap(),
             0
         );
+    });
+}
+
+/// An app's messages take their send-budget token in the transaction that stores them:
+/// concurrent appends (batched together by the writer) store exactly the bucket's capacity per
+/// bucket, the rest end in `BudgetExceeded` with nothing stored, and the numbering stays gapless.
+#[tokio::test]
+async fn app_messages_take_their_budget_with_the_append() {
+    on_every_backend!(|store, db| {
+        let a = user(&store, "alice").await;
+        let b = user(&store, "bob").await;
+        let g = store
+            .create_group(&a.id, "lab", std::slice::from_ref(&b.id))
+            .await
+            .unwrap();
+        let from_app = |user: Option<&UserId>, i: usize| NewMessage {
+            conversation: g.id.clone(),
+            sender: Sender::App {
+                id: "polls".into(),
+                name: "Polls".into(),
+            },
+            content: Content::text(format!("reply {i}")),
+            idempotency_key: None,
+            budget: Some(minihost_store::Budget {
+                app: "polls".into(),
+                user: user.cloned(),
+                capacity: 3,
+                per_minute: 0,
+            }),
+        };
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            let who = match i % 4 {
+                0 | 1 => Some(&a.id),
+                2 => Some(&b.id),
+                _ => None,
+            };
+            let (s, m) = (store.clone(), from_app(who, i));
+            tasks.push(tokio::spawn(async move { (i, s.append(m).await) }));
+            // And a plain message of a user in the same batches, which no budget touches.
+            let (s, m) = (store.clone(), text(&g.id, &a, "hi", None));
+            tasks.push(tokio::spawn(async move { (100 + i, s.append(m).await) }));
+        }
+        let (mut stored, mut refused, mut plain) = (0, 0, 0);
+        for t in tasks {
+            match t.await.unwrap() {
+                (i, Ok(_)) if i >= 100 => plain += 1,
+                (_, Ok(_)) => stored += 1,
+                (_, Err(StoreError::BudgetExceeded)) => refused += 1,
+                (i, Err(e)) => panic!("{}: append {i}: {e}", db.name),
+            }
+        }
+        // alice's reply bucket (8 tries), bob's (4) and the unsolicited one (4): 3 each.
+        assert_eq!((stored, refused, plain), (9, 7, 16), "{}", db.name);
+        let left = |user: Option<&UserId>| {
+            let budget = from_app(user, 0).budget.unwrap();
+            let store = store.clone();
+            let conv = g.id.clone();
+            async move {
+                store
+                    .send_tokens_left("polls", budget.bucket(conv.as_str()), 3, 0)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(left(Some(&a.id)).await, 0);
+        assert_eq!(left(None).await, 0);
+        let history = store
+            .history(
+                &g.id,
+                HistoryQuery {
+                    limit: 100,
+                    ..HistoryQuery::default()
+                },
+            )
+            .await
+            .unwrap();
+        let seqs: Vec<i64> = history.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (1..=25).collect::<Vec<_>>(), "{}: gapless", db.name);
     });
 }
 

@@ -340,6 +340,7 @@ impl Platform {
             app_user_id: app_user_id.clone(),
             conversation: Some(install.conversation.clone()),
             trigger: trigger_of(&event),
+            reviewed_here: Some(!install.sideloaded),
         };
         let ml = loaded.manifest.limits;
         // The fuel follows the app's time budget at the operator's rate.
@@ -347,14 +348,13 @@ impl Platform {
             .runtime_limits()
             .with_deadline(Duration::from_millis(u64::from(ml.timeout_ms)));
         limits.memory_bytes = (ml.memory_mib as usize) << 20;
-        // The language the user chose (in the web client's settings), else English.
-        let locale = self.inner.store.locale(&user.id).await?;
         let invocation = Invocation::new(
             app.clone(),
             app_user_id.clone(),
             install.conversation.to_string(),
         )
-        .locale(locale.as_deref().unwrap_or("en"))
+        // The language the user chose (in the web client's settings), else English.
+        .locale(user.locale.as_deref().unwrap_or("en"))
         .grant(Scopes::new(granted.clone()))
         .limits(limits)
         .developer(install.owner == user.id)

@@ -313,6 +313,20 @@ fn plan<'a>(batch: &[&'a NewMessage]) -> Plan<'a> {
     Plan { same_as, lookups }
 }
 
+/// The requests that take a send-budget token: those that will store a new message (not
+/// answered by an idempotency key), in the order their buckets' locks are taken (by lock key,
+/// so two writers never wait on each other's buckets; within a bucket, in batch order).
+fn budgeted(batch: &[&NewMessage], outcomes: &Outcomes, same_as: &[Option<usize>]) -> Vec<usize> {
+    let mut takers: Vec<(String, usize)> = batch
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| outcomes[*i].is_none() && same_as[*i].is_none())
+        .filter_map(|(i, m)| Some((m.budget.as_ref()?.lock_key(m.conversation.as_str()), i)))
+        .collect();
+    takers.sort();
+    takers.into_iter().map(|(_, i)| i).collect()
+}
+
 /// The outcome of a request whose key names the stored message `existing`.
 fn repeated(existing: &Message, request: &NewMessage) -> Result<Appended> {
     if existing.content == request.content {
@@ -448,7 +462,21 @@ async fn commit(
         }
     }
 
-    // 2. Sequence numbers: one statement advances every conversation's counter of the batch
+    // 2. Send budgets: a message whose bucket is empty ends here, unstored.
+    for i in budgeted(batch, &outcomes, &same_as) {
+        let m = batch[i];
+        if let Some(b) = &m.budget {
+            let bucket = b.bucket(m.conversation.as_str());
+            let taken =
+                crate::budgets::take_in(&mut tx, backend, &b.app, bucket, b.capacity, b.per_minute)
+                    .await?;
+            if taken.is_none() {
+                outcomes[i] = Some(Err(StoreError::BudgetExceeded));
+            }
+        }
+    }
+
+    // 3. Sequence numbers: one statement advances every conversation's counter of the batch
     // (up to 64 at a time): `last_seq + CASE id WHEN .. THEN n .. END ... RETURNING id, last_seq`.
     let per_conv = by_conversation(batch, &outcomes, &same_as);
     let mut last_of: HashMap<String, i64> = HashMap::new();
@@ -483,7 +511,7 @@ async fn commit(
         &mut outcomes,
     );
 
-    // 3. The rows, several per statement.
+    // 4. The rows, several per statement.
     for chunk in fresh.chunks(ROWS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO messages (conversation_id, seq, id, sender_kind, sender_id, sender_name, \
@@ -515,7 +543,7 @@ async fn commit(
         }
         q.execute(&mut *tx).await?;
     }
-    // 4. The invocation records that came with the batch.
+    // 5. The invocation records that came with the batch.
     crate::apps::insert_invocations(&mut tx, records).await?;
     tx.commit().await?;
     Ok(resolve(batch, outcomes, &same_as, fresh, &stored))
@@ -556,6 +584,7 @@ mod tests {
             },
             content: Content::text(body),
             idempotency_key: Some("k".into()),
+            budget: None,
         }
     }
 

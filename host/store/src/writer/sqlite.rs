@@ -11,8 +11,8 @@
 //! once: the WAL's size stays bounded.
 
 use super::{
-    Command, CommitHook, Outcomes, Plan, Sink, by_conversation, content_json, number, plan,
-    repeated, resolve,
+    Command, CommitHook, Outcomes, Plan, Sink, budgeted, by_conversation, content_json, number,
+    plan, repeated, resolve,
 };
 use crate::apps::{INVOCATION_INSERT_COLUMNS, InvocationRecord};
 use crate::messages::{
@@ -142,7 +142,20 @@ impl Sink for SqliteSink {
             }
         }
 
-        // 2. Sequence numbers: each conversation's counter advanced once, in this transaction.
+        // 2. Send budgets: a message whose bucket is empty ends here, unstored.
+        for i in budgeted(batch, &outcomes, &same_as) {
+            let m = batch[i];
+            if let Some(b) = &m.budget {
+                let bucket = b.bucket(m.conversation.as_str());
+                let taken =
+                    crate::budgets::take_in_sqlite(&tx, &b.app, bucket, b.capacity, b.per_minute)?;
+                if taken.is_none() {
+                    outcomes[i] = Some(Err(StoreError::BudgetExceeded));
+                }
+            }
+        }
+
+        // 3. Sequence numbers: each conversation's counter advanced once, in this transaction.
         let per_conv = by_conversation(batch, &outcomes, &same_as);
         let mut last_of: HashMap<String, i64> = HashMap::new();
         {
@@ -165,7 +178,7 @@ impl Sink for SqliteSink {
             &mut outcomes,
         );
 
-        // 3. The rows.
+        // 4. The rows.
         {
             let mut insert = tx.prepare_cached(INSERT)?;
             for (i, msg) in &fresh {
@@ -183,7 +196,7 @@ impl Sink for SqliteSink {
                 ])?;
             }
         }
-        // 4. The invocation records that came with the batch.
+        // 5. The invocation records that came with the batch.
         if !records.is_empty() {
             let sql = format!(
                 "INSERT INTO invocations ({INVOCATION_INSERT_COLUMNS}) VALUES \
