@@ -177,7 +177,7 @@ pub(crate) async fn sign_out(
 ) -> Result<StatusCode, ApiError> {
     state.cache.drop_session(&session.token);
     state.store.revoke_session(&session.token).await?;
-    state.revoked(&session.user.id, Revocation::Session(session.id));
+    state.revoked(&session.user.id, Revocation::Session { id: session.id });
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -13,7 +13,7 @@ mod directory;
 mod error;
 mod extract;
 mod grants;
-mod health;
+pub mod health;
 pub mod limits;
 mod messages;
 mod oauth;
@@ -32,6 +32,7 @@ mod webhooks;
 mod ws;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use health::Readiness;
 pub use limits::{ConnectionLimits, ThrottleLimits};
 pub use openapi::document as openapi_document;
 pub use platform::{ActionInput, AppPlatform, BoxFuture, Finding, OPEN_PANEL, Sideloaded};

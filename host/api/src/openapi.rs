@@ -26,6 +26,7 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
     ),
     paths(
         health::healthz,
+        health::readyz,
         accounts::sign_up,
         accounts::sign_in,
         accounts::sign_out,

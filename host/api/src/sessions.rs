@@ -80,7 +80,7 @@ pub(crate) async fn revoke(
     if !state.store.revoke_session_id(&session.user.id, &id).await? {
         return Err(ApiError::NotFound("session"));
     }
-    state.revoked(&session.user.id, Revocation::Session(id));
+    state.revoked(&session.user.id, Revocation::Session { id });
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -14,9 +14,10 @@
 //! Close codes: [`CLOSE_REVOKED`] (4001) when the session was signed out or revoked, the
 //! password changed or the account was disabled (the token no longer works); [`CLOSE_ACCOUNT_CHANGED`]
 //! (4002) when the account's role changed (reconnect with the same token); [`CLOSE_LAGGED`]
-//! (4008) when the client fell too far behind. A revocation on this node closes at once; one
-//! made elsewhere (another node without a shared hub, or `minihost admin` on the database) is
-//! noticed within [`crate::ApiConfig::ws_session_check`].
+//! (4008) when the client fell too far behind; [`CLOSE_RESTARTING`] (1012) when the node shuts
+//! down. A revocation on this node or another node of the cluster closes at once; one made
+//! elsewhere (`minihost admin` on the database) is noticed within
+//! [`crate::ApiConfig::ws_session_check`].
 
 mod ack;
 mod resume;
@@ -61,6 +62,9 @@ const CLOSE_LAGGED: u16 = 4008;
 pub const CLOSE_REVOKED: u16 = 4001;
 /// Close code sent when the account changed (its role): reconnect with the same token.
 pub const CLOSE_ACCOUNT_CHANGED: u16 = 4002;
+/// Close code sent when the node shuts down (RFC 6455's "service restart"): reconnect, to
+/// another node or to this one once it is back, and resume.
+pub const CLOSE_RESTARTING: u16 = 1012;
 /// How long live events are held for a client that sends no first frame.
 const HOLD_LIVE: std::time::Duration = std::time::Duration::from_secs(1);
 /// Page size when reading a backlog or filling a gap.
@@ -226,13 +230,21 @@ impl Session {
             .max(Duration::from_millis(10));
         let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let draining = self.state.readiness.draining();
+        tokio::pin!(draining);
         loop {
             tokio::select! {
                 () = &mut hold, if holding => holding = false,
+                () = &mut draining => {
+                    return self.close(CLOSE_RESTARTING, "server restarting; reconnect").await;
+                }
                 _ = check.tick() => {
                     let now = minihost_core::now_millis();
                     if !self.state.store.session_live(&self.session_id, now).await? {
                         return self.close(CLOSE_REVOKED, "session revoked").await;
+                    }
+                    if self.state.readiness.clustered() && !holding {
+                        self.resync().await?;
                     }
                 }
                 incoming = self.socket.recv() => match incoming {
@@ -323,8 +335,28 @@ impl Session {
                     .map_err(|e| ApiError::Internal(format!("frame: {e}")))?;
                 self.socket.send(WsMessage::Text(text)).await?;
             }
+            Event::Resync => self.resync().await?,
             // Handled in `run`, where they end the session.
             Event::Revoked(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Events may have been lost on their way to this node: every conversation this session
+    /// has a position in gets what was stored after it (one query for the user's last seqs,
+    /// then a read only where something is newer). What the client never resumed nor was sent
+    /// has no position, and starts with the next live message as before.
+    async fn resync(&mut self) -> Result<(), SessionError> {
+        if self.sent.is_empty() {
+            return Ok(());
+        }
+        let last_seqs = self.state.store.last_seqs_of(&self.user.id).await?;
+        for (conv, last) in last_seqs {
+            if let Some(&sent) = self.sent.get(&conv)
+                && last > sent
+            {
+                self.backlog(conv, sent, None).await?;
+            }
         }
         Ok(())
     }

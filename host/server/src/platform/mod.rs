@@ -69,7 +69,7 @@ impl Platform {
         retention: RetentionOptions,
     ) -> Self {
         let inner = Arc::new(Inner {
-            loader: Loader::new(store.clone(), runtime, webhooks.clone()),
+            loader: Loader::new(store.clone(), runtime, webhooks.clone(), fanout.clone()),
             store,
             svc,
             fanout,
@@ -83,6 +83,24 @@ impl Platform {
         webhooks::start(&inner);
         retention::start(&inner, retention);
         Platform { inner }
+    }
+
+    /// Drops what `what` makes stale in this node's platform (made here or on another node):
+    /// a suspended app's waiting consent requests, what is remembered of an app's versions.
+    pub fn invalidated(&self, what: &minihost_hub::Invalidation) {
+        use minihost_hub::Invalidation;
+        match what {
+            Invalidation::AppSuspended { app } => {
+                let dropped = self.inner.consent.drop_app(app);
+                if dropped > 0 {
+                    tracing::info!(%app, dropped, "app suspended: consent requests dropped");
+                }
+                self.wake_payments();
+            }
+            Invalidation::AppChanged { app } => self.inner.loader.forget(Some(app)),
+            Invalidation::Everything => self.inner.loader.forget(None),
+            Invalidation::Sessions { .. } | Invalidation::Member { .. } => {}
+        }
     }
 
     /// Checks a manifest and component exactly as an upload is checked (for `minihost app
