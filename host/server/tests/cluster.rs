@@ -1,0 +1,492 @@
+//! Two real `minihost serve` nodes on one fresh PostgreSQL database and one NATS: messages sent
+//! through either arrive live, in order, on the other's WebSockets; a sign-out on one ends the
+//! session on the other (its sends refused within the cache bound, its WebSocket closed); a node
+//! killed with SIGKILL and restarted loses nothing; `/readyz` says NATS is connected. The
+//! multi-node tests are skipped, saying why, without
+//! `MINIHOST_TEST_POSTGRES` or without NATS (`MINIHOST_TEST_NATS`, default
+//! `nats://127.0.0.1:4222`). Also on one SQLite node: SIGTERM drains (WebSockets closed with
+//! 1012, a clean exit), and NATS is refused with SQLite.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Server, spawn_with};
+use futures_util::{SinkExt, StreamExt};
+use minihost_store::testing::TestDb;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// The cache bound: a session revoked anywhere is refused everywhere after this.
+const BOUND: Duration = Duration::from_secs(1);
+/// How long a test waits for something that should come (a liveness guard, not a bound).
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The PostgreSQL server and NATS URL, or why the test is skipped.
+fn services() -> Option<(String, String)> {
+    let Some(pg) = minihost_store::testing::postgres_server() else {
+        eprintln!("skipped: MINIHOST_TEST_POSTGRES is not set (two nodes need PostgreSQL)");
+        return None;
+    };
+    let nats =
+        std::env::var("MINIHOST_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".into());
+    let addr = nats
+        .trim_start_matches("nats://")
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    if std::net::TcpStream::connect_timeout(
+        &addr
+            .parse()
+            .unwrap_or_else(|_| ([127, 0, 0, 1], 4222).into()),
+        Duration::from_secs(1),
+    )
+    .is_err()
+    {
+        eprintln!("skipped: NATS is not reachable at {nats}");
+        return None;
+    }
+    Some((pg, nats))
+}
+
+/// A cluster of nodes on one database, under a subject prefix of its own.
+struct Cluster {
+    db: TestDb,
+    nats: String,
+    prefix: String,
+}
+
+impl Cluster {
+    async fn new() -> Option<Cluster> {
+        let (pg, nats) = services()?;
+        let db = TestDb::postgres(&pg).await.unwrap();
+        let prefix = format!("mhtest_{}", minihost_core::ids::random_hex(6));
+        Some(Cluster { db, nats, prefix })
+    }
+
+    /// Starts a node; the session check is slowed to minutes, so anything a node learns of
+    /// another's within the test came through NATS.
+    fn node(&self) -> Server {
+        let mut server = spawn_with(
+            &self.db.config,
+            &[
+                "--nats-url",
+                &self.nats,
+                "--nats-prefix",
+                &self.prefix,
+                "--throttle-exempt",
+                "127.0.0.1",
+            ],
+        );
+        server.url = server.url.trim_end_matches('/').to_owned();
+        server
+    }
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let mut rb = http.request(method, url);
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn sign_up(url: &str, name: &str) -> String {
+    use reqwest::Method as M;
+    let r = call(
+        M::POST,
+        format!("{url}/api/v1/accounts"),
+        None,
+        Some(json!({"username": name, "display_name": name, "password": "password-123"})),
+    )
+    .await;
+    assert_eq!(r.0, 201, "{r:?}");
+    sign_in(url, name).await
+}
+
+async fn sign_in(url: &str, name: &str) -> String {
+    let r = call(
+        reqwest::Method::POST,
+        format!("{url}/api/v1/sessions"),
+        None,
+        Some(json!({"username": name, "password": "password-123"})),
+    )
+    .await;
+    assert_eq!(r.0, 200, "{r:?}");
+    r.1["token"].as_str().unwrap().to_owned()
+}
+
+async fn direct(url: &str, token: &str, with: &str) -> String {
+    let r = call(
+        reqwest::Method::POST,
+        format!("{url}/api/v1/conversations"),
+        Some(token),
+        Some(json!({"kind": "direct", "members": [with]})),
+    )
+    .await;
+    assert_eq!(r.0, 201, "{r:?}");
+    r.1["id"].as_str().unwrap().to_owned()
+}
+
+async fn say(url: &str, token: &str, conv: &str, text: &str) -> u16 {
+    call(
+        reqwest::Method::POST,
+        format!("{url}/api/v1/conversations/{conv}/messages"),
+        Some(token),
+        Some(json!({"content": {"type": "text", "text": text}})),
+    )
+    .await
+    .0
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket resumed in `conv` after `after`; it has read `resumed`, and any backlog before
+/// it is in `backlog`.
+struct Ws {
+    socket: Socket,
+    backlog: Vec<(i64, String)>,
+}
+
+impl Ws {
+    async fn open(url: &str, token: &str, conv: &str, after: i64) -> Ws {
+        let ws_url = format!("{}/api/v1/ws?token={token}", url.replacen("http", "ws", 1));
+        let (socket, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+        let mut ws = Ws {
+            socket,
+            backlog: Vec::new(),
+        };
+        ws.send(json!({"type": "resume", "cursors": {conv: after}}))
+            .await;
+        loop {
+            let v = ws.next().await;
+            match v["type"].as_str() {
+                Some("resumed") => return ws,
+                Some("message") => ws.backlog.push(seq_text(&v)),
+                _ => {}
+            }
+        }
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.socket
+            .send(WsMessage::Text(v.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    async fn next(&mut self) -> Value {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.socket.next())
+                .await
+                .expect("no frame arrived")
+                .expect("the socket ended")
+                .unwrap();
+            match frame {
+                WsMessage::Text(t) => return serde_json::from_str(&t).unwrap(),
+                WsMessage::Close(c) => panic!("closed: {c:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next `n` messages, as (seq, text).
+    async fn messages(&mut self, n: usize) -> Vec<(i64, String)> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let v = self.next().await;
+            if v["type"] == "message" {
+                out.push(seq_text(&v));
+            }
+        }
+        out
+    }
+
+    /// Reads until the socket closes; the close code.
+    async fn closed(&mut self) -> Option<CloseCode> {
+        loop {
+            match tokio::time::timeout(PATIENCE, self.socket.next()).await {
+                Err(_) => panic!("the socket did not close"),
+                Ok(None | Some(Err(_))) => return None,
+                Ok(Some(Ok(WsMessage::Close(c)))) => return c.map(|c| c.code),
+                Ok(Some(Ok(_))) => {}
+            }
+        }
+    }
+}
+
+fn seq_text(v: &Value) -> (i64, String) {
+    (
+        v["seq"].as_i64().unwrap(),
+        v["message"]["content"]["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+/// `got` is exactly seqs `from..=to` in order (no gap, no duplicate).
+fn assert_in_order(got: &[(i64, String)], from: i64, to: i64) {
+    let seqs: Vec<i64> = got.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (from..=to).collect::<Vec<_>>(), "{got:?}");
+}
+
+#[tokio::test]
+async fn messages_sent_on_either_node_arrive_live_and_in_order_on_the_other() {
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let a = cluster.node();
+    let b = cluster.node();
+    for node in [&a, &b] {
+        let (status, ready) = call(
+            reqwest::Method::GET,
+            format!("{}/readyz", node.url),
+            None,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(ready["nats"], "ok");
+    }
+    let alice = sign_up(&a.url, "alice").await;
+    let bob = sign_up(&b.url, "bob").await;
+    let conv = direct(&a.url, &alice, "bob").await;
+    let mut alice_ws = Ws::open(&a.url, &alice, &conv, 0).await;
+    let mut bob_ws = Ws::open(&b.url, &bob, &conv, 0).await;
+    // Both at once, each through its own node: the two nodes commit into one conversation.
+    const EACH: usize = 25;
+    let (a_url, b_url) = (a.url.clone(), b.url.clone());
+    let (c1, c2) = (conv.clone(), conv.clone());
+    let (t1, t2) = (alice.clone(), bob.clone());
+    let from_a = tokio::spawn(async move {
+        for i in 0..EACH {
+            assert_eq!(say(&a_url, &t1, &c1, &format!("a{i}")).await, 201);
+        }
+    });
+    let from_b = tokio::spawn(async move {
+        for i in 0..EACH {
+            assert_eq!(say(&b_url, &t2, &c2, &format!("b{i}")).await, 201);
+        }
+    });
+    from_a.await.unwrap();
+    from_b.await.unwrap();
+    let on_a = alice_ws.messages(2 * EACH).await;
+    let on_b = bob_ws.messages(2 * EACH).await;
+    assert_in_order(&on_a, 1, 2 * EACH as i64);
+    assert_eq!(
+        on_a, on_b,
+        "both nodes deliver the same messages in the same order"
+    );
+    // Each sender's own messages keep their order.
+    for who in ["a", "b"] {
+        let texts: Vec<&str> = on_b
+            .iter()
+            .map(|(_, t)| t.as_str())
+            .filter(|t| t.starts_with(who))
+            .collect();
+        let expected: Vec<String> = (0..EACH).map(|i| format!("{who}{i}")).collect();
+        assert_eq!(texts, expected);
+    }
+    drop((a, b));
+    cluster.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_sign_out_on_one_node_ends_the_session_on_the_other() {
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let a = cluster.node();
+    let b = cluster.node();
+    let alice = sign_up(&a.url, "alice").await;
+    sign_up(&a.url, "bob").await;
+    let conv = direct(&a.url, &alice, "bob").await;
+    // Node B knows the session: a WebSocket and a send there (which caches it).
+    let mut ws = Ws::open(&b.url, &alice, &conv, 0).await;
+    assert_eq!(say(&b.url, &alice, &conv, "before").await, 201);
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        format!("{}/api/v1/sessions/current", a.url),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let signed_out = Instant::now();
+    // Sends on B until one is refused; none started after the bound may be accepted.
+    let mut refused_at = None;
+    let mut last_accepted_start = None;
+    while signed_out.elapsed() < PATIENCE {
+        let started = signed_out.elapsed();
+        match say(&b.url, &alice, &conv, "after").await {
+            401 => {
+                refused_at = Some(started);
+                break;
+            }
+            201 => last_accepted_start = Some(started),
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    let refused_at = refused_at.expect("node B kept accepting a signed-out session");
+    if let Some(started) = last_accepted_start {
+        assert!(
+            started < BOUND,
+            "a send started {started:?} after the sign-out was accepted"
+        );
+    }
+    // Node B's WebSocket closes as revoked: only NATS can have told it (its own check of the
+    // session is a minute away).
+    assert_eq!(ws.closed().await, Some(CloseCode::Library(4001)));
+    eprintln!(
+        "first refused send on the other node started {refused_at:?} after the sign-out; its WebSocket closed after {:?}",
+        signed_out.elapsed()
+    );
+    drop((a, b));
+    cluster.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_node_killed_with_sigkill_and_restarted_loses_nothing() {
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let mut a = cluster.node();
+    let mut b = cluster.node();
+    let alice = sign_up(&a.url, "alice").await;
+    let bob = sign_up(&a.url, "bob").await;
+    let conv = direct(&a.url, &alice, "bob").await;
+    let mut seen = Vec::new();
+    let mut bob_ws = Ws::open(&b.url, &bob, &conv, 0).await;
+
+    // Alice sends through A in a burst; A is killed in the middle of it.
+    let (a_url, c, t) = (a.url.clone(), conv.clone(), alice.clone());
+    let burst = tokio::spawn(async move {
+        let mut acked = Vec::new();
+        for i in 0..200 {
+            let text = format!("burst{i}");
+            let r = reqwest::Client::new()
+                .post(format!("{a_url}/api/v1/conversations/{c}/messages"))
+                .bearer_auth(&t)
+                .json(&json!({"content": {"type": "text", "text": text}}))
+                .send()
+                .await;
+            match r {
+                Ok(r) if r.status().as_u16() == 201 => acked.push(text),
+                _ => break,
+            }
+        }
+        acked
+    });
+    let first = bob_ws.messages(5).await;
+    seen.extend(first);
+    a.child.kill().unwrap(); // SIGKILL
+    a.child.wait().unwrap();
+    let acked = burst.await.unwrap();
+    assert!(acked.len() >= 5, "{acked:?}");
+
+    // A successor of A joins: B's sessions resync, so whatever A committed reaches Bob, even
+    // what A died before publishing. Then a message through the new A arrives live.
+    let a2 = cluster.node();
+    assert_eq!(say(&a2.url, &alice, &conv, "after restart").await, 201);
+    loop {
+        let m = bob_ws.messages(1).await;
+        let done = m[0].1 == "after restart";
+        seen.extend(m);
+        if done {
+            break;
+        }
+    }
+    let last = seen.last().unwrap().0;
+    assert_in_order(&seen, 1, last);
+    let texts: Vec<&str> = seen.iter().map(|(_, t)| t.as_str()).collect();
+    for text in &acked {
+        assert!(
+            texts.contains(&text.as_str()),
+            "{text} was acknowledged and lost"
+        );
+    }
+
+    // Now the node Bob is connected to dies; Alice goes on through A's successor; Bob
+    // reconnects to B's successor with the last seq he saw and gets the rest, then live ones.
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    for i in 0..5 {
+        assert_eq!(
+            say(&a2.url, &alice, &conv, &format!("while B is down {i}")).await,
+            201
+        );
+    }
+    let b2 = cluster.node();
+    let mut bob_ws = Ws::open(&b2.url, &bob, &conv, last).await;
+    seen.append(&mut bob_ws.backlog);
+    assert_eq!(say(&a2.url, &alice, &conv, "live again").await, 201);
+    seen.extend(bob_ws.messages(1).await);
+    assert_in_order(&seen, 1, last + 6);
+    assert_eq!(seen.last().unwrap().1, "live again");
+    drop((a2, b2));
+    cluster.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_drains_a_node_websockets_told_to_reconnect() {
+    let db = TestDb::sqlite().unwrap();
+    let mut node = common::spawn(&db.config);
+    let url = node.url.trim_end_matches('/').to_owned();
+    let (status, ready) = call(reqwest::Method::GET, format!("{url}/readyz"), None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        ready,
+        json!({"status": "ready", "database": "ok", "nats": "off"})
+    );
+    let alice = sign_up(&url, "alice").await;
+    sign_up(&url, "bob").await;
+    let conv = direct(&url, &alice, "bob").await;
+    let mut ws = Ws::open(&url, &alice, &conv, 0).await;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &node.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    assert_eq!(ws.closed().await, Some(CloseCode::Restart));
+    let exit = node.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
+#[tokio::test]
+async fn nats_is_refused_with_sqlite() {
+    let db = TestDb::sqlite().unwrap();
+    let minihost_store::StoreConfig::Sqlite { data_dir } = &db.config else {
+        unreachable!()
+    };
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minihost"))
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--nats-url",
+            "nats://127.0.0.1:4222",
+        ])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("PostgreSQL"), "{stderr}");
+}
