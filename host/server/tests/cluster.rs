@@ -1,7 +1,8 @@
 //! Two real `minihost serve` nodes on one fresh PostgreSQL database and one NATS: messages sent
 //! through either arrive live, in order, on the other's WebSockets; a sign-out on one ends the
 //! session on the other (its sends refused within the cache bound, its WebSocket closed); a node
-//! killed with SIGKILL and restarted loses nothing; `/readyz` says NATS is connected. The
+//! killed with SIGKILL and restarted loses nothing; NATS restarted mid-test, delivery resumes
+//! with no gap; `/readyz` says whether NATS is connected. The
 //! multi-node tests are skipped, saying why, without
 //! `MINIHOST_TEST_POSTGRES` or without NATS (`MINIHOST_TEST_NATS`, default
 //! `nats://127.0.0.1:4222`). Also on one SQLite node: SIGTERM drains (WebSockets closed with
@@ -439,6 +440,133 @@ async fn a_node_killed_with_sigkill_and_restarted_loses_nothing() {
     assert_in_order(&seen, 1, last + 6);
     assert_eq!(seen.last().unwrap().1, "live again");
     drop((a2, b2));
+    cluster.db.cleanup().await.unwrap();
+}
+
+/// A `nats-server` of this test's own on a free port, so that it can be stopped and started
+/// again; `None` (and why) when the binary is not installed.
+struct OwnNats {
+    bin: std::path::PathBuf,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnNats {
+    fn start() -> Option<OwnNats> {
+        let bin = std::env::var_os("PATH")
+            .into_iter()
+            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+            .chain([std::path::PathBuf::from("/usr/sbin")])
+            .map(|dir| dir.join("nats-server"))
+            .find(|p| p.is_file());
+        let Some(bin) = bin else {
+            eprintln!("skipped: no nats-server binary to restart (apt-get install nats-server)");
+            return None;
+        };
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut nats = OwnNats {
+            bin,
+            port,
+            child: None,
+        };
+        nats.up();
+        Some(nats)
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn up(&mut self) {
+        let child = std::process::Command::new(&self.bin)
+            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "nats-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn down(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+        }
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.down();
+    }
+}
+
+#[tokio::test]
+async fn delivery_resumes_with_no_gap_after_nats_restarts() {
+    let Some(mut cluster) = Cluster::new().await else {
+        return;
+    };
+    let Some(mut nats) = OwnNats::start() else {
+        return;
+    };
+    cluster.nats = nats.url();
+    let a = cluster.node();
+    let b = cluster.node();
+    let alice = sign_up(&a.url, "alice").await;
+    let bob = sign_up(&a.url, "bob").await;
+    let conv = direct(&a.url, &alice, "bob").await;
+    let mut bob_ws = Ws::open(&b.url, &bob, &conv, 0).await;
+    for i in 0..3 {
+        assert_eq!(
+            say(&a.url, &alice, &conv, &format!("before {i}")).await,
+            201
+        );
+    }
+    let mut seen = bob_ws.messages(3).await;
+    // NATS goes away: sends still commit; then it comes back.
+    nats.down();
+    for i in 0..3 {
+        assert_eq!(
+            say(&a.url, &alice, &conv, &format!("while down {i}")).await,
+            201
+        );
+    }
+    nats.up();
+    // What was sent meanwhile reaches Bob with no further message (NATS clients resend what
+    // they buffered, and the nodes resync when they reconnect); then live delivery goes on.
+    seen.extend(bob_ws.messages(3).await);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (status, ready) = call(
+            reqwest::Method::GET,
+            format!("{}/readyz", a.url),
+            None,
+            None,
+        )
+        .await;
+        if status == 200 && ready["nats"] == "ok" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node A did not reconnect to NATS"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(say(&a.url, &alice, &conv, "after").await, 201);
+    seen.extend(bob_ws.messages(1).await);
+    assert_eq!(seen.last().unwrap().1, "after");
+    assert_in_order(&seen, 1, 7);
+    drop((a, b));
     cluster.db.cleanup().await.unwrap();
 }
 
