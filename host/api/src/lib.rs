@@ -38,7 +38,6 @@ pub use openapi::document as openapi_document;
 pub use platform::{ActionInput, AppPlatform, BoxFuture, Finding, OPEN_PANEL, Sideloaded};
 pub use state::{ApiConfig, AppState, publish_hook};
 pub use throttle::Guards;
-pub use ws::ticket::Tickets;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

@@ -72,8 +72,6 @@ pub struct AppState {
     pub app_services: AppServices,
     /// Throttles and hash slots (built from `config.throttle` by [`Guards::new`]).
     pub guards: Arc<Guards>,
-    /// One-time WebSocket tickets issued by this node.
-    pub tickets: Arc<crate::Tickets>,
     /// What `/readyz` checks, and the drain switch.
     pub readiness: Arc<crate::Readiness>,
 }

@@ -227,7 +227,6 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         guards: Arc::new(minihost_api::Guards::new(&options.api.throttle)),
         config: Arc::new(options.api),
         cache,
-        tickets: Arc::default(),
         readiness: readiness.clone(),
         platform: Some(Arc::new(parts.platform)),
         broker: parts.broker.clone(),

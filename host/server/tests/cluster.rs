@@ -1,7 +1,8 @@
 //! Two real `minihost serve` nodes on one fresh PostgreSQL database and one NATS: messages sent
 //! through either arrive live, in order, on the other's WebSockets; a sign-out on one ends the
 //! session on the other (its sends refused within the cache bound, its WebSocket closed); a node
-//! killed with SIGKILL and restarted loses nothing; NATS restarted mid-test, delivery resumes
+//! killed with SIGKILL and restarted loses nothing; a WebSocket ticket issued by one node opens
+//! one socket on any; NATS restarted mid-test, delivery resumes
 //! with no gap; `/readyz` says whether NATS is connected. The
 //! multi-node tests are skipped, saying why, without
 //! `MINIHOST_TEST_POSTGRES` or without NATS (`MINIHOST_TEST_NATS`, default
@@ -440,6 +441,44 @@ async fn a_node_killed_with_sigkill_and_restarted_loses_nothing() {
     assert_in_order(&seen, 1, last + 6);
     assert_eq!(seen.last().unwrap().1, "live again");
     drop((a2, b2));
+    cluster.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_websocket_ticket_from_one_node_opens_one_socket_on_any() {
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let a = cluster.node();
+    let b = cluster.node();
+    let alice = sign_up(&a.url, "alice").await;
+    let (status, body) = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/ws/tickets", a.url),
+        Some(&alice),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body:?}");
+    let ticket = body["ticket"].as_str().unwrap();
+    let on = |node: &Server| {
+        format!(
+            "{}/api/v1/ws?ticket={ticket}",
+            node.url.replacen("http", "ws", 1)
+        )
+    };
+    let (mut socket, _) = tokio_tungstenite::connect_async(on(&b)).await.unwrap();
+    let ready = socket.next().await.unwrap().unwrap();
+    assert!(ready.to_text().unwrap().contains("\"ready\""), "{ready:?}");
+    for node in [&a, &b] {
+        match tokio_tungstenite::connect_async(on(node)).await {
+            Err(tokio_tungstenite::tungstenite::Error::Http(r)) => {
+                assert_eq!(r.status(), 401);
+            }
+            other => panic!("a used ticket opened a socket: {other:?}"),
+        }
+    }
+    drop((a, b));
     cluster.db.cleanup().await.unwrap();
 }
 

@@ -32,6 +32,7 @@ mod tokens;
 mod users;
 mod webhooks;
 pub mod writer;
+mod ws_tickets;
 
 pub use apps::{AppRecord, AppVersion, Install, InvocationRecord, VersionStatus};
 pub use budgets::SendBucket;

@@ -93,6 +93,67 @@ async fn accounts_and_sessions() {
 }
 
 #[tokio::test]
+async fn websocket_tickets_open_once_for_a_live_session() {
+    on_every_backend!(|store, db| {
+        let alice = user(&store, "alice").await;
+        let now = minihost_core::now_millis();
+        let session = store
+            .create_session("tok-a", &alice.id, now + 60_000)
+            .await
+            .unwrap();
+        let check = |got: Option<(String, User)>, want: bool, what: &str| {
+            assert_eq!(
+                got,
+                want.then(|| (session.clone(), alice.clone())),
+                "{what} on {}",
+                db.name
+            );
+        };
+        store
+            .issue_ws_ticket("mhwt_1", &session, now + 30_000, now)
+            .await
+            .unwrap();
+        check(
+            store.redeem_ws_ticket("mhwt_1", now).await.unwrap(),
+            true,
+            "fresh",
+        );
+        check(
+            store.redeem_ws_ticket("mhwt_1", now).await.unwrap(),
+            false,
+            "used",
+        );
+        check(
+            store.redeem_ws_ticket("mhwt_x", now).await.unwrap(),
+            false,
+            "unknown",
+        );
+        store
+            .issue_ws_ticket("mhwt_2", &session, now + 30_000, now)
+            .await
+            .unwrap();
+        check(
+            store
+                .redeem_ws_ticket("mhwt_2", now + 30_000)
+                .await
+                .unwrap(),
+            false,
+            "expired",
+        );
+        store
+            .issue_ws_ticket("mhwt_3", &session, now + 30_000, now)
+            .await
+            .unwrap();
+        assert!(store.revoke_session("tok-a").await.unwrap());
+        check(
+            store.redeem_ws_ticket("mhwt_3", now).await.unwrap(),
+            false,
+            "signed out",
+        );
+    });
+}
+
+#[tokio::test]
 async fn direct_conversations_are_one_per_pair() {
     on_every_backend!(|store, db| {
         let a = user(&store, "alice").await;

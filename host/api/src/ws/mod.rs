@@ -82,16 +82,22 @@ async fn upgrade(
     ApiQuery(params): ApiQuery<WsParams>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let token = match (bearer_token(&headers), params.ticket) {
-        (Some(token), _) => token.to_owned(),
-        (None, Some(ticket)) => state.tickets.redeem(&ticket).ok_or(ApiError::Unauthorized(
-            "the WebSocket ticket is unknown, used or expired",
-        ))?,
-        (None, None) => params.token.ok_or(ApiError::Unauthorized(
-            "missing session token (Authorization header, ?ticket= or ?token=)",
-        ))?,
+    let (session_id, user) = match (bearer_token(&headers), params.ticket) {
+        (Some(token), _) => authenticate_session(&state, token).await?,
+        (None, Some(ticket)) => {
+            ticket::redeem(&state, &ticket)
+                .await?
+                .ok_or(ApiError::Unauthorized(
+                    "the WebSocket ticket is unknown, used or expired",
+                ))?
+        }
+        (None, None) => {
+            let token = params.token.ok_or(ApiError::Unauthorized(
+                "missing session token (Authorization header, ?ticket= or ?token=)",
+            ))?;
+            authenticate_session(&state, &token).await?
+        }
     };
-    let (session_id, user) = authenticate_session(&state, &token).await?;
     let cfg = state.config.clone();
     Ok(ws
         .read_buffer_size(cfg.ws_read_buffer)
