@@ -1,6 +1,7 @@
 //! Two real `minihost serve` nodes on one fresh PostgreSQL database and one NATS: messages sent
 //! through either arrive live, in order, on the other's WebSockets; a sign-out on one ends the
-//! session on the other (its sends refused within the cache bound, its WebSocket closed); a node
+//! session on the other (its sends refused within the cache bound, its WebSocket closed), and so
+//! does a member's removal for his sends in the group (his WebSocket told he left); a node
 //! killed with SIGKILL and restarted loses nothing; a WebSocket ticket issued by one node opens
 //! one socket on any; NATS restarted mid-test, delivery resumes
 //! with no gap; `/readyz` says whether NATS is connected. The
@@ -308,6 +309,30 @@ async fn messages_sent_on_either_node_arrive_live_and_in_order_on_the_other() {
     cluster.db.cleanup().await.unwrap();
 }
 
+/// Sends through the node at `url` from `since` on until one is refused with `refused`; the
+/// time it started. Asserts that no send started later than [`BOUND`] after `since` was
+/// accepted (timing noise on a loaded machine only means fewer sends start within it).
+async fn stops_accepting(
+    url: &str,
+    token: &str,
+    conv: &str,
+    since: Instant,
+    refused: u16,
+) -> Duration {
+    while since.elapsed() < PATIENCE {
+        let started = since.elapsed();
+        match say(url, token, conv, "after").await {
+            201 => assert!(
+                started < BOUND,
+                "a send started {started:?} after the change was accepted"
+            ),
+            s if s == refused => return started,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    panic!("the node kept accepting sends")
+}
+
 #[tokio::test]
 async fn a_sign_out_on_one_node_ends_the_session_on_the_other() {
     let Some(cluster) = Cluster::new().await else {
@@ -330,27 +355,7 @@ async fn a_sign_out_on_one_node_ends_the_session_on_the_other() {
     .await;
     assert_eq!(status, 204);
     let signed_out = Instant::now();
-    // Sends on B until one is refused; none started after the bound may be accepted.
-    let mut refused_at = None;
-    let mut last_accepted_start = None;
-    while signed_out.elapsed() < PATIENCE {
-        let started = signed_out.elapsed();
-        match say(&b.url, &alice, &conv, "after").await {
-            401 => {
-                refused_at = Some(started);
-                break;
-            }
-            201 => last_accepted_start = Some(started),
-            other => panic!("unexpected status {other}"),
-        }
-    }
-    let refused_at = refused_at.expect("node B kept accepting a signed-out session");
-    if let Some(started) = last_accepted_start {
-        assert!(
-            started < BOUND,
-            "a send started {started:?} after the sign-out was accepted"
-        );
-    }
+    let refused_at = stops_accepting(&b.url, &alice, &conv, signed_out, 401).await;
     // Node B's WebSocket closes as revoked: only NATS can have told it (its own check of the
     // session is a minute away).
     assert_eq!(ws.closed().await, Some(CloseCode::Library(4001)));
@@ -358,6 +363,50 @@ async fn a_sign_out_on_one_node_ends_the_session_on_the_other() {
         "first refused send on the other node started {refused_at:?} after the sign-out; its WebSocket closed after {:?}",
         signed_out.elapsed()
     );
+    drop((a, b));
+    cluster.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_member_removed_on_one_node_can_no_longer_send_on_the_other() {
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let a = cluster.node();
+    let b = cluster.node();
+    let alice = sign_up(&a.url, "alice").await;
+    let bob = sign_up(&b.url, "bob").await;
+    let r = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/conversations", a.url),
+        Some(&alice),
+        Some(json!({"kind": "group", "title": "Lunch", "members": ["bob"]})),
+    )
+    .await;
+    assert_eq!(r.0, 201, "{r:?}");
+    let group = r.1["id"].as_str().unwrap().to_owned();
+    let mut bob_ws = Ws::open(&b.url, &bob, &group, 0).await;
+    // Node B caches Bob's membership on his first send.
+    assert_eq!(say(&b.url, &bob, &group, "hi").await, 201);
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        format!("{}/api/v1/conversations/{group}/members/bob", a.url),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let removed = Instant::now();
+    let refused_at = stops_accepting(&b.url, &bob, &group, removed, 404).await;
+    // His WebSocket on B is told he left.
+    loop {
+        let v = bob_ws.next().await;
+        if v["type"] == "left" {
+            assert_eq!(v["conversation"], group.as_str());
+            break;
+        }
+    }
+    eprintln!("first refused send on the other node started {refused_at:?} after the removal");
     drop((a, b));
     cluster.db.cleanup().await.unwrap();
 }
