@@ -16,6 +16,7 @@ mod grants;
 pub mod health;
 pub mod limits;
 mod messages;
+mod metrics;
 mod oauth;
 mod open;
 mod openapi;
@@ -59,6 +60,10 @@ pub fn router(state: AppState) -> Router {
             error::request_timeout,
         ))
         .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -67,6 +72,7 @@ pub fn router(state: AppState) -> Router {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(accounts::router())
         .merge(sessions::router())
         .merge(conversations::router())

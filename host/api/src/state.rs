@@ -74,11 +74,23 @@ pub struct AppState {
     pub guards: Arc<Guards>,
     /// What `/readyz` checks, and the drain switch.
     pub readiness: Arc<crate::Readiness>,
+    /// The node's metrics (`/metrics`).
+    pub metrics: Arc<minihost_metrics::Metrics>,
 }
 
-/// The store's commit hook that publishes every committed message to its conversation's topic.
-pub fn publish_hook(fanout: Arc<dyn Fanout>) -> CommitHook {
+/// The store's commit hook that publishes every committed message to its conversation's topic
+/// (and counts the batch).
+pub fn publish_hook(
+    fanout: Arc<dyn Fanout>,
+    metrics: Arc<minihost_metrics::Metrics>,
+) -> CommitHook {
     Arc::new(move |messages| {
+        metrics
+            .messages_committed
+            .inc_by(u64::try_from(messages.len()).unwrap_or(u64::MAX));
+        // usize to f64: a batch is far below 2^52.
+        #[allow(clippy::cast_precision_loss)]
+        metrics.commit_batch.observe(messages.len() as f64);
         for m in messages {
             fanout.publish(
                 Topic::Conversation(m.conversation.clone()),

@@ -6,6 +6,7 @@ use crate::subject::Subjects;
 use crate::wire;
 use bytes::Bytes;
 use minihost_hub::{Event, Fanout, Invalidation, LocalHub, Topic};
+use minihost_metrics::Metrics;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -29,6 +30,7 @@ pub struct NatsFanout {
     out: mpsc::Sender<Outgoing>,
     /// Set when an event could not be queued: the publisher asks for a resync.
     dropped: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 }
 
 impl NatsFanout {
@@ -36,15 +38,23 @@ impl NatsFanout {
         client: async_nats::Client,
         subjects: Subjects,
         hub: Arc<LocalHub>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let (out, rx) = mpsc::channel(QUEUE);
         let dropped = Arc::new(AtomicBool::new(false));
-        tokio::spawn(publish(client, rx, subjects.resync(), dropped.clone()));
+        tokio::spawn(publish(
+            client,
+            rx,
+            subjects.resync(),
+            dropped.clone(),
+            metrics.clone(),
+        ));
         NatsFanout {
             hub,
             subjects,
             out,
             dropped,
+            metrics,
         }
     }
 
@@ -54,8 +64,11 @@ impl NatsFanout {
             kind,
             payload,
         });
-        if queued.is_err() && !self.dropped.swap(true, Ordering::Relaxed) {
-            tracing::warn!("the queue to NATS is full; other nodes will resync");
+        if queued.is_err() {
+            self.metrics.fanout_dropped.inc();
+            if !self.dropped.swap(true, Ordering::Relaxed) {
+                tracing::warn!("the queue to NATS is full; other nodes will resync");
+            }
         }
     }
 
@@ -101,6 +114,7 @@ async fn publish(
     mut rx: mpsc::Receiver<Outgoing>,
     resync: String,
     dropped: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
 ) {
     while let Some(item) = rx.recv().await {
         let sent = match item.kind {
@@ -113,9 +127,13 @@ async fn publish(
             }
             None => client.publish(item.subject, item.payload).await,
         };
-        if let Err(e) = sent {
-            tracing::warn!(error = %e, "publishing to NATS failed; other nodes will resync");
-            dropped.store(true, Ordering::Relaxed);
+        match sent {
+            Ok(()) => metrics.fanout_published.inc(),
+            Err(e) => {
+                tracing::warn!(error = %e, "publishing to NATS failed; other nodes will resync");
+                metrics.fanout_dropped.inc();
+                dropped.store(true, Ordering::Relaxed);
+            }
         }
         if rx.is_empty() && dropped.swap(false, Ordering::Relaxed) {
             let _ = client.publish(resync.clone(), Bytes::new()).await;

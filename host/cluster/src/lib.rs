@@ -20,6 +20,7 @@ pub use subject::Subjects;
 
 use futures_util::StreamExt;
 use minihost_hub::{Event, Fanout, Invalidation, LocalHub};
+use minihost_metrics::Metrics;
 use std::sync::Arc;
 use std::time::Duration;
 use subject::Parsed;
@@ -73,10 +74,11 @@ const RECEIVE_CAPACITY: usize = 64 * 1024;
 
 impl Cluster {
     /// Connects to NATS and starts the tasks that publish this node's events and deliver the
-    /// other nodes' to `hub`.
+    /// other nodes' to `hub`, counting what they do in `metrics`.
     pub async fn connect(
         options: &NatsOptions,
         hub: Arc<LocalHub>,
+        metrics: Arc<Metrics>,
     ) -> Result<Cluster, ClusterError> {
         let subjects = Subjects::new(&options.prefix)?;
         let (events_tx, events) = tokio::sync::mpsc::unbounded_channel();
@@ -114,9 +116,10 @@ impl Cluster {
             client.clone(),
             subjects.clone(),
             hub.clone(),
+            metrics.clone(),
         ));
-        tokio::spawn(receive(incoming, subjects, hub.clone()));
-        tokio::spawn(watch(events, hub, fanout.clone()));
+        tokio::spawn(receive(incoming, subjects, hub.clone(), metrics.clone()));
+        tokio::spawn(watch(events, hub, fanout.clone(), metrics));
         // A node that died (SIGKILL) between a commit and its publish leaves messages the
         // others never heard of: whoever starts next asks every node to look.
         fanout.ask_resync();
@@ -147,8 +150,14 @@ impl Cluster {
 }
 
 /// Hands what other nodes published to this node's hub and listeners.
-async fn receive(mut incoming: async_nats::Subscriber, subjects: Subjects, hub: Arc<LocalHub>) {
+async fn receive(
+    mut incoming: async_nats::Subscriber,
+    subjects: Subjects,
+    hub: Arc<LocalHub>,
+    metrics: Arc<Metrics>,
+) {
     while let Some(msg) = incoming.next().await {
+        metrics.fanout_received.inc();
         match subjects.parse(msg.subject.as_str()) {
             Some(Parsed::Topic(topic)) => {
                 let kind = msg
@@ -158,7 +167,15 @@ async fn receive(mut incoming: async_nats::Subscriber, subjects: Subjects, hub: 
                     .map(|v| v.as_str().to_owned())
                     .unwrap_or_default();
                 match wire::decode(&kind, msg.payload) {
-                    Ok(event) => hub.deliver(&topic, event),
+                    Ok(event) => {
+                        if let Event::Message { message, .. } = &event {
+                            let lag = minihost_core::now_millis() - message.created_at_ms;
+                            // Milliseconds to seconds: far below 2^52.
+                            #[allow(clippy::cast_precision_loss)]
+                            metrics.fanout_lag.observe(lag.max(0) as f64 / 1000.0);
+                        }
+                        hub.deliver(&topic, event);
+                    }
                     Err(e) => {
                         tracing::warn!(subject = %msg.subject, error = %e, "dropped an event from NATS")
                     }
@@ -170,7 +187,10 @@ async fn receive(mut incoming: async_nats::Subscriber, subjects: Subjects, hub: 
                     Err(e) => tracing::warn!(error = %e, "dropped an invalidation from NATS"),
                 }
             }
-            Some(Parsed::Resync) => hub.broadcast(&Event::Resync),
+            Some(Parsed::Resync) => {
+                metrics.resyncs.inc();
+                hub.broadcast(&Event::Resync);
+            }
             None => {}
         }
     }
@@ -185,6 +205,7 @@ async fn watch(
     mut events: tokio::sync::mpsc::UnboundedReceiver<async_nats::Event>,
     hub: Arc<LocalHub>,
     fanout: Arc<NatsFanout>,
+    metrics: Arc<Metrics>,
 ) {
     let mut lost = false;
     while let Some(event) = events.recv().await {
@@ -196,6 +217,8 @@ async fn watch(
             async_nats::Event::Connected => {
                 tracing::info!("connected to NATS");
                 if std::mem::take(&mut lost) {
+                    metrics.nats_reconnects.inc();
+                    metrics.resyncs.inc();
                     hub.invalidate_here(&Invalidation::Everything);
                     hub.broadcast(&Event::Resync);
                     fanout.ask_resync();
@@ -203,6 +226,7 @@ async fn watch(
             }
             async_nats::Event::SlowConsumer(_) => {
                 tracing::warn!("fell behind NATS: resyncing from the database");
+                metrics.resyncs.inc();
                 hub.invalidate_here(&Invalidation::Everything);
                 hub.broadcast(&Event::Resync);
             }

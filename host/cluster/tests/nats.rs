@@ -49,6 +49,7 @@ async fn node(url: &str, prefix: &str) -> (Arc<LocalHub>, Cluster, Arc<Mutex<Vec
             prefix: prefix.to_owned(),
         },
         hub.clone(),
+        Arc::new(minihost_metrics::Metrics::new().unwrap()),
     )
     .await
     .unwrap();

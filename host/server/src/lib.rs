@@ -109,6 +109,7 @@ pub struct Node {
 /// The parts of a node, wired, before anything listens: what `minihost serve` serves and what
 /// the simulator behind `minihost app run` drives directly.
 pub(crate) struct Parts {
+    pub metrics: Arc<minihost_metrics::Metrics>,
     pub hub: Arc<LocalHub>,
     pub fanout: Arc<dyn Fanout>,
     pub cluster: Option<Cluster>,
@@ -122,6 +123,7 @@ pub(crate) struct Parts {
 /// Opens the store and wires the hub, app services, broker, sandbox runtime (one line per
 /// capability) and mini-app platform.
 pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
+    let metrics = Arc::new(minihost_metrics::Metrics::new().context("setting up metrics")?);
     let hub = LocalHub::new();
     let cluster = match &options.nats {
         None => None,
@@ -133,7 +135,7 @@ pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
                 );
             }
             Some(
-                Cluster::connect(nats, hub.clone())
+                Cluster::connect(nats, hub.clone(), metrics.clone())
                     .await
                     .context("joining the cluster")?,
             )
@@ -143,9 +145,12 @@ pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
         Some(cluster) => cluster.fanout(),
         None => hub.clone(),
     };
-    let store = Store::open(&options.store, Some(publish_hook(fanout.clone())))
-        .await
-        .context("opening the database")?;
+    let store = Store::open(
+        &options.store,
+        Some(publish_hook(fanout.clone(), metrics.clone())),
+    )
+    .await
+    .context("opening the database")?;
     tracing::info!(backend = ?store.backend(), "database ready");
     let svc = AppServices::new(store.clone(), fanout.clone(), options.app_limits.clone())
         .await
@@ -189,10 +194,12 @@ pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
         runtime.clone(),
         options.webhooks.clone(),
         options.retention.clone(),
+        metrics.clone(),
     );
     let listener = platform.clone();
     hub.on_invalidate(move |what| listener.invalidated(what));
     Ok(Parts {
+        metrics,
         hub,
         fanout,
         cluster,
@@ -228,6 +235,7 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         config: Arc::new(options.api),
         cache,
         readiness: readiness.clone(),
+        metrics: parts.metrics.clone(),
         platform: Some(Arc::new(parts.platform)),
         broker: parts.broker.clone(),
         app_services: parts.svc,

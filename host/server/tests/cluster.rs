@@ -305,8 +305,45 @@ async fn messages_sent_on_either_node_arrive_live_and_in_order_on_the_other() {
         let expected: Vec<String> = (0..EACH).map(|i| format!("{who}{i}")).collect();
         assert_eq!(texts, expected);
     }
+    // Each node counted what it committed, received from the other and delivered.
+    for node in [&a, &b] {
+        let m = metrics(&node.url).await;
+        assert_eq!(
+            metric(&m, "minihost_messages_committed_total"),
+            EACH as f64,
+            "{m}"
+        );
+        assert!(
+            metric(&m, "minihost_fanout_received_total") >= EACH as f64,
+            "{m}"
+        );
+        assert!(
+            metric(&m, "minihost_messages_delivered_total") >= 2.0 * EACH as f64,
+            "{m}"
+        );
+        assert_eq!(metric(&m, "minihost_ws_connections"), 1.0, "{m}");
+        assert!(
+            metric(&m, "minihost_fanout_lag_seconds_count") >= EACH as f64,
+            "{m}"
+        );
+    }
     drop((a, b));
     cluster.db.cleanup().await.unwrap();
+}
+
+/// The node's `/metrics` text.
+async fn metrics(url: &str) -> String {
+    let r = reqwest::get(format!("{url}/metrics")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
+/// The value of the sample `name` (with its labels, if any, as written) in `text`; 0 if absent.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .next()
+        .unwrap_or(0.0)
 }
 
 /// Sends through the node at `url` from `since` on until one is refused with `refused`; the
@@ -673,6 +710,16 @@ async fn sigterm_drains_a_node_websockets_told_to_reconnect() {
     sign_up(&url, "bob").await;
     let conv = direct(&url, &alice, "bob").await;
     let mut ws = Ws::open(&url, &alice, &conv, 0).await;
+    let m = metrics(&url).await;
+    assert_eq!(metric(&m, "minihost_ws_connections"), 1.0, "{m}");
+    assert_eq!(
+        metric(
+            &m,
+            r#"minihost_http_requests_total{method="GET",route="/readyz",status="200"}"#
+        ),
+        1.0,
+        "{m}"
+    );
     let term = std::process::Command::new("kill")
         .args(["-TERM", &node.child.id().to_string()])
         .status()

@@ -149,6 +149,24 @@ pub(crate) struct Session {
     device: Option<String>,
     /// The client's frame budget.
     frames: FrameBucket,
+    /// Counts this session in the open-connections gauge while it lives.
+    _open: OpenConnection,
+}
+
+/// One open WebSocket in the node's gauge, from the upgrade until the session ends.
+struct OpenConnection(std::sync::Arc<minihost_metrics::Metrics>);
+
+impl OpenConnection {
+    fn new(metrics: std::sync::Arc<minihost_metrics::Metrics>) -> Self {
+        metrics.ws_connections.inc();
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.ws_connections.dec();
+    }
 }
 
 /// A token bucket of client frames.
@@ -207,6 +225,7 @@ impl Session {
             sub.subscribe(Topic::Conversation(conv.clone()));
         }
         let config = state.config.clone();
+        let open = OpenConnection::new(state.metrics.clone());
         let mut session = Session {
             state,
             session_id,
@@ -216,6 +235,7 @@ impl Session {
             members,
             device: None,
             frames: FrameBucket::new(config.ws_frames_per_second, config.ws_frame_burst),
+            _open: open,
         };
         session
             .send_json(&json!({"type": "ready", "user": session.user.id}))
@@ -321,6 +341,7 @@ impl Session {
                 let text = Utf8Bytes::try_from(frame)
                     .map_err(|e| ApiError::Internal(format!("frame: {e}")))?;
                 self.socket.send(WsMessage::Text(text)).await?;
+                self.state.metrics.messages_delivered.inc();
                 self.sent.insert(conv.clone(), message.seq);
             }
             Event::Joined(conv) => {
@@ -404,7 +425,9 @@ impl Session {
         self.send_json(&json!({
             "type": "message", "conversation": m.conversation, "seq": m.seq, "message": m
         }))
-        .await
+        .await?;
+        self.state.metrics.messages_delivered.inc();
+        Ok(())
     }
 
     pub(crate) async fn send_json(&mut self, v: &serde_json::Value) -> Result<(), SessionError> {

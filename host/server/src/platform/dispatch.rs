@@ -378,6 +378,7 @@ impl Platform {
             }
         }
         let record = invocation_record(install, &app_user_id, &report, failure.clone());
+        count(&self.inner.metrics, &record, &report);
         // The developer's log first, then the user's notice.
         self.inner.store.record_invocation(&record).await?;
         let mut notice = None;
@@ -491,6 +492,35 @@ fn check_answer(declared: &BTreeSet<String>, scopes: &[String]) -> Result<(), Ap
 
 fn app_err(e: minihost_appsvc::AppError) -> ApiError {
     ApiError::Internal(e.to_string())
+}
+
+/// Counts an invocation and its capability calls in the node's metrics.
+fn count(
+    metrics: &minihost_metrics::Metrics,
+    record: &InvocationRecord,
+    report: &InvocationReport,
+) {
+    let app = record.app_id.as_str();
+    metrics
+        .invocations
+        .with_label_values(&[app, record.outcome.as_str()])
+        .inc();
+    metrics
+        .invocation_duration
+        .with_label_values(&[app])
+        .observe(report.duration.as_secs_f64());
+    // Fuel to f64: a histogram's buckets need no more than f64's precision.
+    #[allow(clippy::cast_precision_loss)]
+    metrics
+        .invocation_fuel
+        .with_label_values(&[app])
+        .observe(report.fuel_consumed as f64);
+    for call in &report.calls {
+        metrics
+            .capability_calls
+            .with_label_values(&[call.interface.name(), call.outcome.as_str()])
+            .inc();
+    }
 }
 
 fn invocation_record(

@@ -49,6 +49,8 @@ struct Inner {
     webhooks: WebhookOptions,
     /// Wakes the webhook sender.
     webhooks_wake: Arc<tokio::sync::Notify>,
+    /// The node's metrics (invocations and capability calls).
+    metrics: Arc<minihost_metrics::Metrics>,
 }
 
 impl Inner {
@@ -67,6 +69,7 @@ impl Platform {
         runtime: Runtime,
         webhooks: WebhookOptions,
         retention: RetentionOptions,
+        metrics: Arc<minihost_metrics::Metrics>,
     ) -> Self {
         let inner = Arc::new(Inner {
             loader: Loader::new(store.clone(), runtime, webhooks.clone(), fanout.clone()),
@@ -77,6 +80,7 @@ impl Platform {
             payments_wake: Arc::new(tokio::sync::Notify::new()),
             webhooks,
             webhooks_wake: Arc::new(tokio::sync::Notify::new()),
+            metrics,
         });
         payments::start(&inner);
         timers::start(&inner);
