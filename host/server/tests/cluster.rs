@@ -1,7 +1,8 @@
 //! Two real `minihost serve` nodes on one fresh PostgreSQL database and one NATS: messages sent
 //! through either arrive live, in order, on the other's WebSockets; a sign-out on one ends the
 //! session on the other (its sends refused within the cache bound, its WebSocket closed), and so
-//! does a member's removal for his sends in the group (his WebSocket told he left); a node
+//! does a member's removal for his sends in the group (his WebSocket told he left); an app's
+//! reply budget is one budget whichever node runs the app; a node
 //! killed with SIGKILL and restarted loses nothing; a WebSocket ticket issued by one node opens
 //! one socket on any; NATS restarted mid-test, delivery resumes
 //! with no gap; `/readyz` says whether NATS is connected. The
@@ -59,6 +60,8 @@ struct Cluster {
     db: TestDb,
     nats: String,
     prefix: String,
+    /// More arguments for every node.
+    extra: Vec<String>,
 }
 
 impl Cluster {
@@ -66,23 +69,27 @@ impl Cluster {
         let (pg, nats) = services()?;
         let db = TestDb::postgres(&pg).await.unwrap();
         let prefix = format!("mhtest_{}", minihost_core::ids::random_hex(6));
-        Some(Cluster { db, nats, prefix })
+        Some(Cluster {
+            db,
+            nats,
+            prefix,
+            extra: Vec::new(),
+        })
     }
 
     /// Starts a node; the session check is slowed to minutes, so anything a node learns of
     /// another's within the test came through NATS.
     fn node(&self) -> Server {
-        let mut server = spawn_with(
-            &self.db.config,
-            &[
-                "--nats-url",
-                &self.nats,
-                "--nats-prefix",
-                &self.prefix,
-                "--throttle-exempt",
-                "127.0.0.1",
-            ],
-        );
+        let mut args = vec![
+            "--nats-url",
+            &self.nats,
+            "--nats-prefix",
+            &self.prefix,
+            "--throttle-exempt",
+            "127.0.0.1",
+        ];
+        args.extend(self.extra.iter().map(String::as_str));
+        let mut server = spawn_with(&self.db.config, &args);
         server.url = server.url.trim_end_matches('/').to_owned();
         server
     }
@@ -444,6 +451,102 @@ async fn a_member_removed_on_one_node_can_no_longer_send_on_the_other() {
         }
     }
     eprintln!("first refused send on the other node started {refused_at:?} after the removal");
+    drop((a, b));
+    cluster.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_app_reply_budget_holds_across_nodes() {
+    let Some(mut cluster) = Cluster::new().await else {
+        return;
+    };
+    // Three replies to one user's events in a conversation, refilled at one a minute: the
+    // test ends well within the minute, so three replies at most, whichever node runs them.
+    let settings = tempfile::tempdir().unwrap();
+    let file = settings.path().join("minihost.toml");
+    std::fs::write(&file, "[apps]\nreply_burst = 3\nreplies_per_minute = 1\n").unwrap();
+    cluster.extra = vec!["--config".into(), file.display().to_string()];
+    let a = cluster.node();
+    let b = cluster.node();
+    sign_up(&a.url, "alice").await;
+    sign_up(&a.url, "bob").await;
+    let store = cluster.db.open(None).await.unwrap();
+    store
+        .set_role("alice", minihost_core::Role::Developer)
+        .await
+        .unwrap();
+    store.close().await;
+    let alice = sign_in(&a.url, "alice").await;
+    let r = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/conversations", a.url),
+        Some(&alice),
+        Some(json!({"kind": "group", "title": "Lab", "members": ["bob"]})),
+    )
+    .await;
+    let lab = r.1["id"].as_str().unwrap().to_owned();
+    use base64::Engine;
+    let wasm = minihost_guest_artifacts::read(minihost_guest_artifacts::ECHO).unwrap();
+    let r = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/conversations/{lab}/apps", a.url),
+        Some(&alice),
+        Some(json!({
+            "manifest": include_str!("../../../examples/echo/miniapp.toml"),
+            "component": base64::engine::general_purpose::STANDARD.encode(wasm),
+        })),
+    )
+    .await;
+    assert_eq!(r.0, 201, "{r:?}");
+    let started = Instant::now();
+    const COMMANDS: usize = 8;
+    for i in 0..COMMANDS {
+        let node = if i % 2 == 0 { &a } else { &b };
+        assert_eq!(
+            say(&node.url, &alice, &lab, &format!("/echo {i}")).await,
+            201
+        );
+    }
+    // Every command ran (its invocation is logged, refused replies too).
+    let deadline = Instant::now() + PATIENCE * 3;
+    loop {
+        let (_, log) = call(
+            reqwest::Method::GET,
+            format!("{}/api/v1/apps/echo/invocations", a.url),
+            Some(&alice),
+            None,
+        )
+        .await;
+        if log.as_array().map_or(0, Vec::len) >= COMMANDS {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the commands did not all run: {log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, history) = call(
+        reqwest::Method::GET,
+        format!(
+            "{}/api/v1/conversations/{lab}/messages?after=0&limit=100",
+            a.url
+        ),
+        Some(&alice),
+        None,
+    )
+    .await;
+    let replies = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["sender"]["id"] == "echo")
+        .count();
+    assert!(
+        started.elapsed() < Duration::from_secs(50),
+        "too slow to judge a per-minute refill"
+    );
+    assert_eq!(replies, 3, "{history}");
     drop((a, b));
     cluster.db.cleanup().await.unwrap();
 }
