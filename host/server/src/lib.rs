@@ -231,7 +231,12 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         store: parts.store.clone(),
         hub: parts.hub.clone(),
         fanout: parts.fanout,
-        guards: Arc::new(minihost_api::Guards::new(&options.api.throttle)),
+        // Nodes of a cluster count attempts together; a single node in its memory.
+        guards: Arc::new(if parts.cluster.is_some() {
+            minihost_api::Guards::shared(&options.api.throttle, &parts.store)
+        } else {
+            minihost_api::Guards::new(&options.api.throttle)
+        }),
         config: Arc::new(options.api),
         cache,
         readiness: readiness.clone(),

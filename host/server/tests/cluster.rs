@@ -2,7 +2,8 @@
 //! through either arrive live, in order, on the other's WebSockets; a sign-out on one ends the
 //! session on the other (its sends refused within the cache bound, its WebSocket closed), and so
 //! does a member's removal for his sends in the group (his WebSocket told he left); an app's
-//! reply budget is one budget whichever node runs the app; a node
+//! reply budget is one budget whichever node runs the app, and failed sign-ins are throttled
+//! across nodes as on one; a node
 //! killed with SIGKILL and restarted loses nothing; a WebSocket ticket issued by one node opens
 //! one socket on any; NATS restarted mid-test, delivery resumes
 //! with no gap; `/readyz` says whether NATS is connected. The
@@ -62,6 +63,9 @@ struct Cluster {
     prefix: String,
     /// More arguments for every node.
     extra: Vec<String>,
+    /// Whether 127.0.0.1 is exempt from the sign-in, sign-up and PIN throttles (as the load
+    /// generator's is): most tests sign up and in more than a person would.
+    exempt: bool,
 }
 
 impl Cluster {
@@ -74,20 +78,17 @@ impl Cluster {
             nats,
             prefix,
             extra: Vec::new(),
+            exempt: true,
         })
     }
 
     /// Starts a node; the session check is slowed to minutes, so anything a node learns of
     /// another's within the test came through NATS.
     fn node(&self) -> Server {
-        let mut args = vec![
-            "--nats-url",
-            &self.nats,
-            "--nats-prefix",
-            &self.prefix,
-            "--throttle-exempt",
-            "127.0.0.1",
-        ];
+        let mut args = vec!["--nats-url", &self.nats, "--nats-prefix", &self.prefix];
+        if self.exempt {
+            args.extend(["--throttle-exempt", "127.0.0.1"]);
+        }
         args.extend(self.extra.iter().map(String::as_str));
         let mut server = spawn_with(&self.db.config, &args);
         server.url = server.url.trim_end_matches('/').to_owned();
@@ -547,6 +548,53 @@ async fn an_app_reply_budget_holds_across_nodes() {
         "too slow to judge a per-minute refill"
     );
     assert_eq!(replies, 3, "{history}");
+    drop((a, b));
+    cluster.db.cleanup().await.unwrap();
+}
+
+#[tokio::test]
+async fn failed_sign_ins_are_counted_across_nodes() {
+    let Some(mut cluster) = Cluster::new().await else {
+        return;
+    };
+    cluster.exempt = false;
+    let a = cluster.node();
+    let b = cluster.node();
+    sign_up(&a.url, "alice").await;
+    // Ten failures per account, one more every 30 s (the defaults), wherever they are tried.
+    let started = Instant::now();
+    let mut failures = 0;
+    let refused = loop {
+        let node = if failures % 2 == 0 { &a } else { &b };
+        let (status, _) = call(
+            reqwest::Method::POST,
+            format!("{}/api/v1/sessions", node.url),
+            None,
+            Some(json!({"username": "alice", "password": "wrong-password"})),
+        )
+        .await;
+        match status {
+            401 => failures += 1,
+            429 => break failures,
+            other => panic!("unexpected status {other}"),
+        }
+        assert!(failures <= 20, "twenty failures and never throttled");
+    };
+    let refilled = started.elapsed().as_secs() / 30;
+    assert!(
+        (10..=10 + refilled).contains(&refused),
+        "{refused} failures before the throttle, in {:?}",
+        started.elapsed()
+    );
+    // The other node refuses as well.
+    let (status, _) = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/sessions", b.url),
+        None,
+        Some(json!({"username": "alice", "password": "password-123"})),
+    )
+    .await;
+    assert_eq!(status, 429);
     drop((a, b));
     cluster.db.cleanup().await.unwrap();
 }

@@ -27,6 +27,7 @@ mod retention;
 mod secrets;
 mod sessions;
 pub mod testing;
+mod throttles;
 mod timers;
 mod tokens;
 mod users;
@@ -52,6 +53,7 @@ pub use refunds::{NewRefund, Refund, RefundRefusal, Refunded};
 pub use registry::{ListedApp, Release, ReleaseRefusal, Report, VersionReview};
 pub use retention::Keep;
 pub use sessions::SessionInfo;
+pub use throttles::BucketShape;
 pub use timers::{NewTimer, Timer};
 pub use tokens::{
     AccessTokenCheck, ClientRow, LoginCodeRow, Purged, RefreshFamilyRow, RefreshTokenRow,

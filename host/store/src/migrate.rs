@@ -75,6 +75,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "ws_tickets",
         include_str!("../migrations/0018_ws_tickets.sql"),
     ),
+    (
+        19,
+        "throttles",
+        include_str!("../migrations/0019_throttles.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

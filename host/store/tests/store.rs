@@ -154,6 +154,74 @@ async fn websocket_tickets_open_once_for_a_live_session() {
 }
 
 #[tokio::test]
+async fn throttle_buckets_take_refill_and_give_back() {
+    on_every_backend!(|store, db| {
+        let shape = minihost_store::BucketShape {
+            burst: 2.0,
+            refill_ms: 60_000.0,
+        };
+        let now = 1_000_000;
+        let take = |key: &'static str, at: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .throttle_take("sign_in", key, shape, at)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(take("alice", now).await, None, "{}", db.name);
+        assert_eq!(take("alice", now).await, None);
+        let wait = take("alice", now).await.unwrap();
+        assert!((59_000..=60_000).contains(&wait), "{wait} on {}", db.name);
+        assert_eq!(take("bob", now).await, None, "keys are apart");
+        // Half a refill later: half a token, so still refused, for half the time.
+        let wait = take("alice", now + 30_000).await.unwrap();
+        assert!((29_000..=30_000).contains(&wait), "{wait} on {}", db.name);
+        // Another scope is another bucket.
+        assert_eq!(
+            store
+                .throttle_take("sign_up", "alice", shape, now)
+                .await
+                .unwrap(),
+            None
+        );
+        // A token given back is there at once; never more than the burst.
+        store
+            .throttle_give_back("sign_in", "alice", shape, now + 30_000)
+            .await
+            .unwrap();
+        assert_eq!(take("alice", now + 30_000).await, None);
+        assert!(take("alice", now + 30_000).await.is_some());
+        for _ in 0..5 {
+            store
+                .throttle_give_back("sign_in", "bob", shape, now)
+                .await
+                .unwrap();
+        }
+        assert_eq!(take("bob", now).await, None);
+        assert_eq!(take("bob", now).await, None);
+        assert!(take("bob", now).await.is_some(), "capped at the burst");
+        // A full refill later, the bucket is full again.
+        assert_eq!(take("alice", now + 200_000).await, None);
+        assert_eq!(
+            store
+                .throttle_prune("sign_in", now + 100_000)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .throttle_prune("sign_up", now + 100_000)
+                .await
+                .unwrap(),
+            1
+        );
+    });
+}
+
+#[tokio::test]
 async fn direct_conversations_are_one_per_pair() {
     on_every_backend!(|store, db| {
         let a = user(&store, "alice").await;
