@@ -87,7 +87,9 @@ impl HotCache {
                     map.clear();
                 }
             }
-            Invalidation::AppSuspended { .. } | Invalidation::AppChanged { .. } => {}
+            Invalidation::AppSuspended { .. }
+            | Invalidation::AppChanged { .. }
+            | Invalidation::ConsentAnswered { .. } => {}
         }
     }
 

@@ -142,6 +142,14 @@ pub enum Invalidation {
         /// The app id.
         app: String,
     },
+    /// `user` answered the consent request of `app` (the grant is stored): the node holding
+    /// the events that waited for the answer runs them.
+    ConsentAnswered {
+        /// Who answered.
+        user: UserId,
+        /// The app id.
+        app: String,
+    },
     /// This node may have missed invalidations (its broker connection dropped): drop every
     /// cache. Local only; never published.
     Everything,

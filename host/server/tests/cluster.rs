@@ -3,7 +3,8 @@
 //! session on the other (its sends refused within the cache bound, its WebSocket closed), and so
 //! does a member's removal for his sends in the group (his WebSocket told he left); an app's
 //! reply budget is one budget whichever node runs the app, and failed sign-ins are throttled
-//! across nodes as on one; a node
+//! across nodes as on one; a consent request made on one node is listed and answered on the
+//! other, and the event that waited runs; a node
 //! killed with SIGKILL and restarted loses nothing; a WebSocket ticket issued by one node opens
 //! one socket on any; NATS restarted mid-test, delivery resumes
 //! with no gap; `/readyz` says whether NATS is connected. The
@@ -471,13 +472,7 @@ async fn an_app_reply_budget_holds_across_nodes() {
     let b = cluster.node();
     sign_up(&a.url, "alice").await;
     sign_up(&a.url, "bob").await;
-    let store = cluster.db.open(None).await.unwrap();
-    store
-        .set_role("alice", minihost_core::Role::Developer)
-        .await
-        .unwrap();
-    store.close().await;
-    let alice = sign_in(&a.url, "alice").await;
+    let alice = developer(&cluster, &a.url, "alice").await;
     let r = call(
         reqwest::Method::POST,
         format!("{}/api/v1/conversations", a.url),
@@ -486,19 +481,7 @@ async fn an_app_reply_budget_holds_across_nodes() {
     )
     .await;
     let lab = r.1["id"].as_str().unwrap().to_owned();
-    use base64::Engine;
-    let wasm = minihost_guest_artifacts::read(minihost_guest_artifacts::ECHO).unwrap();
-    let r = call(
-        reqwest::Method::POST,
-        format!("{}/api/v1/conversations/{lab}/apps", a.url),
-        Some(&alice),
-        Some(json!({
-            "manifest": include_str!("../../../examples/echo/miniapp.toml"),
-            "component": base64::engine::general_purpose::STANDARD.encode(wasm),
-        })),
-    )
-    .await;
-    assert_eq!(r.0, 201, "{r:?}");
+    sideload_echo(&a.url, &alice, &lab, "").await;
     let started = Instant::now();
     const COMMANDS: usize = 8;
     for i in 0..COMMANDS {
@@ -548,6 +531,111 @@ async fn an_app_reply_budget_holds_across_nodes() {
         "too slow to judge a per-minute refill"
     );
     assert_eq!(replies, 3, "{history}");
+    drop((a, b));
+    cluster.db.cleanup().await.unwrap();
+}
+
+/// Makes `name` a developer (straight in the database, as `minihost admin set-role` would) and
+/// signs in again: a fresh session carries the role.
+async fn developer(cluster: &Cluster, url: &str, name: &str) -> String {
+    let store = cluster.db.open(None).await.unwrap();
+    store
+        .set_role(name, minihost_core::Role::Developer)
+        .await
+        .unwrap();
+    store.close().await;
+    sign_in(url, name).await
+}
+
+/// Sideloads the echo example (with `manifest_extra` before its commands) into `conv`.
+async fn sideload_echo(url: &str, token: &str, conv: &str, manifest_extra: &str) {
+    use base64::Engine;
+    let wasm = minihost_guest_artifacts::read(minihost_guest_artifacts::ECHO).unwrap();
+    let manifest = include_str!("../../../examples/echo/miniapp.toml")
+        .replace("[[commands]]", &format!("{manifest_extra}[[commands]]"));
+    let r = call(
+        reqwest::Method::POST,
+        format!("{url}/api/v1/conversations/{conv}/apps"),
+        Some(token),
+        Some(json!({
+            "manifest": manifest,
+            "component": base64::engine::general_purpose::STANDARD.encode(wasm),
+        })),
+    )
+    .await;
+    assert_eq!(r.0, 201, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_consent_request_made_on_one_node_is_answered_on_the_other() {
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let a = cluster.node();
+    let b = cluster.node();
+    sign_up(&a.url, "alice").await;
+    sign_up(&a.url, "bob").await;
+    let alice = developer(&cluster, &a.url, "alice").await;
+    let lab = {
+        let r = call(
+            reqwest::Method::POST,
+            format!("{}/api/v1/conversations", a.url),
+            Some(&alice),
+            Some(json!({"kind": "group", "title": "Lab", "members": ["bob"]})),
+        )
+        .await;
+        r.1["id"].as_str().unwrap().to_owned()
+    };
+    sideload_echo(
+        &a.url,
+        &alice,
+        &lab,
+        "[[scopes]]\nname = \"messages.send\"\nreason = \"To answer.\"\n\n",
+    )
+    .await;
+    let mut ws = Ws::open(&b.url, &alice, &lab, 0).await;
+    // The command reaches node A, whose event waits for her answer; she is asked on B.
+    assert_eq!(say(&a.url, &alice, &lab, "/echo across").await, 201);
+    loop {
+        let v = ws.next().await;
+        if v["type"] == "consent_request" {
+            assert_eq!(v["app"], "echo");
+            break;
+        }
+    }
+    let (status, pending) = call(
+        reqwest::Method::GET,
+        format!("{}/api/v1/me/consent-requests", b.url),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(pending[0]["app"], "echo", "{pending}");
+    let (status, grant) = call(
+        reqwest::Method::PUT,
+        format!("{}/api/v1/me/grants/echo", b.url),
+        Some(&alice),
+        Some(json!({"scopes": ["messages.send"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{grant}");
+    // Node A runs the event that waited there; the reply reaches her WebSocket on B.
+    loop {
+        let v = ws.next().await;
+        if v["type"] == "message" && v["message"]["sender"]["id"] == "echo" {
+            assert_eq!(v["message"]["content"]["text"], "across");
+            break;
+        }
+    }
+    let (_, pending) = call(
+        reqwest::Method::GET,
+        format!("{}/api/v1/me/consent-requests", a.url),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(pending, json!([]));
     drop((a, b));
     cluster.db.cleanup().await.unwrap();
 }

@@ -8,6 +8,7 @@
 mod app_users;
 mod apps;
 mod budgets;
+mod consent_requests;
 mod conversations;
 mod cursors;
 mod db;

@@ -80,6 +80,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "throttles",
         include_str!("../migrations/0019_throttles.sql"),
     ),
+    (
+        20,
+        "consent_requests",
+        include_str!("../migrations/0020_consent_requests.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

@@ -222,6 +222,50 @@ async fn throttle_buckets_take_refill_and_give_back() {
 }
 
 #[tokio::test]
+async fn consent_requests_are_listed_replaced_taken_and_dropped() {
+    on_every_backend!(|store, db| {
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        store
+            .put_consent_request(&alice.id, "echo", "v1", 1)
+            .await
+            .unwrap();
+        store
+            .put_consent_request(&alice.id, "polls", "p1", 2)
+            .await
+            .unwrap();
+        store
+            .put_consent_request(&alice.id, "echo", "v2", 3)
+            .await
+            .unwrap();
+        store
+            .put_consent_request(&bob.id, "echo", "b1", 4)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.consent_requests_of(&alice.id).await.unwrap(),
+            vec!["p1", "v2"],
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.take_consent_request(&alice.id, "echo").await.unwrap(),
+            Some("v2".to_owned())
+        );
+        assert_eq!(
+            store.take_consent_request(&alice.id, "echo").await.unwrap(),
+            None
+        );
+        assert_eq!(store.drop_consent_requests("echo").await.unwrap(), 1);
+        assert!(store.consent_requests_of(&bob.id).await.unwrap().is_empty());
+        assert_eq!(
+            store.consent_requests_of(&alice.id).await.unwrap(),
+            vec!["p1"]
+        );
+    });
+}
+
+#[tokio::test]
 async fn direct_conversations_are_one_per_pair() {
     on_every_backend!(|store, db| {
         let a = user(&store, "alice").await;

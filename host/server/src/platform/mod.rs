@@ -102,6 +102,25 @@ impl Platform {
                 self.wake_payments();
             }
             Invalidation::AppChanged { app } => self.inner.loader.forget(Some(app)),
+            Invalidation::ConsentAnswered { user, app } => {
+                // Answered on another node: the events that waited here run here.
+                let Some(waiting) = self.inner.consent.take(user, app) else {
+                    return;
+                };
+                let this = self.clone();
+                let user = user.clone();
+                tokio::spawn(async move {
+                    match this.inner.store.user_by_id(&user).await {
+                        Ok(Some(user)) => {
+                            for event in waiting.events {
+                                this.spawn_event(user.clone(), waiting.install.clone(), event);
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "waiting events not run"),
+                    }
+                });
+            }
             Invalidation::Everything => self.inner.loader.forget(None),
             Invalidation::Sessions { .. } | Invalidation::Member { .. } => {}
         }
@@ -175,9 +194,19 @@ impl Platform {
         Ok(conversation)
     }
 
-    /// The consent requests waiting for `user`'s answer.
-    pub fn pending_for(&self, user: &minihost_core::UserId) -> Vec<PendingConsent> {
-        self.inner.consent.pending_for(user)
+    /// The consent requests waiting for `user`'s answer (made on any node).
+    pub async fn pending_for(
+        &self,
+        user: &minihost_core::UserId,
+    ) -> Result<Vec<PendingConsent>, ApiError> {
+        Ok(self
+            .inner
+            .store
+            .consent_requests_of(user)
+            .await?
+            .iter()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect())
     }
 }
 
@@ -325,8 +354,13 @@ impl AppPlatform for Platform {
         Box::pin(async move { self.answer(user, app, scopes).await })
     }
 
-    fn consent_requests(&self, user: &User) -> serde_json::Value {
-        serde_json::to_value(self.pending_for(&user.id)).unwrap_or_default()
+    fn consent_requests<'a>(
+        &'a self,
+        user: &'a User,
+    ) -> BoxFuture<'a, Result<serde_json::Value, ApiError>> {
+        Box::pin(async move {
+            Ok(serde_json::to_value(self.pending_for(&user.id).await?).unwrap_or_default())
+        })
     }
 
     fn panel<'a>(
@@ -341,6 +375,13 @@ impl AppPlatform for Platform {
     fn app_suspended(&self, app: &str) {
         let dropped = self.inner.consent.drop_app(app);
         tracing::info!(%app, dropped, "app suspended: consent requests dropped");
+        let store = self.inner.store.clone();
+        let app = app.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = store.drop_consent_requests(&app).await {
+                tracing::warn!(error = %e, %app, "stored consent requests not dropped");
+            }
+        });
         self.wake_payments();
     }
 }
