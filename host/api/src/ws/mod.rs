@@ -67,6 +67,9 @@ pub const CLOSE_ACCOUNT_CHANGED: u16 = 4002;
 pub const CLOSE_RESTARTING: u16 = 1012;
 /// How long live events are held for a client that sends no first frame.
 const HOLD_LIVE: std::time::Duration = std::time::Duration::from_secs(1);
+/// A resync waits a random part of this, so that a node's sessions do not all query the
+/// database at the same moment (milliseconds).
+const RESYNC_SPREAD_MS: u64 = 2_000;
 /// Page size when reading a backlog or filling a gap.
 const PAGE: u32 = 500;
 
@@ -149,6 +152,8 @@ pub(crate) struct Session {
     device: Option<String>,
     /// The client's frame budget.
     frames: FrameBucket,
+    /// When to re-read from the database what this session follows (after `Event::Resync`).
+    resync_at: Option<tokio::time::Instant>,
     /// Counts this session in the open-connections gauge while it lives.
     _open: OpenConnection,
 }
@@ -235,6 +240,7 @@ impl Session {
             members,
             device: None,
             frames: FrameBucket::new(config.ws_frames_per_second, config.ws_frame_burst),
+            resync_at: None,
             _open: open,
         };
         session
@@ -259,8 +265,19 @@ impl Session {
         let draining = self.state.readiness.draining();
         tokio::pin!(draining);
         loop {
+            let resync_at = self.resync_at;
+            let resync = async move {
+                match resync_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = &mut hold, if holding => holding = false,
+                () = resync, if !holding => {
+                    self.resync_at = None;
+                    self.resync().await?;
+                }
                 () = &mut draining => {
                     return self.close(CLOSE_RESTARTING, "server restarting; reconnect").await;
                 }
@@ -362,7 +379,14 @@ impl Session {
                     .map_err(|e| ApiError::Internal(format!("frame: {e}")))?;
                 self.socket.send(WsMessage::Text(text)).await?;
             }
-            Event::Resync => self.resync().await?,
+            // Every session of the node gets it at once: spread their reads of the database.
+            Event::Resync => {
+                let spread = u64::from_str_radix(&minihost_core::ids::random_hex(4), 16)
+                    .unwrap_or(0)
+                    % RESYNC_SPREAD_MS;
+                self.resync_at
+                    .get_or_insert(tokio::time::Instant::now() + Duration::from_millis(spread));
+            }
             // Handled in `run`, where they end the session.
             Event::Revoked(_) => {}
         }
