@@ -100,7 +100,7 @@ impl Cluster {
             .connect(options.url.as_str())
             .await
             .map_err(|source| ClusterError::Connect {
-                url: options.url.clone(),
+                url: redacted(&options.url),
                 source,
             })?;
         let all = subjects.all();
@@ -123,7 +123,11 @@ impl Cluster {
         // A node that died (SIGKILL) between a commit and its publish leaves messages the
         // others never heard of: whoever starts next asks every node to look.
         fanout.ask_resync();
-        tracing::info!(url = %options.url, prefix = %options.prefix, "joined the cluster through NATS");
+        tracing::info!(
+            url = %redacted(&options.url),
+            prefix = %options.prefix,
+            "joined the cluster through NATS"
+        );
         Ok(Cluster { client, fanout })
     }
 
@@ -147,6 +151,20 @@ impl Cluster {
             tracing::warn!("NATS flush timed out on shutdown");
         }
     }
+}
+
+/// `url` fit to print: the user and password of each server (`nats://user:pass@host`) as `***`.
+fn redacted(url: &str) -> String {
+    url.split(',')
+        .map(|one| match (one.find("://"), one.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => {
+                format!("{}***{}", &one[..scheme + 3], &one[at..])
+            }
+            (None, Some(at)) => format!("***{}", &one[at..]),
+            _ => one.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Hands what other nodes published to this node's hub and listeners.
@@ -232,5 +250,20 @@ async fn watch(
             }
             other => tracing::info!(event = %other, "NATS"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn urls_are_printed_without_credentials() {
+        assert_eq!(redacted("nats://127.0.0.1:4222"), "nats://127.0.0.1:4222");
+        assert_eq!(
+            redacted("nats://me:secret@nats.example:4222,nats://token@other:4222"),
+            "nats://***@nats.example:4222,nats://***@other:4222"
+        );
+        assert_eq!(redacted("me:secret@host"), "***@host");
     }
 }
