@@ -114,6 +114,23 @@ async fn the_echo_app_answers_a_command_live() {
         assert!(log.1[0]["app_user_id"].as_str().unwrap().starts_with("au_"));
         let bob = node.client().signed_in("bob").await;
         assert_eq!(bob.get("/api/v1/apps/echo/invocations").await.0, 404);
+
+        // The node's metrics count the invocation (the record above is written after them).
+        let metrics = node
+            .client()
+            .raw(reqwest::Method::GET, "/metrics")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for sample in [
+            r#"minihost_invocations_total{app="echo",outcome="ok"} 1"#,
+            r#"minihost_invocation_duration_seconds_count{app="echo"} 1"#,
+        ] {
+            assert!(metrics.contains(sample), "{sample} in {metrics}");
+        }
     });
 }
 

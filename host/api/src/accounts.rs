@@ -75,7 +75,8 @@ pub(crate) async fn sign_up(
     let password = Password::parse(&body.password)?;
     state
         .guards
-        .admit(addr.0, &[(&state.guards.sign_up_address, &addr.key())])?;
+        .admit(addr.0, &[(&state.guards.sign_up_address, &addr.key())])
+        .await?;
     let password_hash = hash_password(&state, password.expose().to_owned()).await?;
     let user = state
         .store
@@ -121,10 +122,12 @@ pub(crate) async fn sign_in(
 ) -> Result<Json<SessionView>, ApiError> {
     let guards = &state.guards;
     let throttles = [&guards.sign_in_address, &guards.sign_in_account];
-    let admitted = guards.admit(
-        addr.0,
-        &[(throttles[0], &addr.key()), (throttles[1], &body.username)],
-    )?;
+    let admitted = guards
+        .admit(
+            addr.0,
+            &[(throttles[0], &addr.key()), (throttles[1], &body.username)],
+        )
+        .await?;
     let checked = async {
         let found = state.store.user_by_username(&body.username).await?;
         let hash = found.as_ref().map(|u| u.password_hash.clone());
@@ -134,12 +137,12 @@ pub(crate) async fn sign_in(
     // Only failures count against the account and the address.
     let found = match checked {
         Ok((true, found)) => {
-            admitted.give_back(&throttles);
+            admitted.give_back(&throttles).await;
             found
         }
         Ok((false, _)) => return Err(ApiError::Unauthorized("wrong username or password")),
         Err(e) => {
-            admitted.give_back(&throttles);
+            admitted.give_back(&throttles).await;
             return Err(e);
         }
     };
@@ -177,7 +180,7 @@ pub(crate) async fn sign_out(
 ) -> Result<StatusCode, ApiError> {
     state.cache.drop_session(&session.token);
     state.store.revoke_session(&session.token).await?;
-    state.revoked(&session.user.id, Revocation::Session(session.id));
+    state.revoked(&session.user.id, Revocation::Session { id: session.id });
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,10 +1,12 @@
 //! A short-lived, per-node cache for the two reads every message send makes: session token →
 //! (session id, user), and (conversation, user) → membership. Entries live [`TTL`]; this node
 //! drops them at once when it revokes a session (sign-out, revocation by id, a password change,
-//! a disabled account, a role change) or removes a member, so on a single node revocation is
-//! immediate, and another node sees it within [`TTL`]. Only successful lookups are cached.
+//! a disabled account, a role change) or removes a member, and other nodes drop them when the
+//! [`Invalidation`] reaches them (through NATS, milliseconds); should it not arrive, an entry is
+//! still served no longer than [`TTL`], which is the bound. Only successful lookups are cached.
 
 use minihost_core::{ConversationId, UserId};
+use minihost_hub::{Invalidation, Revocation};
 use minihost_store::{Conversation, User};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -65,6 +67,29 @@ impl HotCache {
     pub fn drop_user(&self, user: &UserId) {
         if let Ok(mut map) = self.sessions.lock() {
             map.retain(|_, ((_, u), _)| &u.id != user);
+        }
+    }
+
+    /// Drops what `what` makes stale (an invalidation made here or on another node).
+    pub fn apply(&self, what: &Invalidation) {
+        match what {
+            Invalidation::Sessions {
+                what: Revocation::Session { id },
+                ..
+            } => self.drop_session_id(id),
+            Invalidation::Sessions { user, .. } => self.drop_user(user),
+            Invalidation::Member { conversation, user } => self.drop_member(conversation, user),
+            Invalidation::Everything => {
+                if let Ok(mut map) = self.sessions.lock() {
+                    map.clear();
+                }
+                if let Ok(mut map) = self.members.lock() {
+                    map.clear();
+                }
+            }
+            Invalidation::AppSuspended { .. }
+            | Invalidation::AppChanged { .. }
+            | Invalidation::ConsentAnswered { .. } => {}
         }
     }
 

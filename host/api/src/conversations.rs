@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use minihost_core::{ConversationId, ConversationKind, GroupTitle, Limits, Message, UserId};
-use minihost_hub::{Event, Topic};
+use minihost_hub::{Event, Invalidation, Topic};
 use minihost_store::{Conversation, ConversationSummary, Member, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -348,6 +348,12 @@ pub(crate) async fn remove_member(
     if !state.store.remove_member(&conv.id, &target.id).await? {
         return Err(ApiError::NotFound("member"));
     }
+    // Again after the commit (a send may have cached it meanwhile), here and on every node.
+    state.cache.drop_member(&conv.id, &target.id);
+    state.fanout.invalidate(Invalidation::Member {
+        conversation: conv.id.clone(),
+        user: target.id.clone(),
+    });
     state
         .fanout
         .publish(Topic::User(target.id), Event::Left(conv.id));

@@ -38,14 +38,11 @@ pub fn router() -> Router<AppState> {
 pub(crate) async fn consent_requests(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
-) -> Json<serde_json::Value> {
-    Json(
-        state
-            .platform
-            .as_ref()
-            .map(|p| p.consent_requests(&me))
-            .unwrap_or_else(|| serde_json::json!([])),
-    )
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(match state.platform.as_ref() {
+        Some(p) => p.consent_requests(&me).await?,
+        None => serde_json::json!([]),
+    }))
 }
 
 #[utoipa::path(get, path = "/api/v1/me/grants", operation_id = "list_grants", security(("session" = [])),

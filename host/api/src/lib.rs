@@ -13,9 +13,10 @@ mod directory;
 mod error;
 mod extract;
 mod grants;
-mod health;
+pub mod health;
 pub mod limits;
 mod messages;
+mod metrics;
 mod oauth;
 mod open;
 mod openapi;
@@ -32,12 +33,12 @@ mod webhooks;
 mod ws;
 
 pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use health::Readiness;
 pub use limits::{ConnectionLimits, ThrottleLimits};
 pub use openapi::document as openapi_document;
 pub use platform::{ActionInput, AppPlatform, BoxFuture, Finding, OPEN_PANEL, Sideloaded};
 pub use state::{ApiConfig, AppState, publish_hook};
 pub use throttle::Guards;
-pub use ws::ticket::Tickets;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -59,6 +60,10 @@ pub fn router(state: AppState) -> Router {
             error::request_timeout,
         ))
         .layer(axum::middleware::from_fn(error::json_errors))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -67,6 +72,7 @@ pub fn router(state: AppState) -> Router {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(health::router())
+        .merge(metrics::router())
         .merge(accounts::router())
         .merge(sessions::router())
         .merge(conversations::router())

@@ -6,8 +6,8 @@
 use crate::error::ErrorBody;
 use crate::state::AppState;
 use crate::{
-    accounts, apps, conversations, developer, directory, grants, health, messages, oauth, open,
-    payments, registry, review, sessions, webhooks, ws,
+    accounts, apps, conversations, developer, directory, grants, health, messages, metrics, oauth,
+    open, payments, registry, review, sessions, webhooks, ws,
 };
 use axum::routing::get;
 use axum::{Json, Router};
@@ -26,6 +26,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
     ),
     paths(
         health::healthz,
+        health::readyz,
+        metrics::metrics,
         accounts::sign_up,
         accounts::sign_in,
         accounts::sign_out,

@@ -222,10 +222,12 @@ async fn check_pin(
     // wrong PINs keep their tokens.
     let guards = &state.guards;
     let throttles = [&guards.secret_address, &guards.secret_user];
-    let admitted = guards.admit(
-        addr.0,
-        &[(throttles[0], &addr.key()), (throttles[1], me.id.as_str())],
-    )?;
+    let admitted = guards
+        .admit(
+            addr.0,
+            &[(throttles[0], &addr.key()), (throttles[1], me.id.as_str())],
+        )
+        .await?;
     let user = me.id.as_str();
     let checked = if guards.pins.recalls(user, &record.hash, &pin) {
         Ok(true)
@@ -238,7 +240,7 @@ async fn check_pin(
         }
         checked
     };
-    if admitted.settle(&throttles, checked)? {
+    if admitted.settle(&throttles, checked).await? {
         // Only a count to clear is worth a write (on SQLite, even an update that changes no
         // row takes the write lock).
         if record.failures != 0 {

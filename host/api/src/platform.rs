@@ -155,7 +155,10 @@ pub trait AppPlatform: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<GrantRecord, ApiError>>;
 
     /// The consent requests waiting for the user (a JSON array).
-    fn consent_requests(&self, user: &User) -> serde_json::Value;
+    fn consent_requests<'a>(
+        &'a self,
+        user: &'a User,
+    ) -> BoxFuture<'a, Result<serde_json::Value, ApiError>>;
 
     /// The private conversation where `app` runs in `user`'s own panel, adding the app to the
     /// panel first if needed (released, running apps only); with `open`, the app's `opened`

@@ -275,6 +275,9 @@ pub(crate) async fn release(
         .set_release(&app, &body.version, body.percent, &actor)
         .await?
         .map_err(release_refused)?;
+    state
+        .fanout
+        .invalidate(minihost_hub::Invalidation::AppChanged { app });
     Ok(Json(r))
 }
 
@@ -295,6 +298,9 @@ pub(crate) async fn rollback(
         .roll_back(&app, &actor)
         .await?
         .map_err(release_refused)?;
+    state
+        .fanout
+        .invalidate(minihost_hub::Invalidation::AppChanged { app });
     Ok(Json(r))
 }
 

@@ -264,6 +264,10 @@ pub(crate) async fn suspend(
     if let Ok(platform) = state.platform() {
         platform.app_suspended(&app);
     }
+    // Other nodes drop what waits for it too (this node's platform did just above).
+    state
+        .fanout
+        .invalidate(minihost_hub::Invalidation::AppSuspended { app });
     Ok(StatusCode::NO_CONTENT)
 }
 

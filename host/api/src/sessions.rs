@@ -80,7 +80,7 @@ pub(crate) async fn revoke(
     if !state.store.revoke_session_id(&session.user.id, &id).await? {
         return Err(ApiError::NotFound("session"));
     }
-    state.revoked(&session.user.id, Revocation::Session(id));
+    state.revoked(&session.user.id, Revocation::Session { id });
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -141,13 +141,15 @@ pub(crate) async fn check_password(
 ) -> Result<(), ApiError> {
     let guards = &state.guards;
     let throttles = [&guards.secret_address, &guards.secret_user];
-    let admitted = guards.admit(
-        addr.0,
-        &[
-            (throttles[0], &addr.key()),
-            (throttles[1], user.id.as_str()),
-        ],
-    )?;
+    let admitted = guards
+        .admit(
+            addr.0,
+            &[
+                (throttles[0], &addr.key()),
+                (throttles[1], user.id.as_str()),
+            ],
+        )
+        .await?;
     let checked = async {
         let stored = state
             .store
@@ -157,7 +159,7 @@ pub(crate) async fn check_password(
         verify_password(state, password, stored).await
     }
     .await;
-    if !admitted.settle(&throttles, checked)? {
+    if !admitted.settle(&throttles, checked).await? {
         return Err(ApiError::Forbidden("the password is wrong".into()));
     }
     Ok(())

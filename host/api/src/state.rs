@@ -6,7 +6,7 @@ use crate::throttle::Guards;
 use minihost_appsvc::AppServices;
 use minihost_broker::service::Broker;
 use minihost_core::UserId;
-use minihost_hub::{Event, Fanout, LocalHub, Revocation, Topic};
+use minihost_hub::{Event, Fanout, Invalidation, LocalHub, Revocation, Topic};
 use minihost_store::Store;
 use minihost_store::writer::CommitHook;
 use std::sync::Arc;
@@ -72,13 +72,25 @@ pub struct AppState {
     pub app_services: AppServices,
     /// Throttles and hash slots (built from `config.throttle` by [`Guards::new`]).
     pub guards: Arc<Guards>,
-    /// One-time WebSocket tickets issued by this node.
-    pub tickets: Arc<crate::Tickets>,
+    /// What `/readyz` checks, and the drain switch.
+    pub readiness: Arc<crate::Readiness>,
+    /// The node's metrics (`/metrics`).
+    pub metrics: Arc<minihost_metrics::Metrics>,
 }
 
-/// The store's commit hook that publishes every committed message to its conversation's topic.
-pub fn publish_hook(fanout: Arc<dyn Fanout>) -> CommitHook {
+/// The store's commit hook that publishes every committed message to its conversation's topic
+/// (and counts the batch).
+pub fn publish_hook(
+    fanout: Arc<dyn Fanout>,
+    metrics: Arc<minihost_metrics::Metrics>,
+) -> CommitHook {
     Arc::new(move |messages| {
+        metrics
+            .messages_committed
+            .inc_by(u64::try_from(messages.len()).unwrap_or(u64::MAX));
+        // usize to f64: a batch is far below 2^52.
+        #[allow(clippy::cast_precision_loss)]
+        metrics.commit_batch.observe(messages.len() as f64);
         for m in messages {
             fanout.publish(
                 Topic::Conversation(m.conversation.clone()),
@@ -89,15 +101,18 @@ pub fn publish_hook(fanout: Arc<dyn Fanout>) -> CommitHook {
 }
 
 impl AppState {
-    /// Tells this node's cache and every node's connections of `user` that sessions ended or
-    /// the account changed: cached sessions are dropped here at once, WebSockets close.
+    /// Tells every node's cache and connections of `user` that sessions ended or the account
+    /// changed: cached sessions are dropped here at once and on other nodes when the
+    /// invalidation reaches them, WebSockets close.
     pub fn revoked(&self, user: &UserId, what: Revocation) {
-        match &what {
-            Revocation::Session(id) => self.cache.drop_session_id(id),
-            Revocation::AllSessions { .. } | Revocation::AccountChanged => {
-                self.cache.drop_user(user)
-            }
-        }
+        self.cache.apply(&Invalidation::Sessions {
+            user: user.clone(),
+            what: what.clone(),
+        });
+        self.fanout.invalidate(Invalidation::Sessions {
+            user: user.clone(),
+            what: what.clone(),
+        });
         self.fanout
             .publish(Topic::User(user.clone()), Event::Revoked(what));
     }

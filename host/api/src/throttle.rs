@@ -1,6 +1,8 @@
 //! Throttles on guessable secrets and the cap on argon2 hashes running at once
 //! ([`Guards`], one per node, configured by [`ThrottleLimits`]). A [`Throttle`] is a token
-//! bucket per key (an account, a user, a client address) in a bounded map; [`HashSlots`] is a
+//! bucket per key (an account, a user, a client address) in a bounded map, or, when nodes share
+//! a database ([`Guards::shared`]), in the store, so that attempts spread over several nodes
+//! count as one; [`HashSlots`] is a
 //! semaphore with a bounded, time-limited wait. Refusals are `429 rate_limited` and
 //! `503 busy`, both with `Retry-After`.
 
@@ -21,13 +23,27 @@ struct Bucket {
     at: Instant,
 }
 
-/// Token buckets by key: `burst` at once, one more every `refill`.
+/// Token buckets by key: `burst` at once, one more every `refill`; in this node's memory, or
+/// (nodes sharing a database) in the store, shared by every node.
 pub struct Throttle {
     burst: f64,
     refill: Duration,
     max_keys: usize,
     buckets: Mutex<HashMap<String, Bucket>>,
+    shared: Option<Shared>,
 }
+
+/// Where a shared throttle keeps its buckets.
+struct Shared {
+    store: minihost_store::Store,
+    /// The throttle's name among the store's buckets.
+    scope: &'static str,
+    /// Takes since the last prune of the scope's full buckets.
+    takes: AtomicUsize,
+}
+
+/// Takes between two prunes of a shared throttle's full buckets.
+const PRUNE_EVERY: usize = 1024;
 
 impl Throttle {
     /// A throttle of `burst` attempts, one more every `refill`, remembering `max_keys` keys.
@@ -37,6 +53,70 @@ impl Throttle {
             refill: refill.max(Duration::from_millis(1)),
             max_keys: max_keys.max(1),
             buckets: Mutex::new(HashMap::new()),
+            shared: None,
+        }
+    }
+
+    /// The same throttle with its buckets in `store` under `scope`, shared by every node.
+    fn shared(mut self, store: minihost_store::Store, scope: &'static str) -> Self {
+        self.shared = Some(Shared {
+            store,
+            scope,
+            takes: AtomicUsize::new(0),
+        });
+        self
+    }
+
+    fn shape(&self) -> minihost_store::BucketShape {
+        minihost_store::BucketShape {
+            burst: self.burst,
+            refill_ms: self.refill.as_secs_f64() * 1000.0,
+        }
+    }
+
+    /// Takes a token for `key`, or answers how long until one is there. A shared throttle
+    /// whose database fails falls back to this node's buckets.
+    pub async fn take(&self, key: &str) -> Result<(), Duration> {
+        let Some(shared) = &self.shared else {
+            return self.take_here(key);
+        };
+        let key = truncate(key);
+        let now = minihost_core::now_millis();
+        if shared.takes.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            let full_after = self.refill.mul_f64(self.burst).as_millis();
+            let before = now.saturating_sub(i64::try_from(full_after).unwrap_or(i64::MAX));
+            if let Err(e) = shared.store.throttle_prune(shared.scope, before).await {
+                tracing::warn!(error = %e, "could not prune throttle buckets");
+            }
+        }
+        match shared
+            .store
+            .throttle_take(shared.scope, key, self.shape(), now)
+            .await
+        {
+            Ok(None) => Ok(()),
+            Ok(Some(wait_ms)) => Err(Duration::from_millis(wait_ms.unsigned_abs())),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared throttle unavailable; using this node's");
+                self.take_here(key)
+            }
+        }
+    }
+
+    /// Gives back a token taken for `key` (the attempt succeeded, or never ran).
+    pub async fn give_back(&self, key: &str) {
+        let Some(shared) = &self.shared else {
+            return self.give_back_here(key);
+        };
+        let key = truncate(key);
+        let now = minihost_core::now_millis();
+        if let Err(e) = shared
+            .store
+            .throttle_give_back(shared.scope, key, self.shape(), now)
+            .await
+        {
+            tracing::warn!(error = %e, "could not give a throttle token back");
+            self.give_back_here(key);
         }
     }
 
@@ -45,8 +125,8 @@ impl Throttle {
         (b.tokens + gained).min(self.burst)
     }
 
-    /// Takes a token for `key`, or answers how long until one is there.
-    pub fn take(&self, key: &str) -> Result<(), Duration> {
+    /// Takes a token for `key` from this node's buckets.
+    fn take_here(&self, key: &str) -> Result<(), Duration> {
         let key = truncate(key);
         let now = Instant::now();
         let Ok(mut map) = self.buckets.lock() else {
@@ -78,8 +158,8 @@ impl Throttle {
         }
     }
 
-    /// Gives back a token taken for `key` (the attempt succeeded, or never ran).
-    pub fn give_back(&self, key: &str) {
+    /// Gives back a token taken for `key` to this node's buckets.
+    fn give_back_here(&self, key: &str) {
         let key = truncate(key);
         let now = Instant::now();
         if let Ok(mut map) = self.buckets.lock()
@@ -200,16 +280,34 @@ impl Guards {
         }
     }
 
+    /// Guards whose throttles keep their buckets in `store`, shared by every node on it (the
+    /// hash slots and the PIN memory stay the node's).
+    pub fn shared(limits: &ThrottleLimits, store: &minihost_store::Store) -> Self {
+        let g = Guards::new(limits);
+        Guards {
+            sign_in_account: g.sign_in_account.shared(store.clone(), "sign_in_account"),
+            sign_in_address: g.sign_in_address.shared(store.clone(), "sign_in_address"),
+            sign_up_address: g.sign_up_address.shared(store.clone(), "sign_up_address"),
+            secret_user: g.secret_user.shared(store.clone(), "secret_user"),
+            secret_address: g.secret_address.shared(store.clone(), "secret_address"),
+            ..g
+        }
+    }
+
     /// Takes one token from each `(throttle, key)`; on a refusal gives back those taken and
     /// answers `429` with the longest wait. Exempt addresses take nothing.
-    pub fn admit(&self, addr: IpAddr, checks: &[(&Throttle, &str)]) -> Result<Admitted, ApiError> {
+    pub async fn admit(
+        &self,
+        addr: IpAddr,
+        checks: &[(&Throttle, &str)],
+    ) -> Result<Admitted, ApiError> {
         if self.exempt.contains(&addr) {
             return Ok(Admitted { taken: Vec::new() });
         }
         for (i, (throttle, key)) in checks.iter().enumerate() {
-            if let Err(wait) = throttle.take(key) {
+            if let Err(wait) = throttle.take(key).await {
                 for (t, k) in checks.iter().take(i) {
-                    t.give_back(k);
+                    t.give_back(k).await;
                 }
                 return Err(ApiError::TooManyRequests {
                     retry_after: wait.as_secs().saturating_add(1),
@@ -231,21 +329,21 @@ pub struct Admitted {
 
 impl Admitted {
     /// Gives the tokens back to `throttles` (the same list, in the same order, as admitted).
-    pub fn give_back(self, throttles: &[&Throttle]) {
+    pub async fn give_back(self, throttles: &[&Throttle]) {
         for (t, k) in throttles.iter().zip(&self.taken) {
-            t.give_back(k);
+            t.give_back(k).await;
         }
     }
 
     /// The outcome of a secret check made under these tokens: a right secret, or a check that
     /// never ran (no hash slot, a database error), gives them back; only a wrong one keeps them.
-    pub fn settle(
+    pub async fn settle(
         self,
         throttles: &[&Throttle],
         checked: Result<bool, ApiError>,
     ) -> Result<bool, ApiError> {
         if !matches!(checked, Ok(false)) {
-            self.give_back(throttles);
+            self.give_back(throttles).await;
         }
         checked
     }
@@ -258,13 +356,13 @@ mod tests {
     #[test]
     fn a_bucket_refuses_after_its_burst_and_a_success_gives_back() {
         let t = Throttle::new(2, Duration::from_secs(60), 10);
-        assert!(t.take("a").is_ok());
-        assert!(t.take("a").is_ok());
-        let wait = t.take("a").unwrap_err();
+        assert!(t.take_here("a").is_ok());
+        assert!(t.take_here("a").is_ok());
+        let wait = t.take_here("a").unwrap_err();
         assert!(wait > Duration::from_secs(50) && wait <= Duration::from_secs(60));
-        assert!(t.take("b").is_ok(), "keys are apart");
-        t.give_back("a");
-        assert!(t.take("a").is_ok());
+        assert!(t.take_here("b").is_ok(), "keys are apart");
+        t.give_back_here("a");
+        assert!(t.take_here("a").is_ok());
     }
 
     #[tokio::test]
@@ -295,12 +393,15 @@ mod tests {
     #[test]
     fn a_full_map_forgets_refilled_buckets_then_refuses_new_keys() {
         let t = Throttle::new(1, Duration::from_secs(60), 2);
-        assert!(t.take("a").is_ok());
-        assert!(t.take("b").is_ok());
-        assert!(t.take("c").is_err(), "full of live buckets: fail closed");
-        t.give_back("a");
+        assert!(t.take_here("a").is_ok());
+        assert!(t.take_here("b").is_ok());
         assert!(
-            t.take("c").is_ok(),
+            t.take_here("c").is_err(),
+            "full of live buckets: fail closed"
+        );
+        t.give_back_here("a");
+        assert!(
+            t.take_here("c").is_ok(),
             "a's bucket was full again and forgotten"
         );
     }

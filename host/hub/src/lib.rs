@@ -4,7 +4,12 @@
 //! deployment can put a broker (NATS) between publishers and every node's local hub.
 //!
 //! Delivery is best-effort by design: the database is the source of truth. A subscriber that
-//! falls too far behind is cut off (its queue closes) and its client resumes from its cursors.
+//! falls too far behind is cut off (its queue closes) and its client resumes from its cursors;
+//! when a node may have missed events from other nodes, every subscriber gets [`Event::Resync`]
+//! and re-reads what it follows from the database.
+//!
+//! Per-node caches are kept right through the same seam: [`Fanout::invalidate`] tells every
+//! node's listeners (registered with [`LocalHub::on_invalidate`]) what changed.
 
 use bytes::Bytes;
 use minihost_core::{ConversationId, Message, UserId};
@@ -40,13 +45,21 @@ pub enum Event {
     Json(Bytes),
     /// Sessions of the user ended, or the account changed: the connections it names close.
     Revoked(Revocation),
+    /// Events may have been lost on the way to this node (its broker connection dropped, it
+    /// fell behind the broker, or a publisher lost some): re-read from the database whatever
+    /// is followed. Never sent to clients as such; broadcast with [`LocalHub::broadcast`].
+    Resync,
 }
 
 /// What a [`Event::Revoked`] ends (published to [`Topic::User`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Revocation {
     /// The session with this public id was signed out or revoked.
-    Session(String),
+    Session {
+        /// Its public id (`ses_…`).
+        id: String,
+    },
     /// Every session of the user but `keep` was revoked (a password change keeps the session
     /// that made it; a disabled account keeps none).
     AllSessions {
@@ -63,7 +76,7 @@ impl Revocation {
     /// reconnect).
     pub fn ends(&self, session: &str) -> bool {
         match self {
-            Revocation::Session(id) => id == session,
+            Revocation::Session { id } => id == session,
             Revocation::AllSessions { keep } => keep.as_deref() != Some(session),
             Revocation::AccountChanged => false,
         }
@@ -99,11 +112,61 @@ impl Event {
     }
 }
 
+/// Something a node may hold in a cache that changed: every node's listeners drop what it
+/// names. The database is the truth; this only shortens how long a cache may lag it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Invalidation {
+    /// A user's sessions ended, or the account changed (see [`Revocation`]).
+    Sessions {
+        /// Whose.
+        user: UserId,
+        /// Which.
+        what: Revocation,
+    },
+    /// `user` left or was removed from `conversation`.
+    Member {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The former member.
+        user: UserId,
+    },
+    /// An app was suspended: what waits for it (consent requests) is dropped.
+    AppSuspended {
+        /// The app id.
+        app: String,
+    },
+    /// An app's versions or release changed (a version stored or replaced, a release, a
+    /// rollback): what a node remembers of its versions is dropped.
+    AppChanged {
+        /// The app id.
+        app: String,
+    },
+    /// `user` answered the consent request of `app` (the grant is stored): the node holding
+    /// the events that waited for the answer runs them.
+    ConsentAnswered {
+        /// Who answered.
+        user: UserId,
+        /// The app id.
+        app: String,
+    },
+    /// This node may have missed invalidations (its broker connection dropped): drop every
+    /// cache. Local only; never published.
+    Everything,
+}
+
 /// Publishes events to every node's subscribers.
 pub trait Fanout: Send + Sync + 'static {
     /// Delivers `event` to the subscribers of `topic`, on this node and any other.
     fn publish(&self, topic: Topic, event: Event);
+
+    /// Tells the invalidation listeners of this node (at once, before returning) and of every
+    /// other node that `what` changed.
+    fn invalidate(&self, what: Invalidation);
 }
+
+/// A function told of every [`Invalidation`] that reaches this node.
+pub type InvalidationListener = Arc<dyn Fn(&Invalidation) + Send + Sync>;
 
 /// Events one subscriber may have queued before it is cut off as too slow.
 pub const QUEUE_PER_SUBSCRIBER: usize = 1024;
@@ -119,11 +182,13 @@ struct Inner {
     subs: HashMap<u64, Entry>,
 }
 
-/// The in-process hub: subscriptions of this node's connections.
+/// The in-process hub: subscriptions of this node's connections, and its invalidation
+/// listeners.
 #[derive(Default)]
 pub struct LocalHub {
     inner: RwLock<Inner>,
     next: AtomicU64,
+    listeners: RwLock<Vec<InvalidationListener>>,
 }
 
 impl LocalHub {
@@ -172,6 +237,37 @@ impl LocalHub {
         for id in too_slow {
             tracing::info!(subscriber = id, "subscriber too slow; cutting it off");
             self.remove(id);
+        }
+    }
+
+    /// Delivers `event` to every subscriber of this node (what [`Event::Resync`] needs).
+    pub fn broadcast(&self, event: &Event) {
+        let mut too_slow = Vec::new();
+        if let Ok(inner) = self.inner.read() {
+            for (id, entry) in &inner.subs {
+                if let Err(mpsc::error::TrySendError::Full(_)) = entry.tx.try_send(event.clone()) {
+                    too_slow.push(*id);
+                }
+            }
+        }
+        for id in too_slow {
+            tracing::info!(subscriber = id, "subscriber too slow; cutting it off");
+            self.remove(id);
+        }
+    }
+
+    /// Registers `listener` for every invalidation that reaches this node.
+    pub fn on_invalidate(&self, listener: impl Fn(&Invalidation) + Send + Sync + 'static) {
+        if let Ok(mut list) = self.listeners.write() {
+            list.push(Arc::new(listener));
+        }
+    }
+
+    /// Tells this node's invalidation listeners (what a broker bridge calls on receipt).
+    pub fn invalidate_here(&self, what: &Invalidation) {
+        let list = self.listeners.read().map(|l| l.clone()).unwrap_or_default();
+        for listener in list {
+            listener(what);
         }
     }
 
@@ -228,6 +324,10 @@ fn remove_from_topic(
 impl Fanout for LocalHub {
     fn publish(&self, topic: Topic, event: Event) {
         self.deliver(&topic, event);
+    }
+
+    fn invalidate(&self, what: Invalidation) {
+        self.invalidate_here(&what);
     }
 }
 
@@ -304,6 +404,40 @@ mod tests {
         assert!(a.rx.try_recv().is_err());
         drop(b);
         assert_eq!(hub.subscribers(), 1);
+    }
+
+    #[tokio::test]
+    async fn broadcasts_reach_every_subscriber_and_invalidations_every_listener() {
+        let hub = LocalHub::new();
+        let mut a = hub.subscriber();
+        let mut b = hub.subscriber();
+        a.subscribe(Topic::User(UserId::from_string("u_1")));
+        hub.broadcast(&Event::Resync);
+        assert!(matches!(a.recv().await, Some(Event::Resync)));
+        assert!(matches!(b.recv().await, Some(Event::Resync)));
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        hub.on_invalidate(move |what| s.lock().unwrap().push(what.clone()));
+        let what = Invalidation::AppChanged { app: "echo".into() };
+        hub.invalidate(what.clone());
+        assert_eq!(*seen.lock().unwrap(), vec![what]);
+    }
+
+    #[test]
+    fn revocations_and_invalidations_cross_the_wire_as_json() {
+        let what = Invalidation::Sessions {
+            user: UserId::from_string("u_1"),
+            what: Revocation::AllSessions { keep: None },
+        };
+        let text = serde_json::to_string(&what).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Invalidation>(&text).unwrap(),
+            what,
+            "{text}"
+        );
+        let r = Revocation::Session { id: "ses_1".into() };
+        let text = serde_json::to_string(&r).unwrap();
+        assert_eq!(text, r#"{"kind":"session","id":"ses_1"}"#);
     }
 
     #[tokio::test]

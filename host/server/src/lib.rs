@@ -1,6 +1,6 @@
-//! Wiring of a Minihost node: opens the store, connects the hub, the mini-app platform (runtime
-//! plus one line per capability) and the API, and serves them on a listener. The `minihost`
-//! binary and the black-box tests both start nodes through [`start`].
+//! Wiring of a Minihost node: opens the store, connects the hub (and, with NATS, the cluster),
+//! the mini-app platform (runtime plus one line per capability) and the API, and serves them on
+//! a listener. The `minihost` binary and the black-box tests both start nodes through [`start`].
 
 mod listen;
 pub mod platform;
@@ -19,6 +19,8 @@ use minihost_cap_payments::PaymentsCapability;
 use minihost_cap_profile::ProfileCapability;
 use minihost_cap_storage::StorageCapability;
 use minihost_cap_timers::TimersCapability;
+use minihost_cluster::Cluster;
+pub use minihost_cluster::NatsOptions;
 use minihost_hub::{Fanout, LocalHub};
 use minihost_runtime::{CompileConfig, ExecutorConfig, Runtime, RuntimeBuilder, RuntimeConfig};
 use minihost_store::{Store, StoreConfig};
@@ -58,6 +60,10 @@ pub struct NodeOptions {
     pub app_limits: AppLimits,
     /// How long and how much of the invocation log and the privacy record is kept.
     pub retention: platform::RetentionOptions,
+    /// NATS, to run as one of several nodes on one PostgreSQL database (`None`: a single node).
+    pub nats: Option<NatsOptions>,
+    /// How long a shutdown waits for WebSocket sessions to close after telling them to.
+    pub drain_timeout: std::time::Duration,
 }
 
 impl NodeOptions {
@@ -76,6 +82,8 @@ impl NodeOptions {
             invocation_limits: minihost_runtime::Limits::default(),
             app_limits: AppLimits::default(),
             retention: platform::RetentionOptions::default(),
+            nats: None,
+            drain_timeout: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -90,6 +98,10 @@ pub struct Node {
     pub broker: Arc<Broker>,
     /// Its sandbox runtime (for tests that count compiles or look at the component cache).
     pub runtime: Runtime,
+    hub: Arc<LocalHub>,
+    cluster: Option<Cluster>,
+    readiness: Arc<minihost_api::Readiness>,
+    drain_timeout: std::time::Duration,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<std::io::Result<()>>,
 }
@@ -97,8 +109,10 @@ pub struct Node {
 /// The parts of a node, wired, before anything listens: what `minihost serve` serves and what
 /// the simulator behind `minihost app run` drives directly.
 pub(crate) struct Parts {
+    pub metrics: Arc<minihost_metrics::Metrics>,
     pub hub: Arc<LocalHub>,
     pub fanout: Arc<dyn Fanout>,
+    pub cluster: Option<Cluster>,
     pub store: Store,
     pub svc: AppServices,
     pub broker: Arc<Broker>,
@@ -109,11 +123,34 @@ pub(crate) struct Parts {
 /// Opens the store and wires the hub, app services, broker, sandbox runtime (one line per
 /// capability) and mini-app platform.
 pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
+    let metrics = Arc::new(minihost_metrics::Metrics::new().context("setting up metrics")?);
     let hub = LocalHub::new();
-    let fanout: Arc<dyn Fanout> = hub.clone();
-    let store = Store::open(&options.store, Some(publish_hook(fanout.clone())))
-        .await
-        .context("opening the database")?;
+    let cluster = match &options.nats {
+        None => None,
+        Some(nats) => {
+            if !shares_a_database(&options.store) {
+                anyhow::bail!(
+                    "NATS (MINIHOST_NATS_URL) joins nodes that share one PostgreSQL database; \
+                     set DATABASE_URL=postgres://... (an SQLite file belongs to one node)"
+                );
+            }
+            Some(
+                Cluster::connect(nats, hub.clone(), metrics.clone())
+                    .await
+                    .context("joining the cluster")?,
+            )
+        }
+    };
+    let fanout: Arc<dyn Fanout> = match &cluster {
+        Some(cluster) => cluster.fanout(),
+        None => hub.clone(),
+    };
+    let store = Store::open(
+        &options.store,
+        Some(publish_hook(fanout.clone(), metrics.clone())),
+    )
+    .await
+    .context("opening the database")?;
     tracing::info!(backend = ?store.backend(), "database ready");
     let svc = AppServices::new(store.clone(), fanout.clone(), options.app_limits.clone())
         .await
@@ -157,10 +194,15 @@ pub(crate) async fn assemble(options: &NodeOptions) -> anyhow::Result<Parts> {
         runtime.clone(),
         options.webhooks.clone(),
         options.retention.clone(),
+        metrics.clone(),
     );
+    let listener = platform.clone();
+    hub.on_invalidate(move |what| listener.invalidated(what));
     Ok(Parts {
+        metrics,
         hub,
         fanout,
+        cluster,
         store,
         svc,
         broker,
@@ -177,14 +219,28 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         .with_context(|| format!("cannot listen on {}", options.addr))?;
     let parts = assemble(&options).await?;
     let connections = options.api.connections.clone();
+    let cache = Arc::new(minihost_api::cache::HotCache::default());
+    let listener_cache = cache.clone();
+    parts
+        .hub
+        .on_invalidate(move |what| listener_cache.apply(what));
+    let readiness = Arc::new(minihost_api::Readiness::new(parts.cluster.clone().map(
+        |c| -> minihost_api::health::BrokerProbe { Arc::new(move || c.connected()) },
+    )));
     let state = AppState {
         store: parts.store.clone(),
-        hub: parts.hub,
+        hub: parts.hub.clone(),
         fanout: parts.fanout,
-        guards: Arc::new(minihost_api::Guards::new(&options.api.throttle)),
+        // Nodes of a cluster count attempts together; a single node in its memory.
+        guards: Arc::new(if parts.cluster.is_some() {
+            minihost_api::Guards::shared(&options.api.throttle, &parts.store)
+        } else {
+            minihost_api::Guards::new(&options.api.throttle)
+        }),
         config: Arc::new(options.api),
-        cache: Arc::default(),
-        tickets: Arc::default(),
+        cache,
+        readiness: readiness.clone(),
+        metrics: parts.metrics.clone(),
         platform: Some(Arc::new(parts.platform)),
         broker: parts.broker.clone(),
         app_services: parts.svc,
@@ -200,9 +256,21 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         store: parts.store,
         broker: parts.broker,
         runtime: parts.runtime,
+        hub: parts.hub,
+        cluster: parts.cluster,
+        readiness,
+        drain_timeout: options.drain_timeout,
         stop: Some(stop),
         task,
     })
+}
+
+/// Whether `store` is a database other nodes can share (PostgreSQL).
+fn shares_a_database(store: &StoreConfig) -> bool {
+    match store {
+        StoreConfig::Url(url) => url.starts_with("postgres://") || url.starts_with("postgresql://"),
+        StoreConfig::Sqlite { .. } => false,
+    }
 }
 
 impl Node {
@@ -211,8 +279,15 @@ impl Node {
         format!("http://{}", self.addr)
     }
 
-    /// Stops accepting connections, lets in-flight requests finish, commits queued messages.
+    /// Drains the node: `/readyz` answers 503, WebSocket sessions close with 1012 (reconnect)
+    /// and are waited for (at most `drain_timeout`), then it stops accepting connections, lets
+    /// in-flight requests finish, commits queued messages and sends what is queued for NATS.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        self.readiness.drain();
+        let deadline = tokio::time::Instant::now() + self.drain_timeout;
+        while self.hub.subscribers() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -221,6 +296,9 @@ impl Node {
             .context("server task")?
             .context("serving")?;
         self.store.close().await;
+        if let Some(cluster) = &self.cluster {
+            cluster.flush(self.drain_timeout).await;
+        }
         Ok(())
     }
 }

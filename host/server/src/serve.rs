@@ -1,5 +1,6 @@
-//! `minihost serve`: starts a node and shuts it down gracefully on Ctrl-C or SIGTERM (in-flight
-//! requests finish, queued messages commit).
+//! `minihost serve`: starts a node (one of several with `--nats-url`) and shuts it down
+//! gracefully on Ctrl-C or SIGTERM (not ready any more, WebSockets told to reconnect elsewhere,
+//! in-flight requests finish, queued messages commit).
 
 use crate::settings::{GuestPriority, Settings};
 use crate::{COMPILE_WORKER_ARG, DbArgs};
@@ -57,6 +58,15 @@ pub struct ServeArgs {
     /// address unless it throttles by itself: everyone behind it would be unthrottled.
     #[arg(long, env = "MINIHOST_THROTTLE_EXEMPT", value_delimiter = ',')]
     throttle_exempt: Vec<std::net::IpAddr>,
+    /// NATS (`nats://host:4222`) to run as one of several nodes sharing one PostgreSQL
+    /// database: live events and cache invalidations reach the other nodes through it.
+    /// Refused with SQLite.
+    #[arg(long, env = "MINIHOST_NATS_URL", hide_env_values = true)]
+    nats_url: Option<String>,
+    /// What every NATS subject of this deployment starts with (deployments sharing one NATS
+    /// need different ones).
+    #[arg(long, env = "MINIHOST_NATS_PREFIX", default_value = "minihost")]
+    nats_prefix: String,
 }
 
 /// Bounds on compiling uploaded components and on their cache.
@@ -117,6 +127,14 @@ impl ServeArgs {
             invocation_limits: s.limits(),
             app_limits: s.app_limits(),
             retention: s.retention(),
+            nats: self
+                .nats_url
+                .as_ref()
+                .filter(|url| !url.is_empty())
+                .map(|url| minihost::NatsOptions {
+                    url: url.clone(),
+                    prefix: self.nats_prefix.clone(),
+                }),
             ..NodeOptions::new(self.addr, self.db.store_config())
         })
     }

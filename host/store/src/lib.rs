@@ -8,6 +8,7 @@
 mod app_users;
 mod apps;
 mod budgets;
+mod consent_requests;
 mod conversations;
 mod cursors;
 mod db;
@@ -27,11 +28,13 @@ mod retention;
 mod secrets;
 mod sessions;
 pub mod testing;
+mod throttles;
 mod timers;
 mod tokens;
 mod users;
 mod webhooks;
 pub mod writer;
+mod ws_tickets;
 
 pub use apps::{AppRecord, AppVersion, Install, InvocationRecord, VersionStatus};
 pub use budgets::{Budget, SendBucket};
@@ -51,6 +54,7 @@ pub use refunds::{NewRefund, Refund, RefundRefusal, Refunded};
 pub use registry::{ListedApp, Release, ReleaseRefusal, Report, VersionReview};
 pub use retention::Keep;
 pub use sessions::SessionInfo;
+pub use throttles::BucketShape;
 pub use timers::{NewTimer, Timer};
 pub use tokens::{
     AccessTokenCheck, ClientRow, LoginCodeRow, Purged, RefreshFamilyRow, RefreshTokenRow,

@@ -69,6 +69,22 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "user_locale",
         include_str!("../migrations/0016_user_locale.sql"),
     ),
+    // 17 is taken on another branch.
+    (
+        18,
+        "ws_tickets",
+        include_str!("../migrations/0018_ws_tickets.sql"),
+    ),
+    (
+        19,
+        "throttles",
+        include_str!("../migrations/0019_throttles.sql"),
+    ),
+    (
+        20,
+        "consent_requests",
+        include_str!("../migrations/0020_consent_requests.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

@@ -94,6 +94,179 @@ async fn accounts_and_sessions() {
 }
 
 #[tokio::test]
+async fn websocket_tickets_open_once_for_a_live_session() {
+    on_every_backend!(|store, db| {
+        let alice = user(&store, "alice").await;
+        let now = minihost_core::now_millis();
+        let session = store
+            .create_session("tok-a", &alice.id, now + 60_000)
+            .await
+            .unwrap();
+        let check = |got: Option<(String, User)>, want: bool, what: &str| {
+            assert_eq!(
+                got,
+                want.then(|| (session.clone(), alice.clone())),
+                "{what} on {}",
+                db.name
+            );
+        };
+        store
+            .issue_ws_ticket("mhwt_1", &session, now + 30_000, now)
+            .await
+            .unwrap();
+        check(
+            store.redeem_ws_ticket("mhwt_1", now).await.unwrap(),
+            true,
+            "fresh",
+        );
+        check(
+            store.redeem_ws_ticket("mhwt_1", now).await.unwrap(),
+            false,
+            "used",
+        );
+        check(
+            store.redeem_ws_ticket("mhwt_x", now).await.unwrap(),
+            false,
+            "unknown",
+        );
+        store
+            .issue_ws_ticket("mhwt_2", &session, now + 30_000, now)
+            .await
+            .unwrap();
+        check(
+            store
+                .redeem_ws_ticket("mhwt_2", now + 30_000)
+                .await
+                .unwrap(),
+            false,
+            "expired",
+        );
+        store
+            .issue_ws_ticket("mhwt_3", &session, now + 30_000, now)
+            .await
+            .unwrap();
+        assert!(store.revoke_session("tok-a").await.unwrap());
+        check(
+            store.redeem_ws_ticket("mhwt_3", now).await.unwrap(),
+            false,
+            "signed out",
+        );
+    });
+}
+
+#[tokio::test]
+async fn throttle_buckets_take_refill_and_give_back() {
+    on_every_backend!(|store, db| {
+        let shape = minihost_store::BucketShape {
+            burst: 2.0,
+            refill_ms: 60_000.0,
+        };
+        let now = 1_000_000;
+        let take = |key: &'static str, at: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .throttle_take("sign_in", key, shape, at)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(take("alice", now).await, None, "{}", db.name);
+        assert_eq!(take("alice", now).await, None);
+        let wait = take("alice", now).await.unwrap();
+        assert!((59_000..=60_000).contains(&wait), "{wait} on {}", db.name);
+        assert_eq!(take("bob", now).await, None, "keys are apart");
+        // Half a refill later: half a token, so still refused, for half the time.
+        let wait = take("alice", now + 30_000).await.unwrap();
+        assert!((29_000..=30_000).contains(&wait), "{wait} on {}", db.name);
+        // Another scope is another bucket.
+        assert_eq!(
+            store
+                .throttle_take("sign_up", "alice", shape, now)
+                .await
+                .unwrap(),
+            None
+        );
+        // A token given back is there at once; never more than the burst.
+        store
+            .throttle_give_back("sign_in", "alice", shape, now + 30_000)
+            .await
+            .unwrap();
+        assert_eq!(take("alice", now + 30_000).await, None);
+        assert!(take("alice", now + 30_000).await.is_some());
+        for _ in 0..5 {
+            store
+                .throttle_give_back("sign_in", "bob", shape, now)
+                .await
+                .unwrap();
+        }
+        assert_eq!(take("bob", now).await, None);
+        assert_eq!(take("bob", now).await, None);
+        assert!(take("bob", now).await.is_some(), "capped at the burst");
+        // A full refill later, the bucket is full again.
+        assert_eq!(take("alice", now + 200_000).await, None);
+        assert_eq!(
+            store
+                .throttle_prune("sign_in", now + 100_000)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            store
+                .throttle_prune("sign_up", now + 100_000)
+                .await
+                .unwrap(),
+            1
+        );
+    });
+}
+
+#[tokio::test]
+async fn consent_requests_are_listed_replaced_taken_and_dropped() {
+    on_every_backend!(|store, db| {
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        store
+            .put_consent_request(&alice.id, "echo", "v1", 1)
+            .await
+            .unwrap();
+        store
+            .put_consent_request(&alice.id, "polls", "p1", 2)
+            .await
+            .unwrap();
+        store
+            .put_consent_request(&alice.id, "echo", "v2", 3)
+            .await
+            .unwrap();
+        store
+            .put_consent_request(&bob.id, "echo", "b1", 4)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.consent_requests_of(&alice.id).await.unwrap(),
+            vec!["p1", "v2"],
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            store.take_consent_request(&alice.id, "echo").await.unwrap(),
+            Some("v2".to_owned())
+        );
+        assert_eq!(
+            store.take_consent_request(&alice.id, "echo").await.unwrap(),
+            None
+        );
+        assert_eq!(store.drop_consent_requests("echo").await.unwrap(), 1);
+        assert!(store.consent_requests_of(&bob.id).await.unwrap().is_empty());
+        assert_eq!(
+            store.consent_requests_of(&alice.id).await.unwrap(),
+            vec!["p1"]
+        );
+    });
+}
+
+#[tokio::test]
 async fn direct_conversations_are_one_per_pair() {
     on_every_backend!(|store, db| {
         let a = user(&store, "alice").await;

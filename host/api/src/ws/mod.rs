@@ -14,9 +14,10 @@
 //! Close codes: [`CLOSE_REVOKED`] (4001) when the session was signed out or revoked, the
 //! password changed or the account was disabled (the token no longer works); [`CLOSE_ACCOUNT_CHANGED`]
 //! (4002) when the account's role changed (reconnect with the same token); [`CLOSE_LAGGED`]
-//! (4008) when the client fell too far behind. A revocation on this node closes at once; one
-//! made elsewhere (another node without a shared hub, or `minihost admin` on the database) is
-//! noticed within [`crate::ApiConfig::ws_session_check`].
+//! (4008) when the client fell too far behind; [`CLOSE_RESTARTING`] (1012) when the node shuts
+//! down. A revocation on this node or another node of the cluster closes at once; one made
+//! elsewhere (`minihost admin` on the database) is noticed within
+//! [`crate::ApiConfig::ws_session_check`].
 
 mod ack;
 mod resume;
@@ -61,8 +62,14 @@ const CLOSE_LAGGED: u16 = 4008;
 pub const CLOSE_REVOKED: u16 = 4001;
 /// Close code sent when the account changed (its role): reconnect with the same token.
 pub const CLOSE_ACCOUNT_CHANGED: u16 = 4002;
+/// Close code sent when the node shuts down (RFC 6455's "service restart"): reconnect, to
+/// another node or to this one once it is back, and resume.
+pub const CLOSE_RESTARTING: u16 = 1012;
 /// How long live events are held for a client that sends no first frame.
 const HOLD_LIVE: std::time::Duration = std::time::Duration::from_secs(1);
+/// A resync waits a random part of this, so that a node's sessions do not all query the
+/// database at the same moment (milliseconds).
+const RESYNC_SPREAD_MS: u64 = 2_000;
 /// Page size when reading a backlog or filling a gap.
 const PAGE: u32 = 500;
 
@@ -78,16 +85,22 @@ async fn upgrade(
     ApiQuery(params): ApiQuery<WsParams>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let token = match (bearer_token(&headers), params.ticket) {
-        (Some(token), _) => token.to_owned(),
-        (None, Some(ticket)) => state.tickets.redeem(&ticket).ok_or(ApiError::Unauthorized(
-            "the WebSocket ticket is unknown, used or expired",
-        ))?,
-        (None, None) => params.token.ok_or(ApiError::Unauthorized(
-            "missing session token (Authorization header, ?ticket= or ?token=)",
-        ))?,
+    let (session_id, user) = match (bearer_token(&headers), params.ticket) {
+        (Some(token), _) => authenticate_session(&state, token).await?,
+        (None, Some(ticket)) => {
+            ticket::redeem(&state, &ticket)
+                .await?
+                .ok_or(ApiError::Unauthorized(
+                    "the WebSocket ticket is unknown, used or expired",
+                ))?
+        }
+        (None, None) => {
+            let token = params.token.ok_or(ApiError::Unauthorized(
+                "missing session token (Authorization header, ?ticket= or ?token=)",
+            ))?;
+            authenticate_session(&state, &token).await?
+        }
     };
-    let (session_id, user) = authenticate_session(&state, &token).await?;
     let cfg = state.config.clone();
     Ok(ws
         .read_buffer_size(cfg.ws_read_buffer)
@@ -139,6 +152,26 @@ pub(crate) struct Session {
     device: Option<String>,
     /// The client's frame budget.
     frames: FrameBucket,
+    /// When to re-read from the database what this session follows (after `Event::Resync`).
+    resync_at: Option<tokio::time::Instant>,
+    /// Counts this session in the open-connections gauge while it lives.
+    _open: OpenConnection,
+}
+
+/// One open WebSocket in the node's gauge, from the upgrade until the session ends.
+struct OpenConnection(std::sync::Arc<minihost_metrics::Metrics>);
+
+impl OpenConnection {
+    fn new(metrics: std::sync::Arc<minihost_metrics::Metrics>) -> Self {
+        metrics.ws_connections.inc();
+        OpenConnection(metrics)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.ws_connections.dec();
+    }
 }
 
 /// A token bucket of client frames.
@@ -197,6 +230,7 @@ impl Session {
             sub.subscribe(Topic::Conversation(conv.clone()));
         }
         let config = state.config.clone();
+        let open = OpenConnection::new(state.metrics.clone());
         let mut session = Session {
             state,
             session_id,
@@ -206,6 +240,8 @@ impl Session {
             members,
             device: None,
             frames: FrameBucket::new(config.ws_frames_per_second, config.ws_frame_burst),
+            resync_at: None,
+            _open: open,
         };
         session
             .send_json(&json!({"type": "ready", "user": session.user.id}))
@@ -226,13 +262,32 @@ impl Session {
             .max(Duration::from_millis(10));
         let mut check = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let draining = self.state.readiness.draining();
+        tokio::pin!(draining);
         loop {
+            let resync_at = self.resync_at;
+            let resync = async move {
+                match resync_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = &mut hold, if holding => holding = false,
+                () = resync, if !holding => {
+                    self.resync_at = None;
+                    self.resync().await?;
+                }
+                () = &mut draining => {
+                    return self.close(CLOSE_RESTARTING, "server restarting; reconnect").await;
+                }
                 _ = check.tick() => {
                     let now = minihost_core::now_millis();
                     if !self.state.store.session_live(&self.session_id, now).await? {
                         return self.close(CLOSE_REVOKED, "session revoked").await;
+                    }
+                    if self.state.readiness.clustered() && !holding {
+                        self.resync().await?;
                     }
                 }
                 incoming = self.socket.recv() => match incoming {
@@ -303,6 +358,7 @@ impl Session {
                 let text = Utf8Bytes::try_from(frame)
                     .map_err(|e| ApiError::Internal(format!("frame: {e}")))?;
                 self.socket.send(WsMessage::Text(text)).await?;
+                self.state.metrics.messages_delivered.inc();
                 self.sent.insert(conv.clone(), message.seq);
             }
             Event::Joined(conv) => {
@@ -323,8 +379,35 @@ impl Session {
                     .map_err(|e| ApiError::Internal(format!("frame: {e}")))?;
                 self.socket.send(WsMessage::Text(text)).await?;
             }
+            // Every session of the node gets it at once: spread their reads of the database.
+            Event::Resync => {
+                let spread = u64::from_str_radix(&minihost_core::ids::random_hex(4), 16)
+                    .unwrap_or(0)
+                    % RESYNC_SPREAD_MS;
+                self.resync_at
+                    .get_or_insert(tokio::time::Instant::now() + Duration::from_millis(spread));
+            }
             // Handled in `run`, where they end the session.
             Event::Revoked(_) => {}
+        }
+        Ok(())
+    }
+
+    /// Events may have been lost on their way to this node: every conversation this session
+    /// has a position in gets what was stored after it (one query for the user's last seqs,
+    /// then a read only where something is newer). What the client never resumed nor was sent
+    /// has no position, and starts with the next live message as before.
+    async fn resync(&mut self) -> Result<(), SessionError> {
+        if self.sent.is_empty() {
+            return Ok(());
+        }
+        let last_seqs = self.state.store.last_seqs_of(&self.user.id).await?;
+        for (conv, last) in last_seqs {
+            if let Some(&sent) = self.sent.get(&conv)
+                && last > sent
+            {
+                self.backlog(conv, sent, None).await?;
+            }
         }
         Ok(())
     }
@@ -366,7 +449,9 @@ impl Session {
         self.send_json(&json!({
             "type": "message", "conversation": m.conversation, "seq": m.seq, "message": m
         }))
-        .await
+        .await?;
+        self.state.metrics.messages_delivered.inc();
+        Ok(())
     }
 
     pub(crate) async fn send_json(&mut self, v: &serde_json::Value) -> Result<(), SessionError> {

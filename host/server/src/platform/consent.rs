@@ -1,17 +1,17 @@
 //! Consent: before an app runs for a user who has not answered for the scopes this version
 //! declares, the user gets a consent request (each scope with its reason) and the event waits.
-//! Answering stores the grant (time and version) and runs the waiting events; a later version
-//! that declares new scopes asks again for just those.
+//! Answering (on any node) stores the grant (time and version) and runs the waiting events
+//! where they wait; a later version that declares new scopes asks again for just those.
 
 use minihost_core::UserId;
 use minihost_runtime::Event;
 use minihost_store::Install;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// A consent request waiting for the user.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingConsent {
     /// Request id.
     pub request: String,
@@ -29,7 +29,7 @@ pub struct PendingConsent {
 }
 
 /// One scope in a consent request.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ScopeAsk {
     /// `messages.send`, ...
     pub name: String,
@@ -50,8 +50,10 @@ pub(crate) struct Waiting {
 /// Most events one (user, app) request holds; more are dropped (the user is being asked).
 const MAX_WAITING_EVENTS: usize = 16;
 
-/// Requests waiting per (user, app). In memory: a restart drops them, and the user is simply
-/// asked again at the next event.
+/// The events waiting per (user, app), on the node that parked them. The requests themselves
+/// are also in the store (any node lists them and takes the answer; the answer's invalidation
+/// brings the waiting events here to run). A restart drops the events: the answer is stored,
+/// and the next event runs.
 #[derive(Default)]
 pub(crate) struct ConsentBook {
     waiting: Mutex<HashMap<(UserId, String), Waiting>>,
@@ -105,18 +107,5 @@ impl ConsentBook {
             m.retain(|(_, a), _| a != app);
             before - m.len()
         })
-    }
-
-    /// The requests waiting for `user`.
-    pub(crate) fn pending_for(&self, user: &UserId) -> Vec<PendingConsent> {
-        self.waiting
-            .lock()
-            .map(|m| {
-                m.iter()
-                    .filter(|((u, _), _)| u == user)
-                    .map(|(_, w)| w.request.clone())
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 }

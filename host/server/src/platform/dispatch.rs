@@ -129,7 +129,15 @@ impl Platform {
             .consent_needed(&install, &loaded, grant.as_ref())
             .await?
         {
+            let app = install.app_id.clone();
             if let Some(fresh) = self.inner.consent.park(&user.id, request, install, event) {
+                // Any node lists it and takes the answer.
+                let stored = serde_json::to_string(&fresh)
+                    .map_err(|e| ApiError::Internal(format!("consent request: {e}")))?;
+                self.inner
+                    .store
+                    .put_consent_request(&user.id, &app, &stored, minihost_core::now_millis())
+                    .await?;
                 let mut frame = serde_json::to_value(&fresh).unwrap_or_default();
                 frame["type"] = json!("consent_request");
                 self.inner
@@ -218,17 +226,33 @@ impl Platform {
     ) -> Result<GrantRecord, ApiError> {
         if self.inner.store.suspension(app).await?.is_some() {
             self.inner.consent.drop_app(app);
+            self.inner.store.drop_consent_requests(app).await?;
             return Err(suspended());
         }
         let waiting = self.inner.consent.take(&user.id, app);
-        let version = match (&waiting, self.inner.store.grant(&user.id, app).await?) {
-            (Some(w), _) => w.request.version.clone(),
-            (None, Some(g)) => g.version,
-            (None, None) => return Err(ApiError::NotFound("consent request for this app")),
+        // The request may have been made on another node: the store has every one.
+        let stored = self.inner.store.take_consent_request(&user.id, app).await?;
+        let asked: Option<PendingConsent> =
+            stored.as_deref().and_then(|s| serde_json::from_str(s).ok());
+        let version = match (
+            &waiting,
+            &asked,
+            self.inner.store.grant(&user.id, app).await?,
+        ) {
+            (Some(w), _, _) => w.request.version.clone(),
+            (None, Some(r), _) => r.version.clone(),
+            (None, None, Some(g)) => g.version,
+            (None, None, None) => return Err(ApiError::NotFound("consent request for this app")),
         };
         let declared = self.declared_scopes(app, &version).await?;
         if let Err(e) = check_answer(&declared, &scopes) {
             // Put the request back: the user can answer again.
+            if let Some(stored) = &stored {
+                self.inner
+                    .store
+                    .put_consent_request(&user.id, app, stored, minihost_core::now_millis())
+                    .await?;
+            }
             if let Some(w) = waiting {
                 for e in w.events {
                     self.inner
@@ -248,6 +272,13 @@ impl Platform {
                 self.spawn_event(user.clone(), w.install.clone(), event);
             }
         }
+        // Events parked on other nodes run there.
+        self.inner
+            .fanout
+            .invalidate(minihost_hub::Invalidation::ConsentAnswered {
+                user: user.id.clone(),
+                app: app.to_owned(),
+            });
         Ok(record)
     }
 
@@ -378,6 +409,7 @@ impl Platform {
             }
         }
         let record = invocation_record(install, &app_user_id, &report, failure.clone());
+        count(&self.inner.metrics, &record, &report);
         // The developer's log first, then the user's notice.
         self.inner.store.record_invocation(&record).await?;
         let mut notice = None;
@@ -491,6 +523,35 @@ fn check_answer(declared: &BTreeSet<String>, scopes: &[String]) -> Result<(), Ap
 
 fn app_err(e: minihost_appsvc::AppError) -> ApiError {
     ApiError::Internal(e.to_string())
+}
+
+/// Counts an invocation and its capability calls in the node's metrics.
+fn count(
+    metrics: &minihost_metrics::Metrics,
+    record: &InvocationRecord,
+    report: &InvocationReport,
+) {
+    let app = record.app_id.as_str();
+    metrics
+        .invocations
+        .with_label_values(&[app, record.outcome.as_str()])
+        .inc();
+    metrics
+        .invocation_duration
+        .with_label_values(&[app])
+        .observe(report.duration.as_secs_f64());
+    // Fuel to f64: a histogram's buckets need no more than f64's precision.
+    #[allow(clippy::cast_precision_loss)]
+    metrics
+        .invocation_fuel
+        .with_label_values(&[app])
+        .observe(report.fuel_consumed as f64);
+    for call in &report.calls {
+        metrics
+            .capability_calls
+            .with_label_values(&[call.interface.name(), call.outcome.as_str()])
+            .inc();
+    }
 }
 
 fn invocation_record(

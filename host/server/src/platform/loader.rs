@@ -5,6 +5,7 @@
 //! within the runtime's compile bounds.
 
 use minihost_api::{ApiError, Sideloaded};
+use minihost_hub::{Fanout, Invalidation};
 use minihost_manifest::Manifest;
 use minihost_runtime::{ComponentInfo, LoadError, LoadOrigin, LoadedApp, Runtime};
 use minihost_store::{AppVersion, Conversation, Store, StoreError, User, VersionStatus};
@@ -28,9 +29,11 @@ pub(crate) struct Loader {
     by_hash: Mutex<HashMap<String, Arc<Loaded>>>,
     /// The content hash of each (app, version) this node stored or read: every event asks,
     /// and a query per event is load a storm of refused events would put on the database.
-    /// Kept right by this node's uploads (a sideloaded version may be replaced); another
-    /// node's replacement is not seen here until scale-out's invalidation.
+    /// Kept right by this node's uploads (a sideloaded version may be replaced), and by the
+    /// `AppChanged` invalidation other nodes publish when they store a version.
     hash_of: Mutex<HashMap<(String, String), String>>,
+    /// Where a stored version is announced to other nodes.
+    fanout: Arc<dyn Fanout>,
 }
 
 /// Most versions kept compiled in memory; past it the cache starts afresh (the disk cache
@@ -61,13 +64,30 @@ fn load_error(e: LoadError) -> ApiError {
 }
 
 impl Loader {
-    pub(crate) fn new(store: Store, runtime: Runtime, webhooks: super::WebhookOptions) -> Self {
+    pub(crate) fn new(
+        store: Store,
+        runtime: Runtime,
+        webhooks: super::WebhookOptions,
+        fanout: Arc<dyn Fanout>,
+    ) -> Self {
         Loader {
             store,
             runtime,
             webhooks,
             by_hash: Mutex::new(HashMap::new()),
             hash_of: Mutex::new(HashMap::new()),
+            fanout,
+        }
+    }
+
+    /// Forgets which content each version of `app` has (`None`: of every app); compiled
+    /// components stay, keyed by content.
+    pub(crate) fn forget(&self, app: Option<&str>) {
+        if let Ok(mut map) = self.hash_of.lock() {
+            match app {
+                Some(app) => map.retain(|(a, _), _| a != app),
+                None => map.clear(),
+            }
         }
     }
 
@@ -311,6 +331,9 @@ impl Loader {
                 )),
                 other => other.into(),
             })?;
+        // Before remembering: the invalidation reaches this node's listeners too.
+        self.fanout
+            .invalidate(Invalidation::AppChanged { app: id.clone() });
         self.remember_hash(&id, &version, &hash);
         if let Ok(mut map) = self.by_hash.lock() {
             map.insert(

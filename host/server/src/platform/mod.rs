@@ -49,6 +49,8 @@ struct Inner {
     webhooks: WebhookOptions,
     /// Wakes the webhook sender.
     webhooks_wake: Arc<tokio::sync::Notify>,
+    /// The node's metrics (invocations and capability calls).
+    metrics: Arc<minihost_metrics::Metrics>,
 }
 
 impl Inner {
@@ -67,9 +69,10 @@ impl Platform {
         runtime: Runtime,
         webhooks: WebhookOptions,
         retention: RetentionOptions,
+        metrics: Arc<minihost_metrics::Metrics>,
     ) -> Self {
         let inner = Arc::new(Inner {
-            loader: Loader::new(store.clone(), runtime, webhooks.clone()),
+            loader: Loader::new(store.clone(), runtime, webhooks.clone(), fanout.clone()),
             store,
             svc,
             fanout,
@@ -77,12 +80,50 @@ impl Platform {
             payments_wake: Arc::new(tokio::sync::Notify::new()),
             webhooks,
             webhooks_wake: Arc::new(tokio::sync::Notify::new()),
+            metrics,
         });
         payments::start(&inner);
         timers::start(&inner);
         webhooks::start(&inner);
         retention::start(&inner, retention);
         Platform { inner }
+    }
+
+    /// Drops what `what` makes stale in this node's platform (made here or on another node):
+    /// a suspended app's waiting consent requests, what is remembered of an app's versions.
+    pub fn invalidated(&self, what: &minihost_hub::Invalidation) {
+        use minihost_hub::Invalidation;
+        match what {
+            Invalidation::AppSuspended { app } => {
+                let dropped = self.inner.consent.drop_app(app);
+                if dropped > 0 {
+                    tracing::info!(%app, dropped, "app suspended: consent requests dropped");
+                }
+                self.wake_payments();
+            }
+            Invalidation::AppChanged { app } => self.inner.loader.forget(Some(app)),
+            Invalidation::ConsentAnswered { user, app } => {
+                // Answered on another node: the events that waited here run here.
+                let Some(waiting) = self.inner.consent.take(user, app) else {
+                    return;
+                };
+                let this = self.clone();
+                let user = user.clone();
+                tokio::spawn(async move {
+                    match this.inner.store.user_by_id(&user).await {
+                        Ok(Some(user)) => {
+                            for event in waiting.events {
+                                this.spawn_event(user.clone(), waiting.install.clone(), event);
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(e) => tracing::warn!(error = %e, "waiting events not run"),
+                    }
+                });
+            }
+            Invalidation::Everything => self.inner.loader.forget(None),
+            Invalidation::Sessions { .. } | Invalidation::Member { .. } => {}
+        }
     }
 
     /// Checks a manifest and component exactly as an upload is checked (for `minihost app
@@ -153,9 +194,19 @@ impl Platform {
         Ok(conversation)
     }
 
-    /// The consent requests waiting for `user`'s answer.
-    pub fn pending_for(&self, user: &minihost_core::UserId) -> Vec<PendingConsent> {
-        self.inner.consent.pending_for(user)
+    /// The consent requests waiting for `user`'s answer (made on any node).
+    pub async fn pending_for(
+        &self,
+        user: &minihost_core::UserId,
+    ) -> Result<Vec<PendingConsent>, ApiError> {
+        Ok(self
+            .inner
+            .store
+            .consent_requests_of(user)
+            .await?
+            .iter()
+            .filter_map(|json| serde_json::from_str(json).ok())
+            .collect())
     }
 }
 
@@ -303,8 +354,13 @@ impl AppPlatform for Platform {
         Box::pin(async move { self.answer(user, app, scopes).await })
     }
 
-    fn consent_requests(&self, user: &User) -> serde_json::Value {
-        serde_json::to_value(self.pending_for(&user.id)).unwrap_or_default()
+    fn consent_requests<'a>(
+        &'a self,
+        user: &'a User,
+    ) -> BoxFuture<'a, Result<serde_json::Value, ApiError>> {
+        Box::pin(async move {
+            Ok(serde_json::to_value(self.pending_for(&user.id).await?).unwrap_or_default())
+        })
     }
 
     fn panel<'a>(
@@ -319,6 +375,13 @@ impl AppPlatform for Platform {
     fn app_suspended(&self, app: &str) {
         let dropped = self.inner.consent.drop_app(app);
         tracing::info!(%app, dropped, "app suspended: consent requests dropped");
+        let store = self.inner.store.clone();
+        let app = app.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = store.drop_consent_requests(&app).await {
+                tracing::warn!(error = %e, %app, "stored consent requests not dropped");
+            }
+        });
         self.wake_payments();
     }
 }

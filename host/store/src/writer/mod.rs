@@ -357,6 +357,9 @@ fn by_conversation<'a>(
             None => per_conv.push((&m.conversation, vec![i])),
         }
     }
+    // Counters are locked in id order, whichever node's writer takes them: two writers whose
+    // batches share conversations (several nodes on one PostgreSQL) then never deadlock.
+    per_conv.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     per_conv
 }
 
