@@ -119,14 +119,27 @@ async fn storm(node: TestNode) {
         let sent = alice.say(&chat, &format!("lunch? {i}")).await;
         assert_eq!(sent["seq"], i + 1, "{backend}");
     }
-    // The well-behaved app of another developer still answers.
-    dave.say(&shop, "/echo still here").await;
-    let reply = loop {
-        let f = dave_ws.next_of("message").await;
-        if f["message"]["sender"]["type"] == "app" {
-            break f["message"].clone();
+    // The well-behaved app of another developer still answers. Its own 200 ms deadline can
+    // pass when something outside the server (another build on this machine) takes the CPU:
+    // then the user is told (`app_error`) and asks again, as a person would, a few times.
+    let mut reply = None;
+    let mut refusals = Vec::new();
+    for _ in 0..5 {
+        dave.say(&shop, "/echo still here").await;
+        let f = loop {
+            let f = dave_ws.next_json().await;
+            let from_app = f["type"] == "message" && f["message"]["sender"]["type"] == "app";
+            if from_app || f["type"] == "app_error" {
+                break f;
+            }
+        };
+        if f["type"] == "message" {
+            reply = Some(f["message"].clone());
+            break;
         }
-    };
+        refusals.push(f);
+    }
+    let reply = reply.unwrap_or_else(|| panic!("{backend}: the echo never answered: {refusals:?}"));
     assert_eq!(reply["content"]["text"], "still here", "{backend}");
 
     // Every storm event is accounted for in the developer's log: run to its deadline, or refused

@@ -87,6 +87,9 @@ fn prepare() {
     });
 }
 
+/// How long one browser scenario may run before it is killed (each takes 1-3 minutes here).
+const SCENARIO_BOUND: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Runs `tests/web-e2e/<script>` against `node` with `env`; fails with its output unless it
 /// passes.
 async fn scenario(node: &TestNode, script: &str, env: &[(&str, String)]) {
@@ -104,9 +107,11 @@ async fn scenario(node: &TestNode, script: &str, env: &[(&str, String)]) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let output = cmd
-        .output()
+    // A scenario waits at most its steps' timeouts, but a page that never settles could keep
+    // it polling: past this bound it is killed and fails by name instead of holding up CI.
+    let output = tokio::time::timeout(SCENARIO_BOUND, cmd.output())
         .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within {SCENARIO_BOUND:?}"))
         .expect("node must be installed (Node 20)");
     assert!(
         output.status.success(),

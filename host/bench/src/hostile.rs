@@ -595,6 +595,7 @@ pub async fn run(o: HostileOpts, command: String) -> Result<bool> {
         ],
         ..Launch::default()
     };
+    o.target.one_node("hostile")?;
     let target = Target::open_with(&o.target, &launch).await?;
     let log = target.log();
     let result = measure(&o, &target, &looper_name, &helper_name).await;
@@ -676,6 +677,8 @@ mod tests {
                 server_pid: None,
                 db: crate::target::Db::Sqlite,
                 pg_admin_url: String::new(),
+                nodes: 1,
+                nats_url: String::new(),
             },
             chat: ChatOpts {
                 clients: 2,

@@ -63,6 +63,7 @@ pub async fn run(o: IdleOpts, command: String) -> Result<bool> {
     if nofile < want {
         bail!("open-file limit is {nofile}, below the {want} needed; lower --connections");
     }
+    o.target.one_node("idle")?;
     let target = Target::open(&o.target).await?;
     let result = measure(&o, &target, nofile, command).await;
     let closed = target.close().await;

@@ -23,15 +23,16 @@ pub async fn drive(
     shared: Arc<Shared>,
     slots: Vec<Vec<Slot>>,
     conversations: usize,
-    server_pid: Option<u32>,
+    server_pids: Vec<u32>,
 ) -> Result<Outcome> {
     let senders = slots.len();
     // Sample CPU at the start of the measured window, from a separate task.
     let clock = shared.clock;
     let from_us = shared.measure_from_us;
+    let pids = server_pids.clone();
     let first_sample = tokio::spawn(async move {
         tokio::time::sleep_until(clock.at(from_us).into()).await;
-        CpuSample::take(server_pid)
+        CpuSample::take_all(&pids)
     });
     let tasks: Vec<_> = slots
         .into_iter()
@@ -42,7 +43,7 @@ pub async fn drive(
     for t in tasks {
         all.push(t.await.context("a sender panicked")?);
     }
-    let last_sample = CpuSample::take(server_pid);
+    let last_sample = CpuSample::take_all(&server_pids);
     let cpu = match tokio::time::timeout(Duration::from_secs(1), first_sample).await {
         Ok(Ok(first)) => first.cores_until(&last_sample),
         _ => Cores::default(),

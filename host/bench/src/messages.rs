@@ -107,7 +107,7 @@ fn secs_us(s: f64) -> u64 {
 }
 
 fn shared(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     o: &ChatOpts,
     rate: Option<f64>,
     senders: usize,
@@ -117,7 +117,7 @@ fn shared(
     let clock = Clock::start();
     let measure_from_us = secs_us(o.warmup);
     Arc::new(Shared {
-        addr,
+        addrs: addrs.to_vec(),
         clock,
         expect_status: 201,
         parse_seq,
@@ -145,8 +145,8 @@ async fn echo_phase(o: &ChatOpts, rate: Option<f64>) -> Result<report::Sends> {
             }]
         })
         .collect();
-    let shared = shared(target.addr, o, rate, o.senders, false, None);
-    let out = load::drive(target.label.clone(), shared, slots, 1, target.pid).await;
+    let shared = shared(&target.addrs, o, rate, o.senders, false, None);
+    let out = load::drive(target.label.clone(), shared, slots, 1, target.pids.clone()).await;
     target.close().await?;
     Ok(out?.sends)
 }
@@ -178,10 +178,22 @@ struct Reader {
     task: tokio::task::JoinHandle<ReaderStats>,
 }
 
-/// One WebSocket per user, in user order.
-async fn connect_all(addr: SocketAddr, pop: &Population) -> Vec<Result<ws::Ws>> {
-    stream::iter(pop.users.iter())
-        .map(|u| ws::connect(addr, &u.token, None))
+/// One WebSocket per user, in user order. With several nodes, user i (a member of
+/// conversation i % M) connects to node (i / M) % N, so every conversation has members on every
+/// node, while its senders post through node (i % senders) % N: most deliveries cross nodes.
+async fn connect_all(addrs: &[SocketAddr], pop: &Population) -> Vec<Result<ws::Ws>> {
+    let groups = pop.conversations.len().max(1);
+    let nodes = addrs.len().max(1);
+    stream::iter(pop.users.iter().enumerate())
+        .map(|(i, u)| {
+            let addr = addrs.get((i / groups) % nodes).copied();
+            async move {
+                match addr {
+                    Some(addr) => ws::connect(addr, &u.token, None).await,
+                    None => bail!("no server address"),
+                }
+            }
+        })
         .buffered(64)
         .collect()
         .await
@@ -280,14 +292,14 @@ pub async fn chat_phase(
     let slots = sender_slots(pop, o.senders);
     let (stop_tx, stop_rx) = watch::channel(false);
     eprintln!("load: opening {} WebSockets", pop.users.len());
-    let conns = connect_all(target.addr, pop).await;
+    let conns = connect_all(&target.addrs, pop).await;
     // The clock starts when sending starts; readers share it.
     let answers = commands.then(|| {
         (0..pop.users.len())
             .map(|_| Arc::new(Notify::new()))
             .collect()
     });
-    let shared = shared(target.addr, o, rate, slots.len(), true, answers);
+    let shared = shared(&target.addrs, o, rate, slots.len(), true, answers);
     let replies = Arc::new(AtomicU64::new(0));
     let readers = spawn_readers(conns, pop, &shared, o.ack_every, &stop_rx, &replies)?;
     eprintln!(
@@ -301,7 +313,7 @@ pub async fn chat_phase(
         shared.clone(),
         slots,
         pop.conversations.len(),
-        target.pid,
+        target.pids.clone(),
     )
     .await?;
     let awaited = if commands { sends.accepted } else { 0 };
@@ -423,6 +435,7 @@ pub async fn run(o: MessagesOpts, command: String) -> Result<bool> {
         machine: Machine::describe(),
         command,
         db: format!("{:?}", o.target.db).to_lowercase(),
+        nodes: o.target.nodes,
         echo,
         server,
         deliveries,

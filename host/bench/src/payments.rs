@@ -305,6 +305,7 @@ pub async fn run(o: PaymentsOpts, command: String) -> Result<bool> {
         before,
         ..Launch::default()
     };
+    o.target.one_node("payments")?;
     let target = Target::open_with(&o.target, &launch).await?;
     let log = target.log();
     let result = measure(&o, &target, names).await;

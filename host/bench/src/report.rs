@@ -115,6 +115,8 @@ pub struct MessagesReport {
     pub machine: Machine,
     pub command: String,
     pub db: String,
+    /// Server nodes (`--nodes`): more than one share PostgreSQL and NATS.
+    pub nodes: usize,
     pub echo: Option<Sends>,
     pub server: Option<Sends>,
     pub deliveries: Option<Deliveries>,
@@ -349,7 +351,11 @@ pub fn print_messages(r: &MessagesReport) {
         print_sends("echo baseline", e);
     }
     if let Some(s) = &r.server {
-        print_sends(&format!("messenger ({})", r.db), s);
+        let nodes = match r.nodes {
+            1 => String::new(),
+            n => format!(", {n} nodes"),
+        };
+        print_sends(&format!("messenger ({}{nodes})", r.db), s);
     }
     if let Some(d) = &r.deliveries {
         print_deliveries(d);

@@ -30,7 +30,8 @@ pub struct Slot {
 
 /// What every sender shares.
 pub struct Shared {
-    pub addr: SocketAddr,
+    /// The server's nodes; sender `i` posts to node `i % len` (one node but with `--nodes`).
+    pub addrs: Vec<SocketAddr>,
     pub clock: Clock,
     /// Status that counts as accepted (201 for messages, the echo answers 201 too).
     pub expect_status: u16,
@@ -127,6 +128,10 @@ pub async fn run(
         per_conv: vec![Accepted::default(); conversations],
         ..Default::default()
     };
+    let Some(&addr) = shared.addrs.get(index % shared.addrs.len().max(1)) else {
+        stats.error("no server address".into());
+        return stats;
+    };
     let clock = shared.clock;
     let mut body = Vec::with_capacity(128);
     let mut conn: Option<Conn> = None;
@@ -156,7 +161,7 @@ pub async fn run(
         }
         let c = match conn.as_mut() {
             Some(c) => c,
-            None => match Conn::connect(shared.addr).await {
+            None => match Conn::connect(addr).await {
                 Ok(c) => conn.insert(c),
                 Err(e) => {
                     stats.error(format!("connect: {e:#}"));

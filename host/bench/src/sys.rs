@@ -106,6 +106,7 @@ pub fn cpu_by_name(comm: &str) -> HashMap<u32, f64> {
 /// machine, to turn into cores used over an interval.
 pub struct CpuSample {
     at: Instant,
+    /// Summed over the server's processes (several with `--nodes`).
     server: Option<f64>,
     bench: Option<f64>,
     postgres: HashMap<u32, f64>,
@@ -124,9 +125,19 @@ pub struct Cores {
 
 impl CpuSample {
     pub fn take(server: Option<u32>) -> Self {
+        Self::take_all(server.as_slice())
+    }
+
+    /// Like [`CpuSample::take`], the server side summed over several processes (none: unknown).
+    pub fn take_all(servers: &[u32]) -> Self {
+        let server = servers
+            .iter()
+            .map(|&p| cpu_seconds(p).ok())
+            .sum::<Option<f64>>()
+            .filter(|_| !servers.is_empty());
         Self {
             at: Instant::now(),
-            server: server.and_then(|p| cpu_seconds(p).ok()),
+            server,
             bench: cpu_seconds(std::process::id()).ok(),
             postgres: cpu_by_name("postgres"),
             machine: machine_busy_seconds().ok(),

@@ -1,6 +1,7 @@
 //! The server a command measures: either the real `minihost serve` started here on a fresh
 //! data directory (SQLite) or a fresh PostgreSQL database, or a running server on a loopback
-//! URL. Only loopback addresses are ever targeted.
+//! URL. Only loopback addresses are ever targeted. With `--nodes N` (PostgreSQL and NATS),
+//! N servers on the one database form a cluster, as several nodes behind a load balancer.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -45,6 +46,23 @@ pub struct TargetOpts {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     pub pg_admin_url: String,
+    /// Nodes to start on the one database (more than one needs `--db postgres`; they
+    /// exchange events over NATS at --nats-url). Senders and WebSockets are spread over them.
+    #[arg(long, default_value_t = 1, conflicts_with = "url")]
+    pub nodes: usize,
+    /// The NATS server of a several-node run.
+    #[arg(long, value_name = "URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+}
+
+impl TargetOpts {
+    /// Refuses `--nodes` for a command that measures one node only.
+    pub fn one_node(&self, command: &str) -> Result<()> {
+        if self.nodes != 1 {
+            bail!("`{command}` measures one node; --nodes is for `messages`");
+        }
+        Ok(())
+    }
 }
 
 /// What a started server needs beyond the defaults.
@@ -61,10 +79,16 @@ pub struct Launch {
 
 /// A server under test and what must be cleaned up after it.
 pub struct Target {
+    /// The first (or only) node.
     pub addr: SocketAddr,
     pub pid: Option<u32>,
+    /// Every node (the first is `addr`), and their pids where known.
+    pub addrs: Vec<SocketAddr>,
+    pub pids: Vec<u32>,
     pub label: String,
     server: Option<Server>,
+    /// The nodes after the first.
+    others: Vec<Server>,
     db: Option<Database>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -86,8 +110,11 @@ impl Target {
             return Ok(Self {
                 addr,
                 pid: opts.server_pid,
+                addrs: vec![addr],
+                pids: opts.server_pid.into_iter().collect(),
                 label: format!("running server at {addr}"),
                 server: None,
+                others: Vec::new(),
                 db: None,
                 _dir: None,
             });
@@ -96,6 +123,12 @@ impl Target {
             .server_bin
             .as_deref()
             .context("--server-bin or --url is required")?;
+        if opts.nodes == 0 || (opts.nodes > 1 && opts.db != Db::Postgres) {
+            bail!(
+                "--nodes {} needs at least one node, and --db postgres for more",
+                opts.nodes
+            );
+        }
         let dir = tempfile::Builder::new()
             .prefix("minihost-bench-")
             .tempdir()
@@ -108,6 +141,9 @@ impl Target {
             "127.0.0.1".to_owned(),
         )];
         env.extend(launch.env.iter().cloned());
+        if opts.nodes > 1 {
+            env.push(("MINIHOST_NATS_URL".to_owned(), opts.nats_url.clone()));
+        }
         let db = match opts.db {
             Db::Sqlite => None,
             Db::Postgres => {
@@ -140,10 +176,10 @@ impl Target {
             }
         }
         let started = match prepared {
-            Ok(()) => Server::start(spec).await,
+            Ok(()) => start_nodes(spec, opts.nodes, &dir, &data).await,
             Err(e) => Err(e),
         };
-        let server = match started {
+        let mut servers = match started {
             Ok(s) => s,
             Err(e) => {
                 if let Some(db) = db {
@@ -152,17 +188,25 @@ impl Target {
                 return Err(e);
             }
         };
-        let label = format!(
-            "{} serve on {} ({})",
-            program.display(),
-            server.addr,
-            if db.is_some() { "PostgreSQL" } else { "SQLite" }
-        );
+        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+        let pids: Vec<u32> = servers.iter().map(Server::pid).collect();
+        let server = servers.remove(0);
+        let db_name = if db.is_some() { "PostgreSQL" } else { "SQLite" };
+        let label = match opts.nodes {
+            1 => format!("{} serve on {} ({db_name})", program.display(), server.addr),
+            n => format!(
+                "{} serve, {n} nodes on {addrs:?} ({db_name}, NATS)",
+                program.display()
+            ),
+        };
         Ok(Self {
             addr: server.addr,
             pid: Some(server.pid()),
+            addrs,
+            pids,
             label,
             server: Some(server),
+            others: servers,
             db,
             _dir: Some(dir),
         })
@@ -184,8 +228,11 @@ impl Target {
         Ok(Self {
             addr: server.addr,
             pid: Some(server.pid()),
+            addrs: vec![server.addr],
+            pids: vec![server.pid()],
             label: format!("bare axum echo on {}", server.addr),
             server: Some(server),
+            others: Vec::new(),
             db: None,
             _dir: Some(dir),
         })
@@ -198,15 +245,57 @@ impl Target {
 
     /// Stops a started server and drops its database; leaves a running one alone.
     pub async fn close(self) -> Result<()> {
-        let stopped = match self.server {
+        let mut stopped = match self.server {
             Some(s) => s.stop(Duration::from_secs(20)).await,
             None => Ok(()),
         };
+        for s in self.others {
+            let other = s.stop(Duration::from_secs(20)).await;
+            stopped = stopped.and(other);
+        }
         if let Some(db) = self.db {
             db.drop_now().await?;
         }
         stopped
     }
+}
+
+/// Starts `n` nodes of `spec`, each with its own data directory and log (node 0 keeps the
+/// spec's), one after the other; stops those started if one fails.
+async fn start_nodes(
+    spec: Spec<'_>,
+    n: usize,
+    dir: &tempfile::TempDir,
+    data: &std::path::Path,
+) -> Result<Vec<Server>> {
+    let mut servers = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut node = Spec {
+            program: spec.program,
+            args: spec.args.clone(),
+            env: spec.env.clone(),
+            log: spec.log.clone(),
+        };
+        if i > 0 {
+            let own = data.with_file_name(format!("data-{i}"));
+            for (a, next) in node.args.clone().iter().zip(node.args.iter_mut().skip(1)) {
+                if a == "--data-dir" {
+                    *next = own.to_string_lossy().into_owned();
+                }
+            }
+            node.log = dir.path().join(format!("server-{i}.log"));
+        }
+        match Server::start(node).await {
+            Ok(s) => servers.push(s),
+            Err(e) => {
+                for s in servers {
+                    let _ = s.stop(Duration::from_secs(5)).await;
+                }
+                return Err(e.context(format!("starting node {i}")));
+            }
+        }
+    }
+    Ok(servers)
 }
 
 /// Accepts `http://HOST:PORT[/]` where HOST is a loopback IP or `localhost`.

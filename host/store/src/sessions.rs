@@ -2,11 +2,11 @@
 //! does not leak live sessions. Each session also has a public id (`ses_...`) by which its user
 //! lists and revokes it; the id never lets anyone use the session.
 
-use crate::users::{User, user_from_row};
+use crate::users::{JOINED_USER_COLUMNS, User, user_from_row};
 use crate::{Result, Store};
 use minihost_core::{UnixMillis, UserId};
 use sha2::{Digest, Sha256};
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 /// The stored form of a session token.
 pub fn hash_token(token: &str) -> String {
@@ -55,13 +55,12 @@ impl Store {
     /// The public id and user of a live (unexpired, unrevoked) session token whose account is
     /// not disabled.
     pub async fn session(&self, token: &str, now: UnixMillis) -> Result<Option<(String, User)>> {
-        let row = sqlx::query(
-            "SELECT s.id AS session_id, u.id, u.username, u.display_name, u.role,
-                    u.password_hash, u.disabled_at, u.locale
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT s.id AS session_id, {JOINED_USER_COLUMNS}
                FROM sessions s JOIN users u ON u.id = s.user_id
               WHERE s.token_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
-                AND u.disabled_at IS NULL",
-        )
+                AND u.disabled_at IS NULL"
+        )))
         .bind(hash_token(token))
         .bind(now)
         .fetch_optional(&self.pool)

@@ -46,6 +46,9 @@ pub struct NewUser {
 }
 
 const USER_COLUMNS: &str = "id, username, display_name, role, password_hash, disabled_at, locale";
+/// [`user_from_row`]'s columns of `users` joined as `u`.
+pub(crate) const JOINED_USER_COLUMNS: &str =
+    "u.id, u.username, u.display_name, u.role, u.password_hash, u.disabled_at, u.locale";
 
 pub(crate) fn user_from_row(row: &AnyRow) -> Result<UserWithHash> {
     let role: String = row.try_get("role")?;

@@ -3,10 +3,10 @@
 //! opens one socket in the whole deployment.
 
 use crate::sessions::hash_token;
-use crate::users::{User, user_from_row};
+use crate::users::{JOINED_USER_COLUMNS, User, user_from_row};
 use crate::{Result, Store};
 use minihost_core::UnixMillis;
-use sqlx::Row;
+use sqlx::{AssertSqlSafe, Row};
 
 impl Store {
     /// Records `ticket` for the session with public id `session`, until `expires_at`; expired
@@ -56,13 +56,12 @@ impl Store {
         if expires_at <= now {
             return Ok(None);
         }
-        let row = sqlx::query(
-            "SELECT s.id AS session_id, u.id, u.username, u.display_name, u.role,
-                    u.password_hash, u.disabled_at
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT s.id AS session_id, {JOINED_USER_COLUMNS}
                FROM sessions s JOIN users u ON u.id = s.user_id
               WHERE s.id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2
-                AND u.disabled_at IS NULL",
-        )
+                AND u.disabled_at IS NULL"
+        )))
         .bind(&session)
         .bind(now)
         .fetch_optional(&self.pool)
