@@ -182,7 +182,13 @@ async fn a_backend_asks_the_user_pays_with_her_pin_and_a_refund_gives_it_back() 
             assert_eq!(r.1["error"]["field"], "pin");
         }
 
-        // The backend asks; the same key and body is the same order.
+        // The backend asks; the same key and body is the same order. Alice reads German, so
+        // the request put in front of her writes the amount her way.
+        let r = w
+            .alice
+            .put("/api/v1/me/locale", &json!({"locale": "de-DE"}))
+            .await;
+        assert!(r.0 < 300, "{r:?}");
         let mut ws = w.alice.ws_live().await;
         let r = backend
             .post("/open/v1/payments", &ask("order-1", json!(2_500)))
@@ -227,7 +233,7 @@ async fn a_backend_asks_the_user_pays_with_her_pin_and_a_refund_gives_it_back() 
         // Alice sees it, live and in her list.
         let frame = ws.next_of("payment_request").await;
         assert_eq!(frame["payment"]["id"], order.as_str(), "{frame}");
-        assert_eq!(frame["payment"]["amount_text"], "€25.00");
+        assert_eq!(frame["payment"]["amount_text"], "25,00 €");
         assert_eq!(frame["payment"]["app"], "shop");
         let pending = w.alice.get("/api/v1/me/payments/pending").await;
         assert_eq!(pending.0, 200);

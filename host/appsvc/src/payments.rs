@@ -180,7 +180,7 @@ impl AppServices {
         if let Ok(r) = &outcome
             && r.new
         {
-            let view = self.payment_view(&r.order, "en").await?;
+            let view = self.payer_view(&r.order).await?;
             self.notify_user(&r.order.user_id, "payment_update", &view);
         }
         Ok(outcome)
@@ -226,10 +226,19 @@ impl AppServices {
             })?;
         let order = self.noted(&actor.user, actor, SCOPE, Ok(order)).await?;
         if order.state == "pending" {
-            let view = self.payment_view(&order, "en").await?;
+            let view = self.payer_view(&order).await?;
             self.notify_user(&order.user_id, "payment_request", &view);
         }
         Ok(order)
+    }
+
+    /// The order as its payer reads it: amounts written for the payer's locale (English for
+    /// one who chose none). What the payer's own frames carry.
+    pub async fn payer_view(&self, order: &PaymentOrder) -> Result<PaymentView, AppError> {
+        let payer = self.store.user_by_id(&order.user_id).await?;
+        let locale = payer.and_then(|u| u.locale);
+        self.payment_view(order, locale.as_deref().unwrap_or("en"))
+            .await
     }
 
     /// The order as people read it, amounts written for `locale`.

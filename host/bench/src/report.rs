@@ -390,6 +390,9 @@ fn print_commands(c: &CommandsPhase) {
             "  replies      {:>10.0} /s   ({} measured in {:.2} s; {} of {} awaited in total, {} app errors)",
             r.per_s, r.measured, r.window_s, r.received, r.expected, r.app_errors
         );
+        if let (true, Some(sample)) = (r.app_errors > 0, &c.deliveries.other_sample) {
+            println!("    first app error: {sample}");
+        }
         println!(
             "  reply        {}  (command send start -> app reply on the sender's WebSocket)",
             r.latency

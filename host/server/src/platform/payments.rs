@@ -56,7 +56,7 @@ impl Platform {
     async fn dispatch_payments(&self) -> anyhow::Result<()> {
         let store = &self.inner.store;
         for order in store.expire_orders(minihost_core::now_millis()).await? {
-            let view = self.inner.svc.payment_view(&order, "en").await?;
+            let view = self.inner.svc.payer_view(&order).await?;
             self.inner
                 .svc
                 .notify_user(&order.user_id, "payment_update", &view);
