@@ -145,6 +145,12 @@ fn current(row: Option<(i64, i64)>, now: i64, capacity: i64, per_minute: i64) ->
     }
 }
 
+/// The milli-tokens left after taking one from a bucket now at `current`, or `None` if it
+/// holds less than one token (the same decision on both executors).
+fn after_taking_one(current: i64) -> Option<i64> {
+    (current >= 1000).then(|| current - 1000)
+}
+
 /// Takes one token from `bucket` of `app` inside `tx` (which it first serialises with other
 /// takers of the bucket on PostgreSQL). Returns the tokens left (whole) or `None` if the bucket
 /// is empty (nothing written).
@@ -160,11 +166,9 @@ pub(crate) async fn take_in(
     crate::db::lock_key(tx, backend, &bucket.sql(app).3).await?;
     let row = sqlx::query_as(AssertSqlSafe(bucket.select_sql())).bind(app);
     let row: Option<(i64, i64)> = bucket.bind(row).fetch_optional(&mut **tx).await?;
-    let current = current(row, now, capacity, per_minute);
-    if current < 1000 {
+    let Some(left) = after_taking_one(current(row, now, capacity, per_minute)) else {
         return Ok(None);
-    }
-    let left = current - 1000;
+    };
     let mut q = sqlx::query(AssertSqlSafe(bucket.upsert_sql()))
         .bind(app)
         .bind(bucket.conversation())
@@ -198,11 +202,9 @@ pub(crate) fn take_in_sqlite(
         }),
     }
     .optional()?;
-    let current = current(row, now, capacity, per_minute);
-    if current < 1000 {
+    let Some(left) = after_taking_one(current(row, now, capacity, per_minute)) else {
         return Ok(None);
-    }
-    let left = current - 1000;
+    };
     let mut upsert = tx.prepare_cached(&bucket.upsert_sql())?;
     match bucket.user() {
         None => upsert.execute(rusqlite::params![app, bucket.conversation(), left, now])?,
