@@ -353,6 +353,11 @@ impl Subscriber {
     pub async fn recv(&mut self) -> Option<Event> {
         self.rx.recv().await
     }
+
+    /// The next event if one is queued now (a closed queue shows at the next [`Self::recv`]).
+    pub fn try_recv(&mut self) -> Option<Event> {
+        self.rx.try_recv().ok()
+    }
 }
 
 impl Drop for Subscriber {

@@ -33,6 +33,7 @@ use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, 
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::get;
+use futures_util::SinkExt as _;
 use minihost_core::{ConversationId, Message};
 use minihost_hub::{Event, Revocation, Subscriber, Topic};
 use minihost_store::{HistoryQuery, User};
@@ -72,6 +73,8 @@ const HOLD_LIVE: std::time::Duration = std::time::Duration::from_secs(1);
 const RESYNC_SPREAD_MS: u64 = 2_000;
 /// Page size when reading a backlog or filling a gap.
 const PAGE: u32 = 500;
+/// Most queued events written to the socket together before a flush.
+const DRAIN: usize = 64;
 
 #[utoipa::path(get, path = "/api/v1/ws", operation_id = "websocket",
     security(("session" = []), ("session_query" = []), ("ws_ticket" = [])),
@@ -312,17 +315,11 @@ impl Session {
                     Some(Ok(_)) => {} // ping/pong are answered by the socket
                 },
                 event = sub.recv(), if !holding => match event {
-                    Some(Event::Revoked(what)) => {
-                        if what.ends(&self.session_id) {
-                            return self.close(CLOSE_REVOKED, "session revoked").await;
-                        }
-                        if what == Revocation::AccountChanged {
-                            return self
-                                .close(CLOSE_ACCOUNT_CHANGED, "account changed; reconnect")
-                                .await;
+                    Some(first) => {
+                        if let Some((code, reason)) = self.events(first, &mut sub).await? {
+                            return self.close(code, reason).await;
                         }
                     }
-                    Some(event) => self.event(event, &sub).await?,
                     None => {
                         let close = CloseFrame {
                             code: CLOSE_LAGGED,
@@ -344,6 +341,40 @@ impl Session {
         }
     }
 
+    /// Handles `first` and whatever else is queued behind it (up to [`DRAIN`] events), then
+    /// writes the frames out together: one `send` per batch rather than one per frame. Returns
+    /// the close code and reason when an event ends the session.
+    async fn events(
+        &mut self,
+        first: Event,
+        sub: &mut Subscriber,
+    ) -> Result<Option<(u16, &'static str)>, SessionError> {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(event) = next.take() {
+            if let Event::Revoked(what) = &event {
+                if what.ends(&self.session_id) {
+                    self.socket.flush().await?;
+                    return Ok(Some((CLOSE_REVOKED, "session revoked")));
+                }
+                if *what == Revocation::AccountChanged {
+                    self.socket.flush().await?;
+                    return Ok(Some((CLOSE_ACCOUNT_CHANGED, "account changed; reconnect")));
+                }
+            } else {
+                self.event(event, sub).await?;
+            }
+            handled += 1;
+            if handled < DRAIN {
+                next = sub.try_recv();
+            }
+        }
+        self.socket.flush().await?;
+        Ok(None)
+    }
+
+    /// Handles one event; a message frame is queued on the socket, not flushed (see
+    /// [`Self::events`]).
     async fn event(&mut self, event: Event, sub: &Subscriber) -> Result<(), SessionError> {
         match event {
             Event::Message { message, frame } => {
@@ -357,7 +388,7 @@ impl Session {
                 }
                 let text = Utf8Bytes::try_from(frame)
                     .map_err(|e| ApiError::Internal(format!("frame: {e}")))?;
-                self.socket.send(WsMessage::Text(text)).await?;
+                self.socket.feed(WsMessage::Text(text)).await?;
                 self.state.metrics.messages_delivered.inc();
                 self.sent.insert(conv.clone(), message.seq);
             }

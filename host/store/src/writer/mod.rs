@@ -66,8 +66,57 @@ pub(crate) struct Writer {
 enum Task {
     /// A task on the caller's runtime (the pool sink).
     Tokio(tokio::task::JoinHandle<()>),
-    /// The SQLite writer's own thread, and its checkpointer.
-    Thread(std::thread::JoinHandle<()>, sqlite::Checkpointer),
+    /// The SQLite writer's own thread, its checkpointer, and the task that answers its batches
+    /// on the caller's runtime (if there was one).
+    Thread(
+        std::thread::JoinHandle<()>,
+        sqlite::Checkpointer,
+        Option<tokio::task::JoinHandle<()>>,
+    ),
+}
+
+/// A committed batch: its requests, each with its outcome.
+type Committed = (Vec<Request>, Vec<Result<Appended>>);
+
+/// Where a committed batch is answered and handed to the commit hook.
+enum Done {
+    /// Right where it was committed (the pool writer is a task on the server's runtime).
+    Here(Option<CommitHook>),
+    /// On one task of the server's runtime, in commit order. The SQLite writer commits on its
+    /// own thread, and every answer and fan-out wake-up made from there is a cross-thread wake
+    /// of a runtime worker (a futex and an eventfd write each, ~100 per batch); made from a task
+    /// on the runtime they are queued locally. One wake per batch crosses threads instead.
+    Runtime(mpsc::UnboundedSender<Committed>),
+}
+
+impl Done {
+    /// On the caller's runtime if there is one, else here.
+    fn on_runtime(hook: Option<CommitHook>) -> (Done, Option<tokio::task::JoinHandle<()>>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return (Done::Here(hook), None);
+        };
+        let (tx, mut rx) = mpsc::unbounded_channel::<Committed>();
+        let task = handle.spawn(async move {
+            while let Some((requests, outcomes)) = rx.recv().await {
+                finish(hook.as_ref(), requests, outcomes);
+            }
+        });
+        (Done::Runtime(tx), Some(task))
+    }
+
+    fn finish(&self, requests: Vec<Request>, outcomes: Vec<Result<Appended>>) {
+        match self {
+            Done::Here(hook) => finish(hook.as_ref(), requests, outcomes),
+            Done::Runtime(tx) => {
+                if let Err(mpsc::error::SendError((requests, outcomes))) =
+                    tx.send((requests, outcomes))
+                {
+                    // The runtime is gone (shutting down): answer from here.
+                    finish(None, requests, outcomes);
+                }
+            }
+        }
+    }
 }
 
 /// Writes one batch: the messages (one outcome each, in order) and the invocation records, in
@@ -109,10 +158,15 @@ impl Writer {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = match sqlite_file {
             Some((file, others)) => {
-                let (thread, checkpointer) = sqlite::start(file, others, hook, rx)?;
-                Task::Thread(thread, checkpointer)
+                let (done, answers) = Done::on_runtime(hook);
+                let (thread, checkpointer) = sqlite::start(file, others, done, rx)?;
+                Task::Thread(thread, checkpointer, answers)
             }
-            None => Task::Tokio(tokio::spawn(run(PoolSink { pool, backend }, hook, rx))),
+            None => Task::Tokio(tokio::spawn(run(
+                PoolSink { pool, backend },
+                Done::Here(hook),
+                rx,
+            ))),
         };
         Ok(Writer {
             tx,
@@ -150,19 +204,23 @@ impl Writer {
             Some(Task::Tokio(task)) => {
                 let _ = task.await;
             }
-            Some(Task::Thread(thread, checkpointer)) => {
+            Some(Task::Thread(thread, checkpointer, answers)) => {
                 let _ = tokio::task::spawn_blocking(move || {
                     let _ = thread.join();
                     checkpointer.stop();
                 })
                 .await;
+                // The thread dropped its end: the task ends once it answered the last batch.
+                if let Some(answers) = answers {
+                    let _ = answers.await;
+                }
             }
             None => {}
         }
     }
 }
 
-async fn run<S: Sink>(mut sink: S, hook: Option<CommitHook>, mut rx: mpsc::Receiver<Command>) {
+async fn run<S: Sink>(mut sink: S, done: Done, mut rx: mpsc::Receiver<Command>) {
     let mut batch: Vec<Request> = Vec::with_capacity(MAX_BATCH);
     let mut records: Vec<RecordRequest> = Vec::new();
     let mut stop: Option<oneshot::Sender<()>> = None;
@@ -184,7 +242,7 @@ async fn run<S: Sink>(mut sink: S, hook: Option<CommitHook>, mut rx: mpsc::Recei
             next = rx.try_recv().ok();
         }
         if !batch.is_empty() || !records.is_empty() {
-            process(&mut sink, hook.as_ref(), &mut batch, &mut records).await;
+            process(&mut sink, &done, &mut batch, &mut records).await;
         }
     }
     rx.close();
@@ -197,7 +255,7 @@ async fn run<S: Sink>(mut sink: S, hook: Option<CommitHook>, mut rx: mpsc::Recei
         }
     }
     if !batch.is_empty() || !records.is_empty() {
-        process(&mut sink, hook.as_ref(), &mut batch, &mut records).await;
+        process(&mut sink, &done, &mut batch, &mut records).await;
     }
     if let Some(done) = stop {
         let _ = done.send(());
@@ -208,7 +266,7 @@ async fn run<S: Sink>(mut sink: S, hook: Option<CommitHook>, mut rx: mpsc::Recei
 /// request on its own so that one bad request cannot fail its neighbours.
 async fn process<S: Sink>(
     sink: &mut S,
-    hook: Option<&CommitHook>,
+    done: &Done,
     batch: &mut Vec<Request>,
     records: &mut Vec<RecordRequest>,
 ) {
@@ -219,9 +277,9 @@ async fn process<S: Sink>(
             for r in records.drain(..) {
                 let _ = r.reply.send(Ok(()));
             }
-            finish(hook, std::mem::take(batch), outcomes);
+            done.finish(std::mem::take(batch), outcomes);
         }
-        Err(e) if logs.is_empty() => retry_messages(sink, hook, batch, e).await,
+        Err(e) if logs.is_empty() => retry_messages(sink, done, batch, e).await,
         Err(_) => {
             // Apart: the records each on their own, then the messages.
             for r in records.drain(..) {
@@ -231,8 +289,8 @@ async fn process<S: Sink>(
             if !batch.is_empty() {
                 let messages: Vec<&NewMessage> = batch.iter().map(|r| &r.message).collect();
                 match sink.commit(&messages, &[]).await {
-                    Ok(outcomes) => finish(hook, std::mem::take(batch), outcomes),
-                    Err(e) => retry_messages(sink, hook, batch, e).await,
+                    Ok(outcomes) => done.finish(std::mem::take(batch), outcomes),
+                    Err(e) => retry_messages(sink, done, batch, e).await,
                 }
             }
         }
@@ -242,7 +300,7 @@ async fn process<S: Sink>(
 /// After a failed batch of messages: each on its own (one bad request cannot fail the rest).
 async fn retry_messages<S: Sink>(
     sink: &mut S,
-    hook: Option<&CommitHook>,
+    done: &Done,
     batch: &mut Vec<Request>,
     e: StoreError,
 ) {
@@ -257,7 +315,7 @@ async fn retry_messages<S: Sink>(
             for r in std::mem::take(batch) {
                 let result = sink.commit(&[&r.message], &[]).await;
                 match result {
-                    Ok(outcomes) => finish(hook, vec![r], outcomes),
+                    Ok(outcomes) => done.finish(vec![r], outcomes),
                     Err(e) => {
                         let _ = r.reply.send(Err(e));
                     }
@@ -267,21 +325,26 @@ async fn retry_messages<S: Sink>(
     }
 }
 
+/// Answers each request, then hands the fresh messages to the hook: the senders' answers go out
+/// first (what a sender waits for before its next send), the fan-out right after.
 fn finish(hook: Option<&CommitHook>, requests: Vec<Request>, outcomes: Vec<Result<Appended>>) {
-    if let Some(hook) = hook {
-        let fresh: Vec<Message> = outcomes
+    let fresh: Vec<Message> = match hook {
+        Some(_) => outcomes
             .iter()
             .filter_map(|o| match o {
                 Ok(a) if !a.duplicate => Some(a.message.clone()),
                 _ => None,
             })
-            .collect();
-        if !fresh.is_empty() {
-            hook(&fresh);
-        }
-    }
+            .collect(),
+        None => Vec::new(),
+    };
     for (r, outcome) in requests.into_iter().zip(outcomes) {
         let _ = r.reply.send(outcome);
+    }
+    if let Some(hook) = hook
+        && !fresh.is_empty()
+    {
+        hook(&fresh);
     }
 }
 
