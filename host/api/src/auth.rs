@@ -106,7 +106,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 
 /// The signed-in user of a request on the hot send path, possibly from the node's
 /// short-lived cache (see [`crate::cache`]). Handlers that decide on roles use [`AuthUser`].
-pub struct CachedAuthUser(pub User);
+pub struct CachedAuthUser(pub std::sync::Arc<User>);
 
 impl FromRequestParts<AppState> for CachedAuthUser {
     type Rejection = ApiError;
@@ -119,6 +119,7 @@ impl FromRequestParts<AppState> for CachedAuthUser {
             return Ok(CachedAuthUser(user));
         }
         let (id, user) = authenticate_session(state, token).await?;
+        let user = std::sync::Arc::new(user);
         state.cache.put_session(token, id, user.clone());
         Ok(CachedAuthUser(user))
     }

@@ -7,9 +7,9 @@
 
 use minihost_core::{ConversationId, UserId};
 use minihost_hub::{Invalidation, Revocation};
-use minihost_store::{Conversation, User};
+use minihost_store::User;
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How long an entry may be served without asking the database again.
@@ -17,43 +17,35 @@ pub const TTL: Duration = Duration::from_secs(1);
 /// Entries per map before it is cleared (bounds memory under a flood of distinct keys).
 const MAX_ENTRIES: usize = 100_000;
 
-/// A cached session: its public id and its user.
-type Session = (String, User);
+/// A cached session: its public id and its user (shared with the requests it serves: a hit
+/// copies no strings).
+type Session = (String, Arc<User>);
 
 /// The cache. One per node.
 #[derive(Default)]
 pub struct HotCache {
+    /// By session token.
     sessions: Mutex<HashMap<String, (Session, Instant)>>,
-    members: Mutex<HashMap<(ConversationId, UserId), (Conversation, Instant)>>,
-}
-
-fn get<K: std::hash::Hash + Eq, V: Clone>(
-    map: &Mutex<HashMap<K, (V, Instant)>>,
-    key: &K,
-) -> Option<V> {
-    let map = map.lock().ok()?;
-    let (v, at) = map.get(key)?;
-    (at.elapsed() < TTL).then(|| v.clone())
-}
-
-fn put<K: std::hash::Hash + Eq, V>(map: &Mutex<HashMap<K, (V, Instant)>>, key: K, value: V) {
-    if let Ok(mut map) = map.lock() {
-        if map.len() >= MAX_ENTRIES {
-            map.clear();
-        }
-        map.insert(key, (value, Instant::now()));
-    }
+    /// By user, then conversation: when the membership was read (a lookup borrows its keys).
+    members: Mutex<HashMap<UserId, HashMap<ConversationId, Instant>>>,
 }
 
 impl HotCache {
     /// The session id and user of a session token, if cached and fresh.
-    pub fn session(&self, token: &str) -> Option<(String, User)> {
-        get(&self.sessions, &token.to_owned())
+    pub fn session(&self, token: &str) -> Option<(String, Arc<User>)> {
+        let map = self.sessions.lock().ok()?;
+        let (session, at) = map.get(token)?;
+        (at.elapsed() < TTL).then(|| session.clone())
     }
 
     /// Remembers a session token's id and user.
-    pub fn put_session(&self, token: &str, id: String, user: User) {
-        put(&self.sessions, token.to_owned(), (id, user));
+    pub fn put_session(&self, token: &str, id: String, user: Arc<User>) {
+        if let Ok(mut map) = self.sessions.lock() {
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+            map.insert(token.to_owned(), ((id, user), Instant::now()));
+        }
     }
 
     /// Forgets the session with public id `id` (revoked by id).
@@ -100,24 +92,37 @@ impl HotCache {
         }
     }
 
-    /// The conversation, if `user` was a member of it a moment ago.
-    pub fn member(&self, conversation: &ConversationId, user: &UserId) -> Option<Conversation> {
-        get(&self.members, &(conversation.clone(), user.clone()))
+    /// Whether `user` was a member of `conversation` a moment ago.
+    pub fn member(&self, conversation: &ConversationId, user: &UserId) -> bool {
+        let Ok(map) = self.members.lock() else {
+            return false;
+        };
+        map.get(user)
+            .and_then(|convs| convs.get(conversation))
+            .is_some_and(|at| at.elapsed() < TTL)
     }
 
     /// Remembers a membership.
-    pub fn put_member(&self, user: &UserId, conversation: Conversation) {
-        put(
-            &self.members,
-            (conversation.id.clone(), user.clone()),
-            conversation,
-        );
+    pub fn put_member(&self, user: &UserId, conversation: &ConversationId) {
+        if let Ok(mut map) = self.members.lock() {
+            if map.len() >= MAX_ENTRIES {
+                map.clear();
+            }
+            map.entry(user.clone())
+                .or_default()
+                .insert(conversation.clone(), Instant::now());
+        }
     }
 
     /// Forgets a membership (the user left or was removed).
     pub fn drop_member(&self, conversation: &ConversationId, user: &UserId) {
-        if let Ok(mut map) = self.members.lock() {
-            map.remove(&(conversation.clone(), user.clone()));
+        if let Ok(mut map) = self.members.lock()
+            && let Some(convs) = map.get_mut(user)
+        {
+            convs.remove(conversation);
+            if convs.is_empty() {
+                map.remove(user);
+            }
         }
     }
 }

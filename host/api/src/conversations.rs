@@ -109,20 +109,20 @@ pub(crate) async fn member_conversation(
         .ok_or(ApiError::NotFound("conversation"))
 }
 
-/// Like [`member_conversation`], but may answer from the node's short-lived cache (the send
-/// path, where a membership a second old is good enough and `last_seq` is not used).
+/// The conversation's id if `user` is a member, else 404, possibly from the node's
+/// short-lived cache (the send path, where a membership a second old is good enough).
 pub(crate) async fn member_conversation_cached(
     state: &AppState,
     id: &str,
     user: &User,
-) -> Result<Conversation, ApiError> {
+) -> Result<ConversationId, ApiError> {
     let conv_id = ConversationId::from_string(id);
-    if let Some(conv) = state.cache.member(&conv_id, &user.id) {
-        return Ok(conv);
+    if state.cache.member(&conv_id, &user.id) {
+        return Ok(conv_id);
     }
-    let conv = member_conversation(state, id, user).await?;
-    state.cache.put_member(&user.id, conv.clone());
-    Ok(conv)
+    member_conversation(state, id, user).await?;
+    state.cache.put_member(&user.id, &conv_id);
+    Ok(conv_id)
 }
 
 async fn users_named(state: &AppState, names: &[String]) -> Result<Vec<User>, ApiError> {

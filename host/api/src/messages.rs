@@ -82,7 +82,7 @@ pub(crate) async fn send(
     let appended = state
         .store
         .append(NewMessage {
-            conversation: conv.id,
+            conversation: conv,
             sender: Sender::User {
                 id: me.id.clone(),
                 username: me.username.to_string(),
