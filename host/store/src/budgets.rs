@@ -155,7 +155,7 @@ fn after_taking_one(current: i64) -> Option<i64> {
 /// takers of the bucket on PostgreSQL). Returns the tokens left (whole) or `None` if the bucket
 /// is empty (nothing written).
 pub(crate) async fn take_in(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     app: &str,
     bucket: SendBucket<'_>,

@@ -35,7 +35,7 @@ pub enum StoreConfig {
 /// Serialises `tx` with other transactions naming the same `key` (PostgreSQL advisory lock;
 /// SQLite's write lock already serialises every writer).
 pub(crate) async fn lock_key(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     backend: Backend,
     key: &str,
 ) -> Result<()> {

@@ -129,10 +129,14 @@ trait Sink {
     ) -> Result<Vec<Result<Appended>>>;
 }
 
-/// The pool sink: a transaction from the pool per batch.
+/// The pool sink: a transaction per batch. On PostgreSQL it keeps one connection from the pool
+/// for itself (taking one per batch cost a round trip more: the pool pings a connection before
+/// handing it out) and gives it up after an error, so the next batch gets a fresh, checked one.
+/// An in-memory SQLite database takes one per batch (its pool may be that one connection).
 struct PoolSink {
     pool: AnyPool,
     backend: Backend,
+    conn: Option<sqlx::pool::PoolConnection<Any>>,
 }
 
 impl Sink for PoolSink {
@@ -141,7 +145,28 @@ impl Sink for PoolSink {
         batch: &[&NewMessage],
         records: &[&InvocationRecord],
     ) -> Result<Vec<Result<Appended>>> {
-        commit(&self.pool, self.backend, batch, records).await
+        if self.backend != Backend::Postgres {
+            let mut tx = crate::db::begin_write(&self.pool, self.backend).await?;
+            let outcomes = commit_in(&mut tx, self.backend, batch, records).await?;
+            tx.commit().await?;
+            return Ok(outcomes);
+        }
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            none => none.insert(self.pool.acquire().await?),
+        };
+        let backend = self.backend;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut **conn).await?;
+            let outcomes = commit_in(&mut tx, backend, batch, records).await?;
+            tx.commit().await?;
+            Ok(outcomes)
+        }
+        .await;
+        if result.is_err() {
+            self.conn = None;
+        }
+        result
     }
 }
 
@@ -163,7 +188,11 @@ impl Writer {
                 Task::Thread(thread, checkpointer, answers)
             }
             None => Task::Tokio(tokio::spawn(run(
-                PoolSink { pool, backend },
+                PoolSink {
+                    pool,
+                    backend,
+                    conn: None,
+                },
                 Done::Here(hook),
                 rx,
             ))),
@@ -508,13 +537,13 @@ fn content_json(m: &Message) -> Result<String> {
 
 /// Writes the messages and invocation records in one transaction through the pool (PostgreSQL,
 /// and SQLite without a file of its own). Returns one outcome per message, in order.
-async fn commit(
-    pool: &AnyPool,
+/// Writes a batch in `tx` (committed by the caller).
+async fn commit_in(
+    tx: &mut Transaction<'_, Any>,
     backend: Backend,
     batch: &[&NewMessage],
     records: &[&InvocationRecord],
 ) -> Result<Vec<Result<Appended>>> {
-    let mut tx = crate::db::begin_write(pool, backend).await?;
     let mut outcomes: Outcomes = (0..batch.len()).map(|_| None).collect();
 
     // 1. Idempotency: earlier messages with the same key, stored or earlier in this batch.
@@ -522,7 +551,7 @@ async fn commit(
     let mut stored = HashMap::new();
     for (i, sender_id, key) in lookups {
         let m = batch[i];
-        if let Some(existing) = find_by_key(&mut tx, &m.conversation, sender_id, key).await? {
+        if let Some(existing) = find_by_key(tx, &m.conversation, sender_id, key).await? {
             outcomes[i] = Some(repeated(&existing, m));
             stored.insert(i, existing);
         }
@@ -534,7 +563,7 @@ async fn commit(
         if let Some(b) = &m.budget {
             let bucket = b.bucket(m.conversation.as_str());
             let taken =
-                crate::budgets::take_in(&mut tx, backend, &b.app, bucket, b.capacity, b.per_minute)
+                crate::budgets::take_in(tx, backend, &b.app, bucket, b.capacity, b.per_minute)
                     .await?;
             if taken.is_none() {
                 outcomes[i] = Some(Err(StoreError::BudgetExceeded));
@@ -565,7 +594,7 @@ async fn commit(
                 .bind(conv.as_str().to_owned())
                 .bind(i64::try_from(idx.len()).unwrap_or(i64::MAX));
         }
-        for (id, last) in q.fetch_all(&mut *tx).await? {
+        for (id, last) in q.fetch_all(&mut **tx).await? {
             last_of.insert(id, last);
         }
     }
@@ -607,11 +636,10 @@ async fn commit(
                 .bind(msg.created_at_ms)
                 .bind(batch[*i].idempotency_key.clone());
         }
-        q.execute(&mut *tx).await?;
+        q.execute(&mut **tx).await?;
     }
     // 5. The invocation records that came with the batch.
-    crate::apps::insert_invocations(&mut tx, records).await?;
-    tx.commit().await?;
+    crate::apps::insert_invocations(tx, records).await?;
     Ok(resolve(batch, outcomes, &same_as, fresh, &stored))
 }
 
