@@ -102,6 +102,9 @@ pub struct Replies {
     pub received: u64,
     /// `app_error` frames instead of a reply (the app busy, failed or timed out).
     pub app_errors: u64,
+    /// Of those, immediate `busy` refusals (the app's admission queue was full): an answer by
+    /// design, not a lost command.
+    pub busy: u64,
     /// Replies to commands sent inside the measured window.
     pub measured: u64,
     pub window_s: f64,
@@ -165,13 +168,17 @@ impl CommandsPhase {
         }
     }
 
-    /// Every command accepted, answered once, and every seq delivered in order.
+    /// Every command accepted and answered once (a reply, or an immediate `busy` refusal:
+    /// the admission bound at work; any other app error fails the run), and every seq
+    /// delivered in order.
     pub fn ok(&self) -> bool {
         let d = &self.deliveries;
         self.sends.errors.is_empty()
             && d.violations == 0
             && d.problems.is_empty()
-            && d.replies.as_ref().is_some_and(|r| r.received == r.expected)
+            && d.replies
+                .as_ref()
+                .is_some_and(|r| r.received + r.busy == r.expected)
     }
 }
 
@@ -387,8 +394,8 @@ fn print_commands(c: &CommandsPhase) {
     print_deliveries(&c.deliveries);
     if let Some(r) = &c.deliveries.replies {
         println!(
-            "  replies      {:>10.0} /s   ({} measured in {:.2} s; {} of {} awaited in total, {} app errors)",
-            r.per_s, r.measured, r.window_s, r.received, r.expected, r.app_errors
+            "  replies      {:>10.0} /s   ({} measured in {:.2} s; {} of {} awaited in total, {} app errors, {} of them busy)",
+            r.per_s, r.measured, r.window_s, r.received, r.expected, r.app_errors, r.busy
         );
         if let (true, Some(sample)) = (r.app_errors > 0, &c.deliveries.other_sample) {
             println!("    first app error: {sample}");

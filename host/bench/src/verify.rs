@@ -34,7 +34,7 @@ pub fn summarize(
     let mut latency = Histogram::default();
     let mut reply_latency = Histogram::default();
     let (mut replies, mut replies_measured, mut last_reply_us) = (0, 0, 0);
-    let mut app_errors = 0;
+    let (mut app_errors, mut app_busy) = (0, 0);
     let (mut delivered, mut measured, mut last_us, mut violations) = (0, 0, 0, 0);
     let (mut expected, mut other_frames) = (0, 0);
     let mut other_sample = None;
@@ -51,6 +51,7 @@ pub fn summarize(
         reply_latency.merge(&s.reply_latency);
         replies += s.replies;
         app_errors += s.app_errors;
+        app_busy += s.app_busy;
         replies_measured += s.replies_measured;
         last_reply_us = last_reply_us.max(s.last_reply_us);
         violations += s.violations;
@@ -93,6 +94,7 @@ pub fn summarize(
             expected,
             received: replies,
             app_errors,
+            busy: app_busy,
             measured: replies_measured,
             window_s,
             per_s: per_second(replies_measured, window_s),
@@ -209,5 +211,59 @@ mod tests {
         let r = d.replies.unwrap();
         assert_eq!((r.expected, r.received, r.measured), (4, 3, 2));
         assert!((r.per_s - 1.0).abs() < 1e-9);
+    }
+
+    /// A command phase whose senders got `replies` replies and `busy` + `failed` app errors
+    /// for `accepted` commands.
+    fn command_phase(
+        commands: u64,
+        replies: u64,
+        busy: u64,
+        failed: u64,
+    ) -> crate::report::CommandsPhase {
+        let mut a = finished("a", 1, 4);
+        a.stats.replies = replies;
+        a.stats.app_errors = busy + failed;
+        a.stats.app_busy = busy;
+        let d = summarize(
+            vec![a],
+            &accepted(1..=4),
+            1,
+            0,
+            Duration::ZERO,
+            Some(commands),
+        );
+        let sends = crate::report::Sends {
+            target: "t".into(),
+            senders: 1,
+            window_s: 1.0,
+            attempted: commands,
+            accepted: commands,
+            measured: commands,
+            accepted_per_s: commands as f64,
+            round_trip: Latency::from(&Histogram::default()),
+            errors: Vec::new(),
+            error_sample: None,
+            server_cpu_cores: None,
+            bench_cpu_cores: None,
+            postgres_cpu_cores: 0.0,
+            machine_cpu_cores: None,
+        };
+        crate::report::CommandsPhase::compare(sends, d, None, None)
+    }
+
+    #[test]
+    fn a_busy_refusal_answers_a_command_and_any_other_app_error_fails_the_run() {
+        let busy = command_phase(10, 7, 3, 0);
+        assert_eq!(busy.deliveries.replies.as_ref().map(|r| r.busy), Some(3));
+        assert!(busy.ok(), "replies and busy refusals answer every command");
+        assert!(
+            !command_phase(10, 7, 2, 1).ok(),
+            "a failed invocation is not an answer"
+        );
+        assert!(
+            !command_phase(10, 7, 2, 0).ok(),
+            "a command nobody answered"
+        );
     }
 }

@@ -156,6 +156,8 @@ pub struct ReaderStats {
     pub other_sample: Option<String>,
     /// `app_error` frames (an app that could not answer this reader's command: busy, ...).
     pub app_errors: u64,
+    /// Of those, the platform's immediate `busy` refusals (the app's admission queue was full).
+    pub app_busy: u64,
     /// Why the stream ended before it was told to stop, if it did.
     pub ended: Option<String>,
 }
@@ -319,6 +321,9 @@ pub async fn read_until_stopped(
             // Its `message` is a sentence, not a message: it does not parse as a push.
             _ if bytes.as_str().contains(r#""type":"app_error""#) => {
                 stats.app_errors += 1;
+                if bytes.as_str().contains(r#""kind":"busy""#) {
+                    stats.app_busy += 1;
+                }
                 r.replies.fetch_add(1, Ordering::Release);
                 r.answered.notify_one();
                 if stats.other_sample.is_none() {
