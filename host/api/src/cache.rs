@@ -30,6 +30,14 @@ pub struct HotCache {
     members: Mutex<HashMap<UserId, HashMap<ConversationId, Instant>>>,
 }
 
+/// Inserts into a map that is cleared first when full (bounds memory under a flood of keys).
+fn insert_bounded<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>, key: K, value: V) {
+    if map.len() >= MAX_ENTRIES {
+        map.clear();
+    }
+    map.insert(key, value);
+}
+
 impl HotCache {
     /// The session id and user of a session token, if cached and fresh.
     pub fn session(&self, token: &str) -> Option<(String, Arc<User>)> {
@@ -41,10 +49,7 @@ impl HotCache {
     /// Remembers a session token's id and user.
     pub fn put_session(&self, token: &str, id: String, user: Arc<User>) {
         if let Ok(mut map) = self.sessions.lock() {
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
-            }
-            map.insert(token.to_owned(), ((id, user), Instant::now()));
+            insert_bounded(&mut map, token.to_owned(), ((id, user), Instant::now()));
         }
     }
 
@@ -105,12 +110,13 @@ impl HotCache {
     /// Remembers a membership.
     pub fn put_member(&self, user: &UserId, conversation: &ConversationId) {
         if let Ok(mut map) = self.members.lock() {
-            if map.len() >= MAX_ENTRIES {
-                map.clear();
+            match map.get_mut(user) {
+                Some(convs) => insert_bounded(convs, conversation.clone(), Instant::now()),
+                None => {
+                    let convs = HashMap::from([(conversation.clone(), Instant::now())]);
+                    insert_bounded(&mut map, user.clone(), convs);
+                }
             }
-            map.entry(user.clone())
-                .or_default()
-                .insert(conversation.clone(), Instant::now());
         }
     }
 

@@ -351,18 +351,19 @@ impl Session {
     ) -> Result<Option<(u16, &'static str)>, SessionError> {
         let mut next = Some(first);
         let mut handled = 0;
+        let mut ends = None;
         while let Some(event) = next.take() {
-            if let Event::Revoked(what) = &event {
-                if what.ends(&self.session_id) {
-                    self.socket.flush().await?;
-                    return Ok(Some((CLOSE_REVOKED, "session revoked")));
+            match &event {
+                Event::Revoked(what) if what.ends(&self.session_id) => {
+                    ends = Some((CLOSE_REVOKED, "session revoked"));
+                    break;
                 }
-                if *what == Revocation::AccountChanged {
-                    self.socket.flush().await?;
-                    return Ok(Some((CLOSE_ACCOUNT_CHANGED, "account changed; reconnect")));
+                Event::Revoked(Revocation::AccountChanged) => {
+                    ends = Some((CLOSE_ACCOUNT_CHANGED, "account changed; reconnect"));
+                    break;
                 }
-            } else {
-                self.event(event, sub).await?;
+                Event::Revoked(_) => {}
+                _ => self.event(event, sub).await?,
             }
             handled += 1;
             if handled < DRAIN {
@@ -370,7 +371,7 @@ impl Session {
             }
         }
         self.socket.flush().await?;
-        Ok(None)
+        Ok(ends)
     }
 
     /// Handles one event; a message frame is queued on the socket, not flushed (see
