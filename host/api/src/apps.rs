@@ -164,6 +164,7 @@ pub(crate) async fn trial(
         .store
         .install(&conv.id, &app, &body.version, &me.id, true)
         .await?;
+    installs_changed(&state, &conv.id);
     Ok((
         StatusCode::CREATED,
         Json(Sideloaded {
@@ -349,7 +350,18 @@ pub(crate) async fn uninstall(
     if !state.store.uninstall(&conv.id, &app).await? {
         return Err(ApiError::NotFound("app"));
     }
+    installs_changed(&state, &conv.id);
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// Tells the other nodes that the apps installed in `conversation` changed (this node's store
+/// forgot them already).
+pub(crate) fn installs_changed(state: &AppState, conversation: &minihost_core::ConversationId) {
+    state
+        .fanout
+        .invalidate(minihost_hub::Invalidation::Installs {
+            conversation: conversation.clone(),
+        });
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/apps/{app}/open", operation_id = "open_app",

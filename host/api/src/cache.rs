@@ -86,6 +86,8 @@ impl HotCache {
             }
             Invalidation::AppSuspended { .. }
             | Invalidation::AppChanged { .. }
+            | Invalidation::Installs { .. }
+            | Invalidation::Grant { .. }
             | Invalidation::ConsentAnswered { .. } => {}
         }
     }

@@ -252,12 +252,8 @@ pub(crate) async fn remove(
         .remove_panel(&me.id, &app)
         .await?
         .ok_or(ApiError::NotFound("app in your panel"))?;
-    state
-        .store
-        .uninstall(
-            &minihost_core::ConversationId::from_string(conversation),
-            &app,
-        )
-        .await?;
+    let conversation = minihost_core::ConversationId::from_string(conversation);
+    state.store.uninstall(&conversation, &app).await?;
+    crate::apps::installs_changed(&state, &conversation);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -99,6 +99,7 @@ pub(crate) async fn revoke_app(
         .store
         .set_grant(&me.id, &app, &[], &grant.version)
         .await?;
+    grant_changed(&state, &me.id, app);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -118,12 +119,20 @@ pub(crate) async fn revoke_scope(
         .filter(|g| g.scopes.contains(&scope))
         .ok_or(ApiError::NotFound("grant of that scope"))?;
     let rest: Vec<String> = grant.scopes.into_iter().filter(|s| *s != scope).collect();
-    Ok(Json(
-        state
-            .store
-            .set_grant(&me.id, &app, &rest, &grant.version)
-            .await?,
-    ))
+    let now = state
+        .store
+        .set_grant(&me.id, &app, &rest, &grant.version)
+        .await?;
+    grant_changed(&state, &me.id, app);
+    Ok(Json(now))
+}
+
+/// Tells the other nodes that a grant changed (this node's store forgot it already).
+fn grant_changed(state: &AppState, user: &minihost_core::UserId, app: String) {
+    state.fanout.invalidate(minihost_hub::Invalidation::Grant {
+        user: user.clone(),
+        app,
+    });
 }
 
 /// Query of the privacy record.

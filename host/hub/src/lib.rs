@@ -142,6 +142,18 @@ pub enum Invalidation {
         /// The app id.
         app: String,
     },
+    /// The apps installed in `conversation` changed (an install, an uninstall, a trial).
+    Installs {
+        /// The conversation.
+        conversation: ConversationId,
+    },
+    /// `user`'s grant to `app` changed without a consent answer (a revocation).
+    Grant {
+        /// Whose.
+        user: UserId,
+        /// The app id.
+        app: String,
+    },
     /// `user` answered the consent request of `app` (the grant is stored): the node holding
     /// the events that waited for the answer runs them.
     ConsentAnswered {

@@ -192,6 +192,8 @@ impl Store {
                 .bind(id)
                 .execute(&self.write_pool)
                 .await?;
+            // The name is part of every install of the app.
+            self.forget_installs(None);
         }
         Ok(AppRecord {
             name: name.to_owned(),
@@ -387,6 +389,7 @@ impl Store {
         .bind(minihost_core::now_millis())
         .execute(&self.write_pool)
         .await?;
+        self.forget_installs(Some(conversation));
         Ok(())
     }
 
@@ -398,6 +401,7 @@ impl Store {
             .execute(&self.write_pool)
             .await?
             .rows_affected();
+        self.forget_installs(Some(conversation));
         Ok(n == 1)
     }
 

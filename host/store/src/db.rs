@@ -63,6 +63,8 @@ pub struct Store {
     pub(crate) payment_writer: PaymentWriter,
     /// Delivery acks not yet written (`cursors.rs`).
     pub(crate) acks: std::sync::Arc<crate::cursors::AckBuffer>,
+    /// Installs and grants remembered for event dispatch (`hot.rs`).
+    pub(crate) hot: std::sync::Arc<crate::hot::HotReads>,
 }
 
 impl Store {
@@ -149,6 +151,7 @@ impl Store {
             writer,
             payment_writer,
             acks: std::sync::Arc::default(),
+            hot: std::sync::Arc::default(),
         })
     }
 

@@ -112,6 +112,7 @@ impl Store {
             crate::tokens::record_grant_revocation(&mut tx, user, app, &removed, now).await?;
         }
         tx.commit().await?;
+        self.forget_grant(user, app);
         self.grant(user, app).await?.ok_or(StoreError::NotFound)
     }
 
@@ -129,6 +130,7 @@ impl Store {
             crate::tokens::record_grant_revocation(&mut tx, user, app, &["*"], now).await?;
         }
         tx.commit().await?;
+        self.forget_grant(user, app);
         Ok(n == 1)
     }
 }

@@ -14,6 +14,7 @@ mod cursors;
 mod db;
 mod error;
 mod grants;
+mod hot;
 mod kv;
 mod ledger;
 mod messages;

@@ -328,6 +328,8 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        // The release is part of every install of the app.
+        self.forget_installs(None);
         Ok(Ok(r))
     }
 
@@ -354,6 +356,8 @@ impl Store {
         write_release(&mut tx, app, &r, now).await?;
         ledger::audit(&mut tx, actor, "rollback", app, &detail, now).await?;
         tx.commit().await?;
+        // The release is part of every install of the app.
+        self.forget_installs(None);
         Ok(Ok(r))
     }
 
@@ -385,6 +389,7 @@ impl Store {
             ledger::audit(&mut tx, actor, "suspend", app, reason, now).await?;
         }
         tx.commit().await?;
+        self.forget_installs(None);
         Ok(n == 1)
     }
 
@@ -404,6 +409,7 @@ impl Store {
             ledger::audit(&mut tx, actor, "unsuspend", app, reason, now).await?;
         }
         tx.commit().await?;
+        self.forget_installs(None);
         Ok(n == 1)
     }
 

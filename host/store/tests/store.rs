@@ -652,6 +652,117 @@ async fn appending_to_a_missing_conversation_fails_cleanly() {
     });
 }
 
+/// The dispatch cache (`hot.rs`) never serves what a write through the store changed: every
+/// install, uninstall, rename, release, suspension and grant change shows at the next read.
+#[tokio::test]
+async fn hot_reads_follow_every_write_at_once() {
+    use minihost_store::{AppVersion, VersionStatus};
+    on_every_backend!(|store, db| {
+        let dev = user(&store, "dev").await;
+        let member = user(&store, "member").await;
+        store.register_app("echo", "Echo", &dev.id).await.unwrap();
+        let version = |v: &str| AppVersion {
+            app_id: "echo".into(),
+            version: v.into(),
+            manifest: "id = \"echo\"".into(),
+            wasm: vec![0, 97, 115, 109],
+            wasm_sha256: format!("sha-{v}"),
+            status: VersionStatus::Approved,
+            findings: "[]".into(),
+            notes: String::new(),
+        };
+        store.put_version(&version("1.0.0")).await.unwrap();
+        store.put_version(&version("1.1.0")).await.unwrap();
+        let g = store.create_group(&dev.id, "lab", &[]).await.unwrap();
+        let names = |i: &[minihost_store::Install]| {
+            i.iter()
+                .map(|i| format!("{}:{}", i.app_name, i.suspended))
+                .collect::<Vec<_>>()
+        };
+
+        assert!(store.installs_hot(&g.id).await.unwrap().is_empty());
+        store
+            .install(&g.id, "echo", "1.0.0", &dev.id, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            names(&store.installs_hot(&g.id).await.unwrap()),
+            ["Echo:false"],
+            "{}",
+            db.name
+        );
+        store
+            .register_app("echo", "Echo Two", &dev.id)
+            .await
+            .unwrap();
+        assert_eq!(
+            names(&store.installs_hot(&g.id).await.unwrap()),
+            ["Echo Two:false"]
+        );
+        store
+            .set_release("echo", "1.0.0", 100, "dev")
+            .await
+            .unwrap()
+            .unwrap();
+        let hot = store.installs_hot(&g.id).await.unwrap();
+        assert_eq!(
+            hot[0].release.stable.as_deref(),
+            Some("1.0.0"),
+            "{}",
+            db.name
+        );
+        store
+            .set_release("echo", "1.1.0", 100, "dev")
+            .await
+            .unwrap()
+            .unwrap();
+        let hot = store.installs_hot(&g.id).await.unwrap();
+        assert_eq!(
+            hot[0].release.stable.as_deref(),
+            Some("1.1.0"),
+            "{}",
+            db.name
+        );
+        assert!(store.suspend_app("echo", "abuse", "admin").await.unwrap());
+        assert_eq!(
+            names(&store.installs_hot(&g.id).await.unwrap()),
+            ["Echo Two:true"]
+        );
+        assert!(store.lift_suspension("echo", "ok", "admin").await.unwrap());
+        assert_eq!(
+            names(&store.installs_hot(&g.id).await.unwrap()),
+            ["Echo Two:false"]
+        );
+        assert!(store.uninstall(&g.id, "echo").await.unwrap());
+        assert!(
+            store.installs_hot(&g.id).await.unwrap().is_empty(),
+            "{}",
+            db.name
+        );
+
+        assert_eq!(store.grant_hot(&member.id, "echo").await.unwrap(), None);
+        let scopes = ["messages.send".to_owned()];
+        store
+            .set_grant(&member.id, "echo", &scopes, "1.0.0")
+            .await
+            .unwrap();
+        let hot = store.grant_hot(&member.id, "echo").await.unwrap().unwrap();
+        assert_eq!(hot.scopes, scopes);
+        store
+            .set_grant(&member.id, "echo", &[], "1.0.0")
+            .await
+            .unwrap();
+        let hot = store.grant_hot(&member.id, "echo").await.unwrap().unwrap();
+        assert!(
+            hot.scopes.is_empty(),
+            "{}: a revocation shows at once",
+            db.name
+        );
+        assert!(store.delete_grant(&member.id, "echo").await.unwrap());
+        assert_eq!(store.grant_hot(&member.id, "echo").await.unwrap(), None);
+    });
+}
+
 #[tokio::test]
 async fn apps_versions_installs_and_invocation_log() {
     use minihost_store::{AppVersion, InvocationRecord, VersionStatus};

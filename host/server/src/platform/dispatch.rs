@@ -27,10 +27,11 @@ impl Platform {
         let found = self
             .inner
             .store
-            .installs(conversation)
+            .installs_hot(conversation)
             .await?
-            .into_iter()
-            .find(|i| i.app_id == app);
+            .iter()
+            .find(|i| i.app_id == app)
+            .cloned();
         match found {
             Some(install) => self.runnable(user, install).await,
             None => Ok(None),
@@ -83,7 +84,8 @@ impl Platform {
         name: &str,
         args: &str,
     ) -> Result<(), ApiError> {
-        for install in self.inner.store.installs(conversation).await? {
+        let installs = self.inner.store.installs_hot(conversation).await?;
+        for install in installs.iter().cloned() {
             let Some(install) = self.runnable(author, install).await? else {
                 continue;
             };
@@ -124,7 +126,11 @@ impl Platform {
             .get(&install.app_id, &install.version)
             .await?;
         // Read once: the consent check and the invocation's scopes both need it.
-        let grant = self.inner.store.grant(&user.id, &install.app_id).await?;
+        let grant = self
+            .inner
+            .store
+            .grant_hot(&user.id, &install.app_id)
+            .await?;
         if let Some(request) = self
             .consent_needed(&install, &loaded, grant.as_ref())
             .await?

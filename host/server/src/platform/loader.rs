@@ -64,6 +64,14 @@ fn load_error(e: LoadError) -> ApiError {
 }
 
 impl Loader {
+    /// Tells the other nodes that the apps installed in `conversation` changed (this node's
+    /// store forgot them already).
+    fn installs_changed(&self, conversation: &minihost_core::ConversationId) {
+        self.fanout.invalidate(Invalidation::Installs {
+            conversation: conversation.clone(),
+        });
+    }
+
     pub(crate) fn new(
         store: Store,
         runtime: Runtime,
@@ -373,6 +381,7 @@ impl Loader {
                 true,
             )
             .await?;
+        self.installs_changed(&conversation.id);
         Ok(done)
     }
 
@@ -426,6 +435,7 @@ impl Loader {
         self.store
             .install(&conversation.id, app, &stable, &user.id, false)
             .await?;
+        self.installs_changed(&conversation.id);
         let sha256 = self
             .store
             .version_meta(app, &stable)

@@ -95,14 +95,23 @@ impl Platform {
         use minihost_hub::Invalidation;
         match what {
             Invalidation::AppSuspended { app } => {
+                self.inner.store.forget_installs(None);
                 let dropped = self.inner.consent.drop_app(app);
                 if dropped > 0 {
                     tracing::info!(%app, dropped, "app suspended: consent requests dropped");
                 }
                 self.wake_payments();
             }
-            Invalidation::AppChanged { app } => self.inner.loader.forget(Some(app)),
+            Invalidation::AppChanged { app } => {
+                self.inner.store.forget_installs(None);
+                self.inner.loader.forget(Some(app));
+            }
+            Invalidation::Installs { conversation } => {
+                self.inner.store.forget_installs(Some(conversation));
+            }
+            Invalidation::Grant { user, app } => self.inner.store.forget_grant(user, app),
             Invalidation::ConsentAnswered { user, app } => {
+                self.inner.store.forget_grant(user, app);
                 // Answered on another node: the events that waited here run here.
                 let Some(waiting) = self.inner.consent.take(user, app) else {
                     return;
@@ -121,7 +130,10 @@ impl Platform {
                     }
                 });
             }
-            Invalidation::Everything => self.inner.loader.forget(None),
+            Invalidation::Everything => {
+                self.inner.store.forget_hot();
+                self.inner.loader.forget(None);
+            }
             Invalidation::Sessions { .. } | Invalidation::Member { .. } => {}
         }
     }
