@@ -13,7 +13,7 @@ use tokio::sync::oneshot;
 
 /// How guest execution is isolated and admitted. `RuntimeConfig::executor = None` runs guests on
 /// the caller's own async threads with no admission queue (benchmarks, the local simulator).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ExecutorConfig {
     /// Threads that run guest code. Default: half the cores (at least one), leaving the rest to
     /// the messenger's API and writer.
@@ -47,6 +47,38 @@ pub struct ExecutorConfig {
     /// Longest wait for a slot; an invocation still queued then is refused as busy. Its own
     /// deadline starts when it gets a slot. Default 2 s.
     pub max_queue_wait: Duration,
+    /// The fast lane: one more guest thread, at the messenger's own priority, where every
+    /// invocation starts while the lane has time left; one that runs longer than
+    /// [`FastLane::slice`] moves to the low-priority threads for the rest of its run. `None`:
+    /// every invocation runs on the low-priority threads.
+    pub fast_lane: Option<FastLane>,
+}
+
+/// How much of a core short invocations may take at the messenger's own priority.
+///
+/// On a saturated machine the low-priority guest threads get almost no CPU (that is their
+/// point: a looping app cannot slow chat down), so even an app that answers in 0.1 ms waited
+/// for a core and its users' commands were refused as `busy` (BENCHMARKS.md, "A fast lane for
+/// short invocations"). The fast lane gives such invocations an ordinary thread, bounded twice:
+/// each invocation keeps it for at most `slice` of running time, and the lane as a whole spends
+/// at most `share` of one core (a token bucket holding a tenth of a second of it); while the
+/// lane's time is spent, invocations start on the low-priority threads as before. A storm of
+/// looping apps therefore costs chat at most `share` of a core.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FastLane {
+    /// Share of one core the lane may use, 0 to 1. Default 0.25.
+    pub share: f64,
+    /// Running time one invocation may spend on the lane. Default 5 ms.
+    pub slice: Duration,
+}
+
+impl Default for FastLane {
+    fn default() -> Self {
+        FastLane {
+            share: 0.25,
+            slice: Duration::from_millis(5),
+        }
+    }
 }
 
 impl Default for ExecutorConfig {
@@ -65,6 +97,7 @@ impl Default for ExecutorConfig {
             max_queued_per_app: 16,
             max_queued_per_owner: 32,
             max_queue_wait: Duration::from_secs(2),
+            fast_lane: Some(FastLane::default()),
         }
     }
 }
@@ -99,6 +132,8 @@ impl std::fmt::Display for Refused {
 /// The guest threads and the admission queue. Shared by a runtime's clones.
 pub(crate) struct Executor {
     runtime: Option<tokio::runtime::Runtime>,
+    /// The fast lane's thread and its clock, if it has one.
+    fast: Option<(tokio::runtime::Runtime, Arc<LaneClock>, Duration)>,
     admission: Arc<Admission>,
 }
 
@@ -115,8 +150,21 @@ impl Executor {
             .enable_all()
             .on_thread_start(move || lower_priority(nice, idle_class))
             .build()?;
+        let fast = match config.fast_lane {
+            Some(lane) if lane.share > 0.0 => {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("minihost-guest-fast")
+                    .event_interval(1)
+                    .enable_all()
+                    .build()?;
+                Some((rt, Arc::new(LaneClock::new(lane.share)), lane.slice))
+            }
+            _ => None,
+        };
         Ok(Executor {
             runtime: Some(runtime),
+            fast,
             admission: Arc::new(Admission::new(config)),
         })
     }
@@ -140,12 +188,27 @@ impl Executor {
         let Some(runtime) = &self.runtime else {
             return Err(Refused::Closed);
         };
-        let handle = runtime.spawn(async move {
+        let work = async move {
             let out = work.await;
             drop(ticket);
             out
-        });
-        handle.await.map_err(|_| Refused::Closed)
+        };
+        match &self.fast {
+            Some((fast, clock, slice)) if clock.has_time() => {
+                let lane = Lane::Fast {
+                    work: Box::pin(work),
+                    ran: Duration::ZERO,
+                    clock: clock.clone(),
+                    slice: *slice,
+                    slow: runtime.handle().clone(),
+                };
+                match fast.spawn(lane).await {
+                    Ok(Ok(out)) => Ok(out),
+                    _ => Err(Refused::Closed),
+                }
+            }
+            _ => runtime.spawn(work).await.map_err(|_| Refused::Closed),
+        }
     }
 
     /// What is running and waiting now.
@@ -159,6 +222,109 @@ impl Drop for Executor {
         // Dropping a runtime blocks, which panics inside another runtime: let it wind down.
         if let Some(rt) = self.runtime.take() {
             rt.shutdown_background();
+        }
+        if let Some((rt, _, _)) = self.fast.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// The fast lane's running time: a token bucket of CPU time refilled at `share` of one core,
+/// holding at most a tenth of a second of it.
+struct LaneClock {
+    share: f64,
+    /// Seconds of running time left, and when it was last refilled.
+    left: Mutex<(f64, std::time::Instant)>,
+}
+
+impl LaneClock {
+    fn new(share: f64) -> LaneClock {
+        let share = share.clamp(0.0, 1.0);
+        LaneClock {
+            share,
+            left: Mutex::new((share * BUCKET_SECS, std::time::Instant::now())),
+        }
+    }
+
+    fn refill(&self, left: &mut (f64, std::time::Instant)) {
+        let now = std::time::Instant::now();
+        let gained = now.duration_since(left.1).as_secs_f64() * self.share;
+        left.0 = (left.0 + gained).min(self.share * BUCKET_SECS);
+        left.1 = now;
+    }
+
+    /// Whether the lane has running time left.
+    fn has_time(&self) -> bool {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        self.refill(&mut left);
+        left.0 > 0.0
+    }
+
+    /// Takes `ran` off the lane's time.
+    fn spend(&self, ran: Duration) {
+        let mut left = self.left.lock().unwrap_or_else(|e| e.into_inner());
+        self.refill(&mut left);
+        left.0 -= ran.as_secs_f64();
+    }
+}
+
+/// Seconds of the fast lane's share its bucket holds (a burst of at most this much).
+const BUCKET_SECS: f64 = 0.1;
+
+type BoxedWork<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// An invocation on the fast lane: polled there, timing each poll, until it ends, runs past
+/// its slice, or the lane's time runs out; then it moves to the low-priority threads (a future
+/// is a value: it goes on where it stopped).
+enum Lane<T: Send + 'static> {
+    Fast {
+        work: BoxedWork<T>,
+        ran: Duration,
+        clock: Arc<LaneClock>,
+        slice: Duration,
+        slow: tokio::runtime::Handle,
+    },
+    Moved(tokio::task::JoinHandle<T>),
+    Gone,
+}
+
+impl<T: Send + 'static> Future for Lane<T> {
+    type Output = Result<T, tokio::task::JoinError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        let this = &mut *self;
+        if let Lane::Fast {
+            work,
+            ran,
+            clock,
+            slice,
+            ..
+        } = this
+        {
+            let start = std::time::Instant::now();
+            let polled = work.as_mut().poll(cx);
+            let took = start.elapsed();
+            *ran += took;
+            clock.spend(took);
+            if let Poll::Ready(out) = polled {
+                *this = Lane::Gone;
+                return Poll::Ready(Ok(out));
+            }
+            if *ran < *slice && clock.has_time() {
+                return Poll::Pending;
+            }
+            if let Lane::Fast { work, slow, .. } = std::mem::replace(this, Lane::Gone) {
+                *this = Lane::Moved(slow.spawn(work));
+            }
+        }
+        match this {
+            Lane::Moved(handle) => std::pin::Pin::new(handle).poll(cx),
+            // Polled after it finished: a bug of the caller, answered as a cancelled task would be.
+            _ => Poll::Pending,
         }
     }
 }
@@ -446,6 +612,7 @@ mod tests {
             max_queued_per_app: 2,
             max_queued_per_owner: 3,
             max_queue_wait: Duration::from_secs(30),
+            fast_lane: None,
         }
     }
 
@@ -566,6 +733,60 @@ mod tests {
         );
         drop(held);
         assert_eq!(a.load(), ExecutorLoad::default());
+    }
+
+    /// Spins `ms` milliseconds on the thread (a guest's running time, not a sleep).
+    fn spin(ms: u64) {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(ms) {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// Work that runs in `steps` polls of `ms` each and names the thread of every poll.
+    async fn steps(steps: usize, ms: u64) -> Vec<String> {
+        let mut threads = Vec::new();
+        for _ in 0..steps {
+            spin(ms);
+            threads.push(std::thread::current().name().unwrap_or("").to_owned());
+            tokio::task::yield_now().await;
+        }
+        threads
+    }
+
+    fn with_lane(share: f64, slice_ms: u64) -> Executor {
+        let mut c = config(2);
+        c.fast_lane = Some(FastLane {
+            share,
+            slice: Duration::from_millis(slice_ms),
+        });
+        Executor::new(c).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_short_invocation_runs_on_the_fast_lane_and_a_long_one_moves_off_it() {
+        let ex = with_lane(1.0, 5);
+        let short = ex.run("a", None, || {}, steps(1, 1)).await.unwrap();
+        assert_eq!(short, ["minihost-guest-fast"]);
+        // Past its 5 ms slice it goes on, where it stopped, on the low-priority threads.
+        let long = ex.run("a", None, || {}, steps(6, 2)).await.unwrap();
+        assert_eq!(long.len(), 6);
+        assert_eq!(long[0], "minihost-guest-fast");
+        assert_eq!(long[5], "minihost-guest", "{long:?}");
+        assert_eq!(ex.load(), ExecutorLoad::default(), "slots freed");
+    }
+
+    #[tokio::test]
+    async fn a_spent_lane_sends_new_invocations_to_the_low_priority_threads() {
+        // A share of 0.001 holds 0.1 ms: one 3 ms poll spends it for ~3 s.
+        let ex = with_lane(0.001, 50);
+        let first = ex.run("a", None, || {}, steps(1, 3)).await.unwrap();
+        assert_eq!(first, ["minihost-guest-fast"]);
+        let next = ex.run("b", None, || {}, steps(1, 1)).await.unwrap();
+        assert_eq!(next, ["minihost-guest"]);
+        let without = Executor::new(config(2)).unwrap();
+        let none = without.run("a", None, || {}, steps(1, 1)).await.unwrap();
+        assert_eq!(none, ["minihost-guest"], "no lane configured");
     }
 
     impl Admission {

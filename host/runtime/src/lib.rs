@@ -52,7 +52,7 @@ pub use compile::{
     compile_worker_main,
 };
 pub use config::{DEFAULT_CACHE_MAX_BYTES, FUEL_PER_MS, Limits, RuntimeConfig};
-pub use executor::{ExecutorConfig, ExecutorLoad};
+pub use executor::{ExecutorConfig, ExecutorLoad, FastLane};
 pub use inspect::{ComponentInfo, InspectError, inspect};
 pub use invocation::{Extensions, Grant, Invocation, Scopes};
 pub use report::{CallOutcome, CapabilityCall, ErrorKind, InvocationReport, InvokeError, LogLine};

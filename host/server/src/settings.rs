@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use minihost::AppLimits;
 use minihost::platform::{RetentionOptions, WebhookOptions};
 use minihost_api::{ApiConfig, ConnectionLimits, ThrottleLimits};
-use minihost_runtime::{ExecutorConfig, Limits};
+use minihost_runtime::{ExecutorConfig, FastLane, Limits};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Duration;
@@ -175,6 +175,11 @@ pub struct SandboxSettings {
     pub guest_slots: usize,
     /// `idle` or `low` (see `serve --help`). Default `idle`.
     pub guest_priority: GuestPriority,
+    /// Share of one core that short invocations may use on the fast lane, a guest thread at
+    /// chat's own priority where each invocation spends its first 5 ms of running time (0
+    /// turns the lane off: every invocation waits for the `guest_priority` threads). Default
+    /// 0.25 (BENCHMARKS.md, "A fast lane for short invocations").
+    pub guest_fast_share: f64,
     /// The longest time budget any app gets, whatever its manifest asks. Default 2,000.
     pub max_app_timeout_ms: u64,
     /// Fuel (about one unit per wasm instruction) per millisecond of an app's time budget: the
@@ -198,6 +203,7 @@ impl Default for SandboxSettings {
             guest_threads: 0,
             guest_slots: 0,
             guest_priority: GuestPriority::Idle,
+            guest_fast_share: e.fast_lane.map_or(0.0, |l| l.share),
             max_app_timeout_ms: 2_000,
             fuel_per_ms: minihost_runtime::FUEL_PER_MS,
             max_calls: Limits::default().max_calls,
@@ -439,6 +445,10 @@ impl Settings {
             max_queued: s.max_queued.max(1),
             max_queued_per_app: s.max_queued_per_app.max(1),
             max_queued_per_owner: s.max_queued_per_owner.max(1),
+            fast_lane: (s.guest_fast_share > 0.0).then(|| FastLane {
+                share: s.guest_fast_share.min(1.0),
+                ..FastLane::default()
+            }),
             ..ExecutorConfig::default()
         };
         if s.guest_threads > 0 {
