@@ -70,6 +70,8 @@ fn options() -> NodeOptions {
         max_queued_per_app: 4,
         max_queued_per_owner: 12,
         max_queue_wait: Duration::from_secs(2),
+        // As `minihost serve` runs them: the loops start on the fast lane and leave it.
+        fast_lane: Some(minihost_runtime::FastLane::default()),
     });
     options.max_app_timeout = CAP;
     options
