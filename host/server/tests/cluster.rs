@@ -566,6 +566,102 @@ async fn sideload_echo(url: &str, token: &str, conv: &str, manifest_extra: &str)
     assert_eq!(r.0, 201, "{r:?}");
 }
 
+/// The echo app's replies in `conv`, by text.
+async fn echo_replies(url: &str, token: &str, conv: &str) -> Vec<String> {
+    let (_, history) = call(
+        reqwest::Method::GET,
+        format!("{url}/api/v1/conversations/{conv}/messages?after=0&limit=100"),
+        Some(token),
+        None,
+    )
+    .await;
+    history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["sender"]["id"] == "echo")
+        .filter_map(|m| m["content"]["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn an_app_uninstalled_on_one_node_stops_running_on_the_other() {
+    let Some(cluster) = Cluster::new().await else {
+        return;
+    };
+    let a = cluster.node();
+    let b = cluster.node();
+    sign_up(&a.url, "alice").await;
+    sign_up(&a.url, "bob").await;
+    let alice = developer(&cluster, &a.url, "alice").await;
+    let r = call(
+        reqwest::Method::POST,
+        format!("{}/api/v1/conversations", a.url),
+        Some(&alice),
+        Some(json!({"kind": "group", "title": "Lab", "members": ["bob"]})),
+    )
+    .await;
+    assert_eq!(r.0, 201, "{r:?}");
+    let lab = r.1["id"].as_str().unwrap().to_owned();
+    sideload_echo(&a.url, &alice, &lab, "").await;
+    // Node B runs it once: its dispatch cache now holds the install.
+    assert_eq!(say(&b.url, &alice, &lab, "/echo warm").await, 201);
+    let deadline = Instant::now() + PATIENCE;
+    while !echo_replies(&a.url, &alice, &lab)
+        .await
+        .contains(&"warm".to_owned())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the app never answered on node B"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        format!("{}/api/v1/conversations/{lab}/apps/echo", a.url),
+        Some(&alice),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let removed = Instant::now();
+    // Commands on node B from then on, each named by when it started (in ms after the removal).
+    let mut sent = Vec::new();
+    while removed.elapsed() < BOUND + Duration::from_millis(300) {
+        let at = removed.elapsed().as_millis();
+        assert_eq!(say(&b.url, &alice, &lab, &format!("/echo {at}")).await, 201);
+        sent.push(at);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    // Whatever ran has answered by now (a command runs in milliseconds).
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let replies = echo_replies(&a.url, &alice, &lab).await;
+    let ran: Vec<u128> = sent
+        .iter()
+        .copied()
+        .filter(|at| replies.contains(&at.to_string()))
+        .collect();
+    for at in &ran {
+        assert!(
+            *at < BOUND.as_millis(),
+            "a command started {at} ms after the uninstall still ran: {ran:?}"
+        );
+    }
+    assert!(
+        ran.len() < sent.len(),
+        "node B kept running the app: {ran:?}"
+    );
+    eprintln!(
+        "commands on the other node that still ran after the uninstall: {} of {} (last started {:?} ms after it)",
+        ran.len(),
+        sent.len(),
+        ran.last()
+    );
+    drop((a, b));
+    cluster.db.cleanup().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_consent_request_made_on_one_node_is_answered_on_the_other() {
     let Some(cluster) = Cluster::new().await else {
