@@ -15,7 +15,6 @@ mod idle;
 mod load;
 mod messages;
 mod payments;
-mod pg;
 mod report;
 mod send;
 mod setup;

@@ -11,7 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 
 use crate::child::{self, Server, Spec};
-use crate::pg::Database;
+use minihost_store::testing::TestDb as Database;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -148,8 +148,11 @@ impl Target {
             Db::Sqlite => None,
             Db::Postgres => {
                 check_loopback_db_url(&opts.pg_admin_url)?;
-                let db = Database::create(&opts.pg_admin_url).await?;
-                env.push(("DATABASE_URL".to_owned(), db.url.clone()));
+                let db = Database::postgres(&opts.pg_admin_url)
+                    .await
+                    .with_context(|| format!("creating a database on {}", opts.pg_admin_url))?;
+                let url = db.url().unwrap_or_default().to_owned();
+                env.push(("DATABASE_URL".to_owned(), url));
                 Some(db)
             }
         };
@@ -183,7 +186,7 @@ impl Target {
             Ok(s) => s,
             Err(e) => {
                 if let Some(db) = db {
-                    let _ = db.drop_now().await;
+                    let _ = db.cleanup().await;
                 }
                 return Err(e);
             }
@@ -254,7 +257,7 @@ impl Target {
             stopped = stopped.and(other);
         }
         if let Some(db) = self.db {
-            db.drop_now().await?;
+            db.cleanup().await?;
         }
         stopped
     }

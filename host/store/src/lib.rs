@@ -28,6 +28,7 @@ mod registry;
 mod retention;
 mod secrets;
 mod sessions;
+#[cfg(feature = "testing")]
 pub mod testing;
 mod throttles;
 mod timers;

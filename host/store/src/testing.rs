@@ -58,6 +58,14 @@ impl TestDb {
         })
     }
 
+    /// The PostgreSQL database's URL (`None` for SQLite).
+    pub fn url(&self) -> Option<&str> {
+        match &self.config {
+            StoreConfig::Url(url) => Some(url),
+            StoreConfig::Sqlite { .. } => None,
+        }
+    }
+
     /// Every backend configured for this run: SQLite, and PostgreSQL when available.
     pub async fn all() -> Result<Vec<Self>, StoreError> {
         let mut dbs = vec![Self::sqlite()?];
