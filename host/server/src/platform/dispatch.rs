@@ -589,7 +589,9 @@ fn invocation_record(
         }
     }
     InvocationRecord {
-        id: format!("inv_{}", minihost_core::ids::random_hex(10)),
+        // In creation order: the log's primary key grows at its end (one WAL page per batch of
+        // records, not one per record).
+        id: format!("inv_{}", minihost_core::ids::time_ordered_hex(6)),
         app_id: install.app_id.clone(),
         version: install.version.clone(),
         conversation: install.conversation.to_string(),
