@@ -238,12 +238,20 @@ impl Store {
 
     /// Removes a member; returns whether they were one.
     pub async fn remove_member(&self, id: &ConversationId, user: &UserId) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
         let n = sqlx::query("DELETE FROM members WHERE conversation_id = $1 AND user_id = $2")
             .bind(id.as_str())
             .bind(user.as_str())
-            .execute(&self.write_pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        // Their devices' delivery cursors there mean nothing any more.
+        sqlx::query("DELETE FROM delivery_cursors WHERE conversation_id = $1 AND user_id = $2")
+            .bind(id.as_str())
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(n == 1)
     }
 

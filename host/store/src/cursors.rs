@@ -3,6 +3,10 @@
 //! flush, [`COALESCE`] after the first pending ack; reading cursors flushes first, so a node
 //! always reads its own acks. A cursor only moves forward, and only for a conversation the user
 //! is a member of. An ack lost in a crash costs a re-delivery, nothing more.
+//!
+//! Bounded: a user keeps the cursors of at most [`MAX_DEVICES`] devices (the ones that
+//! acknowledged most recently; a client naming a new device on every connection cannot grow the
+//! table without end), and leaving a conversation drops its cursors.
 
 use crate::{Result, Store};
 use minihost_core::{ConversationId, UserId};
@@ -12,6 +16,10 @@ use std::time::Duration;
 
 /// How long the first pending ack waits for others before they are written together.
 const COALESCE: Duration = Duration::from_millis(250);
+
+/// Devices per user whose cursors are kept; acking from one more drops the cursors of the
+/// device that acknowledged least recently.
+pub const MAX_DEVICES: usize = 8;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CursorKey {
@@ -92,21 +100,39 @@ impl Store {
     }
 
     async fn write_acks(&self, batch: &HashMap<CursorKey, i64>) -> Result<()> {
+        let now = minihost_core::now_millis();
         let mut tx = self.begin_write().await?;
         for (key, seq) in batch {
             sqlx::query(
-                "INSERT INTO delivery_cursors (user_id, device, conversation_id, acked_seq)
-                 SELECT $1, $2, $3, $4
+                "INSERT INTO delivery_cursors (user_id, device, conversation_id, acked_seq,
+                                               updated_at)
+                 SELECT $1, $2, $3, $4, $5
                   WHERE EXISTS (SELECT 1 FROM members
                                  WHERE conversation_id = $3 AND user_id = $1)
                  ON CONFLICT (user_id, device, conversation_id) DO UPDATE
-                    SET acked_seq = excluded.acked_seq
+                    SET acked_seq = excluded.acked_seq, updated_at = excluded.updated_at
                   WHERE delivery_cursors.acked_seq < excluded.acked_seq",
             )
             .bind(&key.user)
             .bind(&key.device)
             .bind(&key.conversation)
             .bind(*seq)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let mut users: Vec<&str> = batch.keys().map(|k| k.user.as_str()).collect();
+        users.sort_unstable();
+        users.dedup();
+        for user in users {
+            // Every device but the MAX_DEVICES that acknowledged most recently.
+            sqlx::query(
+                "DELETE FROM delivery_cursors WHERE user_id = $1 AND device NOT IN
+                   (SELECT device FROM delivery_cursors WHERE user_id = $1
+                     GROUP BY device ORDER BY MAX(updated_at) DESC, device LIMIT $2)",
+            )
+            .bind(user)
+            .bind(i64::try_from(MAX_DEVICES).unwrap_or(i64::MAX))
             .execute(&mut *tx)
             .await?;
         }

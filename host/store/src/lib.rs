@@ -41,6 +41,7 @@ mod ws_tickets;
 pub use apps::{AppRecord, AppVersion, Install, InvocationRecord, VersionStatus};
 pub use budgets::{Budget, SendBucket};
 pub use conversations::{Conversation, ConversationSummary, Member};
+pub use cursors::MAX_DEVICES;
 pub use db::{Backend, Store, StoreConfig};
 pub use error::StoreError;
 pub use grants::GrantRecord;

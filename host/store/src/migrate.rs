@@ -85,6 +85,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "consent_requests",
         include_str!("../migrations/0020_consent_requests.sql"),
     ),
+    (
+        21,
+        "cursor_bounds",
+        include_str!("../migrations/0021_cursor_bounds.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

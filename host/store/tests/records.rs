@@ -180,6 +180,70 @@ async fn privacy_records_are_pruned_by_age_and_by_count_per_user() {
     }
 }
 
+/// A user keeps the cursors of their most recently acknowledging devices only, and leaving a
+/// conversation drops its cursors: a client that names a new device on every connection cannot
+/// grow the table without end.
+#[tokio::test]
+async fn delivery_cursors_are_bounded_per_user_and_dropped_with_the_membership() {
+    use minihost_store::MAX_DEVICES;
+    for db in TestDb::all().await.unwrap() {
+        let store = db.open(None).await.unwrap();
+        let alice = user(&store, "alice").await;
+        let bob = user(&store, "bob").await;
+        let g = store
+            .create_group(&bob.id, "g", std::slice::from_ref(&alice.id))
+            .await
+            .unwrap();
+        say(&store, &g.id, &bob, "hi").await;
+        let rows = |store: Store, who: User| async move {
+            tamper(
+                &store,
+                &format!(
+                    "UPDATE delivery_cursors SET acked_seq = acked_seq WHERE user_id = '{}'",
+                    who.id.as_str()
+                ),
+            )
+            .await
+            .unwrap()
+        };
+        // One device after another, each acknowledging (written before the next one's).
+        for d in 0..MAX_DEVICES + 3 {
+            store.ack_delivered(&alice.id, &format!("device-{d}"), &g.id, 1);
+            store.flush_acks().await.unwrap();
+            // A later millisecond for the next device, so "least recently" is well defined.
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        assert_eq!(
+            rows(store.clone(), alice.clone()).await,
+            MAX_DEVICES as u64,
+            "{}",
+            db.name
+        );
+        for d in 0..3 {
+            assert_eq!(
+                store
+                    .delivery_cursors(&alice.id, &format!("device-{d}"))
+                    .await
+                    .unwrap(),
+                vec![],
+                "{}: the oldest devices' cursors are gone",
+                db.name
+            );
+        }
+        assert_eq!(
+            store
+                .delivery_cursors(&alice.id, &format!("device-{}", MAX_DEVICES + 2))
+                .await
+                .unwrap(),
+            vec![(g.id.clone(), 1)]
+        );
+        assert!(store.remove_member(&g.id, &alice.id).await.unwrap());
+        assert_eq!(rows(store.clone(), alice.clone()).await, 0, "{}", db.name);
+        store.close().await;
+        db.cleanup().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn delivery_cursors_only_move_forward_for_members_and_bound_unread_counts() {
     for db in TestDb::all().await.unwrap() {
