@@ -57,21 +57,33 @@ impl SendBucket<'_> {
     /// Stores the bucket's row: `$1` app, `$2` conversation, `$3` tokens, `$4` time, `$5` user
     /// (replies).
     fn upsert_sql(&self) -> String {
+        self.upsert_rows_sql(1)
+    }
+
+    /// Stores `rows` rows of this bucket's table, each bound as [`Self::upsert_sql`]'s one.
+    fn upsert_rows_sql(&self, rows: usize) -> String {
         let (_, _, keys, _) = self.sql("");
-        let insert = match self {
-            SendBucket::Unsolicited { .. } => {
-                "INSERT INTO send_budgets (app_id, conversation_id, milli_tokens, updated_at)
-                 VALUES ($1, $2, $3, $4)"
-            }
-            SendBucket::Reply { .. } => {
+        let (head, per) = match self {
+            SendBucket::Unsolicited { .. } => (
+                "INSERT INTO send_budgets (app_id, conversation_id, milli_tokens, updated_at)",
+                4,
+            ),
+            SendBucket::Reply { .. } => (
                 "INSERT INTO reply_budgets
-                        (app_id, conversation_id, milli_tokens, updated_at, user_id)
-                 VALUES ($1, $2, $3, $4, $5)"
-            }
+                        (app_id, conversation_id, milli_tokens, updated_at, user_id)",
+                5,
+            ),
         };
+        let values: Vec<String> = (0..rows)
+            .map(|i| {
+                let p: Vec<String> = (1..=per).map(|j| format!("${}", i * per + j)).collect();
+                format!("({})", p.join(", "))
+            })
+            .collect();
         format!(
-            "{insert} ON CONFLICT ({keys})
-             DO UPDATE SET milli_tokens = excluded.milli_tokens, updated_at = excluded.updated_at"
+            "{head} VALUES {} ON CONFLICT ({keys})
+             DO UPDATE SET milli_tokens = excluded.milli_tokens, updated_at = excluded.updated_at",
+            values.join(", ")
         )
     }
 
@@ -179,6 +191,162 @@ pub(crate) async fn take_in(
     }
     q.execute(&mut **tx).await?;
     Ok(Some(left / 1000))
+}
+
+/// A bucket of [`take_all_in`]: its app, itself, and its row (tokens, time) once read.
+type Taker<'a> = (&'a str, SendBucket<'a>, Option<(i64, i64)>);
+
+/// Buckets per statement of [`take_all_in`] (each binds at most five values).
+const BUCKETS_PER_STATEMENT: usize = 100;
+
+/// One token per entry of `takes` (app, bucket, capacity, per minute), taken in the order
+/// given (the writer's: by lock key, then batch order), inside `tx`; whether each got one.
+/// The same decisions as [`take_in`] once per entry, in a fixed number of statements however
+/// many there are: on PostgreSQL one to lock every bucket (in key order), then per bucket table
+/// one to read the rows and one to write the changed ones back (a round trip per reply in a
+/// batch of app replies was three).
+pub(crate) async fn take_all_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    takes: &[(&str, SendBucket<'_>, i64, i64)],
+) -> Result<Vec<bool>> {
+    use std::collections::BTreeMap;
+    let now = minihost_core::now_millis();
+    // Each bucket once, by lock key: (app, bucket, its row).
+    let mut buckets: BTreeMap<String, Taker<'_>> = BTreeMap::new();
+    for (app, bucket, _, _) in takes {
+        buckets
+            .entry(bucket.sql(app).3)
+            .or_insert((*app, *bucket, None));
+    }
+    let keys: Vec<String> = buckets.keys().cloned().collect();
+    // A row read back names its bucket by its columns.
+    let by_columns: std::collections::HashMap<(&str, &str, Option<&str>), String> = takes
+        .iter()
+        .map(|(app, bucket, _, _)| {
+            (
+                (*app, bucket.conversation(), bucket.user()),
+                bucket.sql(app).3,
+            )
+        })
+        .collect();
+    if backend == Backend::Postgres {
+        for chunk in keys.chunks(BUCKETS_PER_STATEMENT) {
+            let values: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i})")).collect();
+            let sql = format!(
+                "SELECT pg_advisory_xact_lock(hashtext(k)) FROM (VALUES {}) AS t(k) ORDER BY k",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for k in chunk {
+                q = q.bind(k.as_str());
+            }
+            q.execute(&mut **tx).await?;
+        }
+    }
+    // The rows, per table.
+    for replies in [false, true] {
+        let wanted: Vec<String> = buckets
+            .iter()
+            .filter(|(_, (_, b, _))| b.user().is_some() == replies)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for chunk in wanted.chunks(BUCKETS_PER_STATEMENT) {
+            let (table, cols, per) = if replies {
+                ("reply_budgets", "app_id, conversation_id, user_id", 3)
+            } else {
+                (
+                    "send_budgets",
+                    "app_id, conversation_id, CAST(NULL AS TEXT)",
+                    2,
+                )
+            };
+            let cond: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p = i * per;
+                    if replies {
+                        format!(
+                            "(app_id = ${} AND conversation_id = ${} AND user_id = ${})",
+                            p + 1,
+                            p + 2,
+                            p + 3
+                        )
+                    } else {
+                        format!("(app_id = ${} AND conversation_id = ${})", p + 1, p + 2)
+                    }
+                })
+                .collect();
+            let sql = format!(
+                "SELECT {cols}, milli_tokens, updated_at FROM {table} WHERE {}",
+                cond.join(" OR ")
+            );
+            let mut q =
+                sqlx::query_as::<_, (String, String, Option<String>, i64, i64)>(AssertSqlSafe(sql));
+            for key in chunk {
+                let (app, bucket, _) = &buckets[key];
+                q = q.bind(*app).bind(bucket.conversation());
+                if let Some(user) = bucket.user() {
+                    q = q.bind(user);
+                }
+            }
+            let found = q.fetch_all(&mut **tx).await?;
+            for (app, conversation, user, milli, at) in found {
+                let key = by_columns
+                    .get(&(app.as_str(), conversation.as_str(), user.as_deref()))
+                    .cloned();
+                if let Some(entry) = key.and_then(|k| buckets.get_mut(&k)) {
+                    entry.2 = Some((milli, at));
+                }
+            }
+        }
+    }
+    // The decisions, in the order given.
+    let mut changed: BTreeMap<String, i64> = BTreeMap::new();
+    let mut taken = Vec::with_capacity(takes.len());
+    for (app, bucket, capacity, per_minute) in takes {
+        let key = bucket.sql(app).3;
+        let Some(entry) = buckets.get_mut(&key) else {
+            taken.push(false);
+            continue;
+        };
+        match after_taking_one(current(entry.2, now, *capacity, *per_minute)) {
+            Some(left) => {
+                entry.2 = Some((left, now));
+                changed.insert(key, left);
+                taken.push(true);
+            }
+            None => taken.push(false),
+        }
+    }
+    // The changed rows back, per table.
+    for replies in [false, true] {
+        let rows: Vec<(&str, SendBucket<'_>, i64)> = changed
+            .iter()
+            .filter_map(|(k, left)| {
+                let (app, bucket, _) = buckets.get(k)?;
+                (bucket.user().is_some() == replies).then_some((*app, *bucket, *left))
+            })
+            .collect();
+        for chunk in rows.chunks(BUCKETS_PER_STATEMENT) {
+            let Some((_, first, _)) = chunk.first() else {
+                continue;
+            };
+            let sql = first.upsert_rows_sql(chunk.len());
+            let mut q = sqlx::query(AssertSqlSafe(sql));
+            for (app, bucket, left) in chunk {
+                q = q
+                    .bind(*app)
+                    .bind(bucket.conversation())
+                    .bind(*left)
+                    .bind(now);
+                if let Some(user) = bucket.user() {
+                    q = q.bind(user);
+                }
+            }
+            q.execute(&mut **tx).await?;
+        }
+    }
+    Ok(taken)
 }
 
 /// [`take_in`] on the SQLite message writer's own connection (SQLite's write lock, held by

@@ -558,16 +558,28 @@ async fn commit_in(
     }
 
     // 2. Send budgets: a message whose bucket is empty ends here, unstored.
-    for i in budgeted(batch, &outcomes, &same_as) {
-        let m = batch[i];
-        if let Some(b) = &m.budget {
-            let bucket = b.bucket(m.conversation.as_str());
-            let taken =
-                crate::budgets::take_in(tx, backend, &b.app, bucket, b.capacity, b.per_minute)
-                    .await?;
-            if taken.is_none() {
-                outcomes[i] = Some(Err(StoreError::BudgetExceeded));
-            }
+    // All of the batch's buckets in a fixed number of statements (`take_all_in`).
+    let takers: Vec<usize> = budgeted(batch, &outcomes, &same_as)
+        .into_iter()
+        .filter(|i| batch[*i].budget.is_some())
+        .collect();
+    let takes: Vec<_> = takers
+        .iter()
+        .filter_map(|i| {
+            let m = batch[*i];
+            let b = m.budget.as_ref()?;
+            Some((
+                b.app.as_str(),
+                b.bucket(m.conversation.as_str()),
+                b.capacity,
+                b.per_minute,
+            ))
+        })
+        .collect();
+    let taken = crate::budgets::take_all_in(tx, backend, &takes).await?;
+    for (i, got) in takers.iter().zip(taken) {
+        if !got {
+            outcomes[*i] = Some(Err(StoreError::BudgetExceeded));
         }
     }
 
