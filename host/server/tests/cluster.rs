@@ -470,18 +470,7 @@ async fn an_app_reply_budget_holds_across_nodes() {
     cluster.extra = vec!["--config".into(), file.display().to_string()];
     let a = cluster.node();
     let b = cluster.node();
-    sign_up(&a.url, "alice").await;
-    sign_up(&a.url, "bob").await;
-    let alice = developer(&cluster, &a.url, "alice").await;
-    let r = call(
-        reqwest::Method::POST,
-        format!("{}/api/v1/conversations", a.url),
-        Some(&alice),
-        Some(json!({"kind": "group", "title": "Lab", "members": ["bob"]})),
-    )
-    .await;
-    let lab = r.1["id"].as_str().unwrap().to_owned();
-    sideload_echo(&a.url, &alice, &lab, "").await;
+    let (alice, lab) = lab_with_echo(&cluster, &a.url).await;
     let started = Instant::now();
     const COMMANDS: usize = 8;
     for i in 0..COMMANDS {
@@ -547,6 +536,25 @@ async fn developer(cluster: &Cluster, url: &str, name: &str) -> String {
     sign_in(url, name).await
 }
 
+/// Alice (a developer) and Bob in a group "Lab" with the echo example sideloaded, through the
+/// node at `url`: Alice's session token and the group's id.
+async fn lab_with_echo(cluster: &Cluster, url: &str) -> (String, String) {
+    sign_up(url, "alice").await;
+    sign_up(url, "bob").await;
+    let alice = developer(cluster, url, "alice").await;
+    let r = call(
+        reqwest::Method::POST,
+        format!("{url}/api/v1/conversations"),
+        Some(&alice),
+        Some(json!({"kind": "group", "title": "Lab", "members": ["bob"]})),
+    )
+    .await;
+    assert_eq!(r.0, 201, "{r:?}");
+    let lab = r.1["id"].as_str().unwrap().to_owned();
+    sideload_echo(url, &alice, &lab, "").await;
+    (alice, lab)
+}
+
 /// Sideloads the echo example (with `manifest_extra` before its commands) into `conv`.
 async fn sideload_echo(url: &str, token: &str, conv: &str, manifest_extra: &str) {
     use base64::Engine;
@@ -591,19 +599,7 @@ async fn an_app_uninstalled_on_one_node_stops_running_on_the_other() {
     };
     let a = cluster.node();
     let b = cluster.node();
-    sign_up(&a.url, "alice").await;
-    sign_up(&a.url, "bob").await;
-    let alice = developer(&cluster, &a.url, "alice").await;
-    let r = call(
-        reqwest::Method::POST,
-        format!("{}/api/v1/conversations", a.url),
-        Some(&alice),
-        Some(json!({"kind": "group", "title": "Lab", "members": ["bob"]})),
-    )
-    .await;
-    assert_eq!(r.0, 201, "{r:?}");
-    let lab = r.1["id"].as_str().unwrap().to_owned();
-    sideload_echo(&a.url, &alice, &lab, "").await;
+    let (alice, lab) = lab_with_echo(&cluster, &a.url).await;
     // Node B runs it once: its dispatch cache now holds the install.
     assert_eq!(say(&b.url, &alice, &lab, "/echo warm").await, 201);
     let deadline = Instant::now() + PATIENCE;

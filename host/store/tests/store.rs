@@ -699,30 +699,20 @@ async fn hot_reads_follow_every_write_at_once() {
             names(&store.installs_hot(&g.id).await.unwrap()),
             ["Echo Two:false"]
         );
-        store
-            .set_release("echo", "1.0.0", 100, "dev")
-            .await
-            .unwrap()
-            .unwrap();
-        let hot = store.installs_hot(&g.id).await.unwrap();
-        assert_eq!(
-            hot[0].release.stable.as_deref(),
-            Some("1.0.0"),
-            "{}",
-            db.name
-        );
-        store
-            .set_release("echo", "1.1.0", 100, "dev")
-            .await
-            .unwrap()
-            .unwrap();
-        let hot = store.installs_hot(&g.id).await.unwrap();
-        assert_eq!(
-            hot[0].release.stable.as_deref(),
-            Some("1.1.0"),
-            "{}",
-            db.name
-        );
+        for released in ["1.0.0", "1.1.0"] {
+            store
+                .set_release("echo", released, 100, "dev")
+                .await
+                .unwrap()
+                .unwrap();
+            let hot = store.installs_hot(&g.id).await.unwrap();
+            assert_eq!(
+                hot[0].release.stable.as_deref(),
+                Some(released),
+                "{}",
+                db.name
+            );
+        }
         assert!(store.suspend_app("echo", "abuse", "admin").await.unwrap());
         assert_eq!(
             names(&store.installs_hot(&g.id).await.unwrap()),
