@@ -37,7 +37,7 @@ pub use health::Readiness;
 pub use limits::{ConnectionLimits, ThrottleLimits};
 pub use openapi::document as openapi_document;
 pub use platform::{ActionInput, AppPlatform, BoxFuture, Finding, OPEN_PANEL, Sideloaded};
-pub use state::{ApiConfig, AppState, publish_hook};
+pub use state::{ApiConfig, AppParts, AppState, publish_hook};
 pub use throttle::Guards;
 
 use axum::Router;

@@ -51,9 +51,28 @@ impl Default for ApiConfig {
     }
 }
 
-/// State shared by all handlers. Cheap to clone.
+/// State shared by all handlers. Cheap to clone: one shared [`AppParts`] (axum clones the state
+/// for every extractor and middleware of every request; cloning each part apart took a few
+/// dozen atomic operations each time).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+impl From<AppParts> for AppState {
+    fn from(parts: AppParts) -> Self {
+        AppState(Arc::new(parts))
+    }
+}
+
+/// What an [`AppState`] holds.
+pub struct AppParts {
     /// The database.
     pub store: Store,
     /// This node's subscriptions.

@@ -8,7 +8,7 @@ pub mod simulate;
 pub mod web;
 
 use anyhow::Context;
-use minihost_api::{ApiConfig, AppState, publish_hook};
+use minihost_api::{ApiConfig, AppParts, AppState, publish_hook};
 pub use minihost_appsvc::AppLimits;
 use minihost_appsvc::AppServices;
 use minihost_broker::service::{Broker, BrokerConfig};
@@ -227,7 +227,7 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
     let readiness = Arc::new(minihost_api::Readiness::new(parts.cluster.clone().map(
         |c| -> minihost_api::health::BrokerProbe { Arc::new(move || c.connected()) },
     )));
-    let state = AppState {
+    let state = AppState::from(AppParts {
         store: parts.store.clone(),
         hub: parts.hub.clone(),
         fanout: parts.fanout,
@@ -244,7 +244,7 @@ pub async fn start(options: NodeOptions) -> anyhow::Result<Node> {
         platform: Some(Arc::new(parts.platform)),
         broker: parts.broker.clone(),
         app_services: parts.svc,
-    };
+    });
     let app = web::router().merge(minihost_api::router(state));
     let addr = listener.local_addr().context("reading the bound address")?;
     let (stop, stopped) = oneshot::channel::<()>();

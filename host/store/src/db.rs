@@ -48,9 +48,24 @@ pub(crate) async fn lock_key(
     Ok(())
 }
 
-/// The handle every other crate uses to read and write state. Cheap to clone.
+/// The handle every other crate uses to read and write state. Cheap to clone: one shared
+/// [`Parts`] (a request clones the API's state, and with it the store, several times; cloning
+/// each pool, writer handle and cache apart took a few dozen atomic operations each time).
 #[derive(Clone)]
 pub struct Store {
+    parts: std::sync::Arc<Parts>,
+}
+
+impl std::ops::Deref for Store {
+    type Target = Parts;
+
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
+}
+
+/// What a [`Store`] holds.
+pub struct Parts {
     /// Reads (and, on PostgreSQL, writes).
     pub(crate) pool: AnyPool,
     /// Writes outside the message writer. On an SQLite file: ONE connection, so this node's
@@ -145,13 +160,15 @@ impl Store {
         )?;
         let payment_writer = PaymentWriter::start(write_pool.clone(), backend);
         Ok(Store {
-            write_pool,
-            pool,
-            backend,
-            writer,
-            payment_writer,
-            acks: std::sync::Arc::default(),
-            hot: std::sync::Arc::default(),
+            parts: std::sync::Arc::new(Parts {
+                write_pool,
+                pool,
+                backend,
+                writer,
+                payment_writer,
+                acks: std::sync::Arc::default(),
+                hot: std::sync::Arc::default(),
+            }),
         })
     }
 
