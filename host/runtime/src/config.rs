@@ -12,7 +12,7 @@ use crate::compile::CompileConfig;
 /// work even when the epoch thread that enforces deadlines gets no CPU; this rate is about twice
 /// what a tight wasm loop burns per millisecond on the benchmark machine (BENCHMARKS.md,
 /// "Fuel"), so the deadline stays the usual bound and fuel the backstop.
-pub const FUEL_PER_MS: u64 = 20_000_000;
+pub const FUEL_PER_MS: u64 = 40_000_000;
 
 /// Bounds applied to one invocation's store. The defaults suit a chat reply: 32 MiB of memory,
 /// 200 ms of wall time, fuel for that time ([`FUEL_PER_MS`]), 1 000 capability calls.

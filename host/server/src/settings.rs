@@ -178,13 +178,14 @@ pub struct SandboxSettings {
     /// Share of one core that short invocations may use on the fast lane, a guest thread at
     /// chat's own priority where each invocation spends its first 5 ms of running time (0
     /// turns the lane off: every invocation waits for the `guest_priority` threads). Default
-    /// 0.25 (BENCHMARKS.md, "A fast lane for short invocations").
+    /// 0.25 (BENCHMARKS.md, "App commands off the read pool, and a fast lane for short
+    /// invocations").
     pub guest_fast_share: f64,
     /// The longest time budget any app gets, whatever its manifest asks. Default 2,000.
     pub max_app_timeout_ms: u64,
     /// Fuel (about one unit per wasm instruction) per millisecond of an app's time budget: the
     /// bound on an invocation's work when the epoch thread that enforces deadlines is starved.
-    /// Default 20,000,000 (see BENCHMARKS.md, "Fuel").
+    /// Default 40,000,000 (see BENCHMARKS.md, "Fuel").
     pub fuel_per_ms: u64,
     /// Capability calls one invocation may make. Default 1,000.
     pub max_calls: u32,
