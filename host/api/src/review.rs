@@ -286,6 +286,10 @@ pub(crate) async fn unsuspend(
     if !state.store.lift_suspension(&app, "lifted", &actor).await? {
         return Err(ApiError::NotFound("suspension of that app"));
     }
+    // Other nodes' dispatch caches still hold the app as suspended (this node's store forgot).
+    state
+        .fanout
+        .invalidate(minihost_hub::Invalidation::AppChanged { app });
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -136,8 +136,9 @@ pub enum Invalidation {
         /// The app id.
         app: String,
     },
-    /// An app's versions or release changed (a version stored or replaced, a release, a
-    /// rollback): what a node remembers of its versions is dropped.
+    /// An app's versions, release or suspension changed (a version stored or replaced, a
+    /// release, a rollback, a lifted suspension): what a node remembers of its versions and
+    /// installs is dropped.
     AppChanged {
         /// The app id.
         app: String,
