@@ -58,9 +58,10 @@ pub struct ExecutorConfig {
 ///
 /// On a saturated machine the low-priority guest threads get almost no CPU (that is their
 /// point: a looping app cannot slow chat down), so even an app that answers in 0.1 ms waited
-/// for a core and its users' commands were refused as `busy` (BENCHMARKS.md, "A fast lane for
-/// short invocations"). The fast lane gives such invocations an ordinary thread, bounded twice:
-/// each invocation keeps it for at most `slice` of running time, and the lane as a whole spends
+/// for a core and its users' commands were refused as `busy` (BENCHMARKS.md, "App commands off
+/// the read pool, and a fast lane for short invocations"). The fast lane gives such invocations
+/// an ordinary thread, bounded twice: each invocation keeps it for at most `slice` of running
+/// time (the wall time of its polls there), and the lane as a whole spends
 /// at most `share` of one core (a token bucket holding a tenth of a second of it); while the
 /// lane's time is spent, invocations start on the low-priority threads as before. A storm of
 /// looping apps therefore costs chat at most `share` of a core.
