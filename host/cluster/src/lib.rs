@@ -13,6 +13,8 @@
 
 mod fanout;
 pub mod subject;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod wire;
 
 pub use fanout::NatsFanout;

@@ -5,6 +5,7 @@
 //! own; each is skipped, saying why, when it has none.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use minihost_cluster::testing::OwnNats;
 use minihost_cluster::{Cluster, NatsOptions};
 use minihost_core::{ConversationId, UserId};
 use minihost_hub::{Event, Invalidation, LocalHub, Subscriber, Topic};
@@ -100,74 +101,12 @@ async fn events_and_invalidations_cross_nodes_once() {
     assert!(one.connected() && two.connected());
 }
 
-/// A `nats-server` of this test's own on a free port, to stop and start.
-struct OwnNats {
-    bin: std::path::PathBuf,
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnNats {
-    fn start() -> Option<OwnNats> {
-        let bin = std::env::var_os("PATH")
-            .into_iter()
-            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .chain([std::path::PathBuf::from("/usr/sbin")])
-            .map(|dir| dir.join("nats-server"))
-            .find(|p| p.is_file());
-        let Some(bin) = bin else {
-            eprintln!("skipped: no nats-server binary to restart (apt-get install nats-server)");
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut nats = OwnNats {
-            bin,
-            port,
-            child: None,
-        };
-        nats.up();
-        Some(nats)
-    }
-
-    fn up(&mut self) {
-        let child = std::process::Command::new(&self.bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for OwnNats {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
-
 #[tokio::test]
 async fn a_node_whose_nats_restarts_resyncs_and_drops_its_caches() {
     let Some(mut nats) = OwnNats::start() else {
         return;
     };
-    let url = format!("nats://127.0.0.1:{}", nats.port);
+    let url = nats.url();
     let (hub, cluster, seen) = node(&url, &prefix()).await;
     let mut sub = hub.subscriber();
     assert!(cluster.connected());
@@ -180,7 +119,7 @@ async fn a_node_whose_nats_restarts_resyncs_and_drops_its_caches() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    nats.up();
+    nats.up().unwrap();
     assert!(matches!(next(&mut sub).await, Event::Resync));
     assert!(cluster.connected());
     assert_eq!(*seen.lock().unwrap(), vec![Invalidation::Everything]);

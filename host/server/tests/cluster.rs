@@ -18,6 +18,7 @@ mod common;
 
 use common::{Server, spawn_with};
 use futures_util::{SinkExt, StreamExt};
+use minihost_cluster::testing::OwnNats;
 use minihost_store::testing::TestDb;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -899,73 +900,6 @@ async fn a_websocket_ticket_from_one_node_opens_one_socket_on_any() {
     cluster.db.cleanup().await.unwrap();
 }
 
-/// A `nats-server` of this test's own on a free port, so that it can be stopped and started
-/// again; `None` (and why) when the binary is not installed.
-struct OwnNats {
-    bin: std::path::PathBuf,
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnNats {
-    fn start() -> Option<OwnNats> {
-        let bin = std::env::var_os("PATH")
-            .into_iter()
-            .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-            .chain([std::path::PathBuf::from("/usr/sbin")])
-            .map(|dir| dir.join("nats-server"))
-            .find(|p| p.is_file());
-        let Some(bin) = bin else {
-            eprintln!("skipped: no nats-server binary to restart (apt-get install nats-server)");
-            return None;
-        };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut nats = OwnNats {
-            bin,
-            port,
-            child: None,
-        };
-        nats.up();
-        Some(nats)
-    }
-
-    fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
-    }
-
-    fn up(&mut self) {
-        let child = std::process::Command::new(&self.bin)
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "nats-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn down(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-        }
-    }
-}
-
-impl Drop for OwnNats {
-    fn drop(&mut self) {
-        self.down();
-    }
-}
-
 #[tokio::test]
 async fn delivery_resumes_with_no_gap_after_nats_restarts() {
     let Some(mut cluster) = Cluster::new().await else {
@@ -996,7 +930,7 @@ async fn delivery_resumes_with_no_gap_after_nats_restarts() {
             201
         );
     }
-    nats.up();
+    nats.up().unwrap();
     // What was sent meanwhile reaches Bob with no further message (NATS clients resend what
     // they buffered, and the nodes resync when they reconnect); then live delivery goes on.
     seen.extend(bob_ws.messages(3).await);
