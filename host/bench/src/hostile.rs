@@ -690,6 +690,7 @@ mod tests {
                 drain_timeout: 1.0,
                 ack_every: 0,
                 setup_workers: 1,
+                idempotency_keys: false,
             },
             rate: 1.0,
             apps: 2,

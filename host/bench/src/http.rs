@@ -51,6 +51,18 @@ impl Conn {
         auth: Option<&str>,
         body: Option<&[u8]>,
     ) -> Result<Response<'_>> {
+        self.request_keyed(method, path, auth, body, None).await
+    }
+
+    /// [`Conn::request`] with an `Idempotency-Key` header when `key` is given.
+    pub async fn request_keyed(
+        &mut self,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<&[u8]>,
+        key: Option<&str>,
+    ) -> Result<Response<'_>> {
         if self.closing {
             *self = Conn::connect(self.addr).await?;
         }
@@ -65,6 +77,9 @@ impl Conn {
         )?;
         if let Some(auth) = auth {
             write!(self.out, "Authorization: {auth}\r\n")?;
+        }
+        if let Some(key) = key {
+            write!(self.out, "Idempotency-Key: {key}\r\n")?;
         }
         if let Some(body) = body {
             write!(

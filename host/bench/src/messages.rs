@@ -83,6 +83,10 @@ pub struct ChatOpts {
     /// Concurrent sign-ups during setup.
     #[arg(long, default_value_t = 4)]
     pub setup_workers: usize,
+    /// Every send carries a unique `Idempotency-Key` header, as a client that retries safely
+    /// sends (the server then checks each key before storing)
+    #[arg(long)]
+    pub idempotency_keys: bool,
 }
 
 impl ChatOpts {
@@ -128,6 +132,12 @@ fn shared(
         rate,
         senders,
         commands: answers.is_some(),
+        idempotency_keys: o.idempotency_keys.then(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            format!("k{nanos:x}")
+        }),
         answers: answers.unwrap_or_default(),
     })
 }

@@ -48,6 +48,9 @@ pub struct Shared {
     pub senders: usize,
     /// Send `/echo` commands instead of plain messages.
     pub commands: bool,
+    /// Every send carries a unique `Idempotency-Key` (as a client that retries safely sends):
+    /// this prefix (unique per phase), the sender and its attempt.
+    pub idempotency_keys: Option<String>,
     /// Per user (commands only): told when the app answered the user's command; a closed-loop
     /// sender waits for it before its next send, as a person waits for the app.
     pub answers: Vec<Arc<Notify>>,
@@ -176,9 +179,19 @@ pub async fn run(
         turn += 1;
         stats.attempted += 1;
         text::write_body(&mut body, sent_us, slot.user, shared.commands);
+        let key = shared
+            .idempotency_keys
+            .as_ref()
+            .map(|prefix| format!("{prefix}-{index}-{}", stats.attempted));
         let outcome = tokio::time::timeout(
             REQUEST_TIMEOUT,
-            c.request("POST", &slot.path, Some(&slot.auth), Some(&body)),
+            c.request_keyed(
+                "POST",
+                &slot.path,
+                Some(&slot.auth),
+                Some(&body),
+                key.as_deref(),
+            ),
         )
         .await;
         let now = clock.now_us();

@@ -499,6 +499,63 @@ async fn idempotency_key_returns_the_first_message() {
     });
 }
 
+/// Retries of several stored messages and new keyed messages in the same batches: each retry
+/// gets its own first message back (the writer looks the keys up together), each new one is
+/// stored once.
+#[tokio::test]
+async fn many_keys_in_one_batch_each_find_their_own_message() {
+    on_every_backend!(|store, db| {
+        let a = user(&store, "alice").await;
+        let b = user(&store, "bob").await;
+        let (conv, _) = store.open_direct(&a.id, &b.id).await.unwrap();
+        let mut first = std::collections::HashMap::new();
+        for i in 0..6 {
+            let who = if i % 2 == 0 { &a } else { &b };
+            let key = format!("k{i}");
+            let m = store
+                .append(text(&conv.id, who, &format!("m{i}"), Some(&key)))
+                .await
+                .unwrap();
+            first.insert(key, m.message.id);
+        }
+        let mut tasks = Vec::new();
+        for i in 0..12 {
+            let who = if i % 2 == 0 { a.clone() } else { b.clone() };
+            let (store, conv) = (store.clone(), conv.id.clone());
+            tasks.push(tokio::spawn(async move {
+                let key = format!("k{i}");
+                let sent = store
+                    .append(text(&conv, &who, &format!("m{i}"), Some(&key)))
+                    .await
+                    .unwrap();
+                (key, sent)
+            }));
+        }
+        for t in tasks {
+            let (key, sent) = t.await.unwrap();
+            match first.get(&key) {
+                Some(id) => {
+                    assert!(sent.duplicate, "{}: {key}", db.name);
+                    assert_eq!(&sent.message.id, id, "{}: {key}", db.name);
+                }
+                None => assert!(!sent.duplicate, "{}: {key}", db.name),
+            }
+        }
+        let all = store
+            .history(
+                &conv.id,
+                HistoryQuery {
+                    before: None,
+                    after: Some(0),
+                    limit: 100,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 12, "{}", db.name);
+    });
+}
+
 #[tokio::test]
 async fn concurrent_retries_with_one_key_and_different_bodies_store_one_message() {
     on_every_backend!(|store, db| {
