@@ -817,7 +817,10 @@ async fn a_node_killed_with_sigkill_and_restarted_loses_nothing() {
     a.child.kill().unwrap(); // SIGKILL
     a.child.wait().unwrap();
     let acked = burst.await.unwrap();
-    assert!(acked.len() >= 5, "{acked:?}");
+    // Bob saw five, so the burst was under way: the sender sends one at a time, so the first
+    // four were acknowledged; the fifth's answer may have lost the race with its delivery
+    // through the other node and the kill (seen once: four acks).
+    assert!(acked.len() >= 4, "{acked:?}");
 
     // A successor of A joins: B's sessions resync, so whatever A committed reaches Bob, even
     // what A died before publishing. Then a message through the new A arrives live.
