@@ -439,6 +439,24 @@ async fn concurrent_senders_get_gapless_unique_seqs() {
     });
 }
 
+/// The first hundred messages of a conversation.
+async fn first_hundred(
+    store: &minihost_store::Store,
+    conv: &minihost_core::ConversationId,
+) -> Vec<minihost_core::Message> {
+    store
+        .history(
+            conv,
+            HistoryQuery {
+                before: None,
+                after: Some(0),
+                limit: 100,
+            },
+        )
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn idempotency_key_returns_the_first_message() {
     on_every_backend!(|store, db| {
@@ -483,17 +501,7 @@ async fn idempotency_key_returns_the_first_message() {
             ids.insert(t.await.unwrap().message.id);
         }
         assert_eq!(ids.len(), 1, "{}", db.name);
-        let all = store
-            .history(
-                &conv.id,
-                HistoryQuery {
-                    before: None,
-                    after: Some(0),
-                    limit: 100,
-                },
-            )
-            .await
-            .unwrap();
+        let all = first_hundred(&store, &conv.id).await;
         assert_eq!(all.len(), 3);
         assert_eq!(all.iter().map(|m| m.seq).collect::<Vec<_>>(), vec![1, 2, 3]);
     });
@@ -541,17 +549,7 @@ async fn many_keys_in_one_batch_each_find_their_own_message() {
                 None => assert!(!sent.duplicate, "{}: {key}", db.name),
             }
         }
-        let all = store
-            .history(
-                &conv.id,
-                HistoryQuery {
-                    before: None,
-                    after: Some(0),
-                    limit: 100,
-                },
-            )
-            .await
-            .unwrap();
+        let all = first_hundred(&store, &conv.id).await;
         assert_eq!(all.len(), 12, "{}", db.name);
     });
 }
@@ -587,17 +585,7 @@ async fn concurrent_retries_with_one_key_and_different_bodies_store_one_message(
         assert_eq!(stored.len(), 1, "{}", db.name);
         assert_eq!(winners.len(), 1, "{}", db.name);
         assert_eq!(refused, 10, "{}", db.name);
-        let all = store
-            .history(
-                &conv.id,
-                HistoryQuery {
-                    before: None,
-                    after: Some(0),
-                    limit: 100,
-                },
-            )
-            .await
-            .unwrap();
+        let all = first_hundred(&store, &conv.id).await;
         assert_eq!(all.len(), 1, "{}", db.name);
     });
 }
