@@ -559,23 +559,16 @@ async fn commit_in(
 
     // 2. Send budgets: a message whose bucket is empty ends here, unstored.
     // All of the batch's buckets in a fixed number of statements (`take_all_in`).
-    let takers: Vec<usize> = budgeted(batch, &outcomes, &same_as)
+    // `budgeted` lists only requests with a budget, in lock-key order.
+    let (takers, takes): (Vec<usize>, Vec<_>) = budgeted(batch, &outcomes, &same_as)
         .into_iter()
-        .filter(|i| batch[*i].budget.is_some())
-        .collect();
-    let takes: Vec<_> = takers
-        .iter()
         .filter_map(|i| {
-            let m = batch[*i];
+            let m = batch[i];
             let b = m.budget.as_ref()?;
-            Some((
-                b.app.as_str(),
-                b.bucket(m.conversation.as_str()),
-                b.capacity,
-                b.per_minute,
-            ))
+            let bucket = b.bucket(m.conversation.as_str());
+            Some((i, (b.app.as_str(), bucket, b.capacity, b.per_minute)))
         })
-        .collect();
+        .unzip();
     let taken = crate::budgets::take_all_in(tx, backend, &takes).await?;
     for (i, got) in takers.iter().zip(taken) {
         if !got {
