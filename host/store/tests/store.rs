@@ -554,6 +554,54 @@ async fn many_keys_in_one_batch_each_find_their_own_message() {
     });
 }
 
+/// A retry that reaches another node while the first attempt is being written: two stores on
+/// one database (two writers), the same keyed sends through both at once. Each key is stored
+/// once, both answers name that message, and the sequence has no gap (a writer that meets a
+/// key stored by the other writes its batch again, looking the keys up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_keys_through_two_writers_store_each_message_once() {
+    on_every_backend!(|store, db| {
+        let other = db.open(None).await.unwrap();
+        let a = user(&store, "alice").await;
+        let b = user(&store, "bob").await;
+        let (conv, _) = store.open_direct(&a.id, &b.id).await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..40 {
+            for node in [store.clone(), other.clone()] {
+                let (conv, a) = (conv.id.clone(), a.clone());
+                tasks.push(tokio::spawn(async move {
+                    let key = format!("k{i}");
+                    let sent = node
+                        .append(text(&conv, &a, &format!("m{i}"), Some(&key)))
+                        .await
+                        .unwrap();
+                    (key, sent)
+                }));
+            }
+        }
+        let mut by_key: std::collections::HashMap<String, Vec<_>> = Default::default();
+        for t in tasks {
+            let (key, sent) = t.await.unwrap();
+            by_key.entry(key).or_default().push(sent);
+        }
+        for (key, answers) in &by_key {
+            assert_eq!(answers.len(), 2, "{}: {key}", db.name);
+            assert_eq!(
+                answers[0].message.id, answers[1].message.id,
+                "{}: {key}",
+                db.name
+            );
+            let fresh = answers.iter().filter(|s| !s.duplicate).count();
+            assert_eq!(fresh, 1, "{}: {key} stored by one writer", db.name);
+        }
+        let all = first_hundred(&store, &conv.id).await;
+        assert_eq!(all.len(), 40, "{}", db.name);
+        let seqs: Vec<i64> = all.iter().map(|m| m.seq).collect();
+        assert_eq!(seqs, (1..=40).collect::<Vec<i64>>(), "{}", db.name);
+        other.close().await;
+    });
+}
+
 #[tokio::test]
 async fn concurrent_retries_with_one_key_and_different_bodies_store_one_message() {
     on_every_backend!(|store, db| {

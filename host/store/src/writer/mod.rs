@@ -139,28 +139,42 @@ struct PoolSink {
     conn: Option<sqlx::pool::PoolConnection<Any>>,
 }
 
+impl PoolSink {
+    /// A transaction: on PostgreSQL on the writer's kept connection (taken first if need be),
+    /// otherwise one from the pool.
+    async fn begin(&mut self) -> Result<Transaction<'_, Any>> {
+        if self.backend != Backend::Postgres {
+            return crate::db::begin_write(&self.pool, self.backend).await;
+        }
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            none => none.insert(self.pool.acquire().await?),
+        };
+        Ok(sqlx::Connection::begin(&mut **conn).await?)
+    }
+}
+
 impl Sink for PoolSink {
     async fn commit(
         &mut self,
         batch: &[&NewMessage],
         records: &[&InvocationRecord],
     ) -> Result<Vec<Result<Appended>>> {
-        if self.backend != Backend::Postgres {
-            let mut tx = crate::db::begin_write(&self.pool, self.backend).await?;
-            let outcomes = commit_in(&mut tx, self.backend, batch, records).await?;
-            tx.commit().await?;
-            return Ok(outcomes);
-        }
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            none => none.insert(self.pool.acquire().await?),
-        };
         let backend = self.backend;
         let result = async {
-            let mut tx = sqlx::Connection::begin(&mut **conn).await?;
-            let outcomes = commit_in(&mut tx, backend, batch, records).await?;
-            tx.commit().await?;
-            Ok(outcomes)
+            for keys in [Keys::Assumed, Keys::LookedUp] {
+                let mut tx = self.begin().await?;
+                match commit_in(&mut tx, backend, batch, records, keys).await? {
+                    Some(outcomes) => {
+                        tx.commit().await?;
+                        return Ok(outcomes);
+                    }
+                    None => tx.rollback().await?,
+                }
+            }
+            Err(StoreError::Corrupt(
+                "a batch whose keys were looked up found one stored".into(),
+            ))
         }
         .await;
         if result.is_err() {
@@ -168,6 +182,19 @@ impl Sink for PoolSink {
         }
         result
     }
+}
+
+/// How [`commit_in`] treats idempotency keys already in the store.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keys {
+    /// Assume no keyed message of the batch is stored yet (a retry is rare): no lookups; the
+    /// rows go in with `ON CONFLICT .. DO NOTHING` on the key's unique index, and if any was
+    /// stored already the attempt answers `None` and the caller rolls it back and runs the
+    /// batch again with [`Keys::LookedUp`]. A lookup is a round trip per key through the pool,
+    /// which cost PostgreSQL a third of its keyed send rate (BENCHMARKS.md).
+    Assumed,
+    /// Look every key up first (a stored message answers its repeats).
+    LookedUp,
 }
 
 impl Writer {
@@ -535,19 +562,27 @@ fn content_json(m: &Message) -> Result<String> {
     serde_json::to_string(&m.content).map_err(|e| StoreError::Corrupt(format!("content: {e}")))
 }
 
-/// Writes the messages and invocation records in one transaction through the pool (PostgreSQL,
-/// and SQLite without a file of its own). Returns one outcome per message, in order.
-/// Writes a batch in `tx` (committed by the caller).
+/// Writes the messages and invocation records of a batch in `tx`, through the pool
+/// (PostgreSQL, and SQLite without a file of its own); the caller commits. Returns one outcome
+/// per message, in order; or `None` when `keys` is [`Keys::Assumed`] and a keyed message of
+/// the batch turned out to be stored already (then the caller rolls `tx` back).
 async fn commit_in(
     tx: &mut Transaction<'_, Any>,
     backend: Backend,
     batch: &[&NewMessage],
     records: &[&InvocationRecord],
-) -> Result<Vec<Result<Appended>>> {
+    keys: Keys,
+) -> Result<Option<Vec<Result<Appended>>>> {
     let mut outcomes: Outcomes = (0..batch.len()).map(|_| None).collect();
 
-    // 1. Idempotency: earlier messages with the same key, stored or earlier in this batch.
+    // 1. Idempotency: earlier messages with the same key, stored or earlier in this batch
+    // (stored ones only when looked up; assumed absent, the INSERT finds them).
     let Plan { same_as, lookups } = plan(batch);
+    let lookups = if keys == Keys::LookedUp {
+        lookups
+    } else {
+        Vec::new()
+    };
     let mut stored = HashMap::new();
     for (i, sender_id, key) in lookups {
         let m = batch[i];
@@ -627,6 +662,9 @@ async fn commit_in(
             sql.push_str(&params.join(","));
             sql.push(')');
         }
+        if keys == Keys::Assumed {
+            sql.push_str(KEY_CONFLICT_IGNORED);
+        }
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (i, msg) in chunk {
             let (kind, sender_id, sender_name) = sender_columns(&msg.sender);
@@ -641,12 +679,21 @@ async fn commit_in(
                 .bind(msg.created_at_ms)
                 .bind(batch[*i].idempotency_key.clone());
         }
-        q.execute(&mut **tx).await?;
+        let inserted = q.execute(&mut **tx).await?.rows_affected();
+        if usize::try_from(inserted).ok() != Some(chunk.len()) {
+            // A key of this chunk is stored already (a retry, or another node's writer).
+            return Ok(None);
+        }
     }
     // 5. The invocation records that came with the batch.
     crate::apps::insert_invocations(tx, records).await?;
-    Ok(resolve(batch, outcomes, &same_as, fresh, &stored))
+    Ok(Some(resolve(batch, outcomes, &same_as, fresh, &stored)))
 }
+
+/// Skips a row whose idempotency key is stored already (the partial unique index
+/// `messages_idempotency`); any other conflict still fails the statement.
+const KEY_CONFLICT_IGNORED: &str = " ON CONFLICT (conversation_id, sender_id, idempotency_key) \
+     WHERE idempotency_key IS NOT NULL DO NOTHING";
 
 async fn find_by_key(
     tx: &mut Transaction<'_, Any>,
