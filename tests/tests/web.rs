@@ -171,6 +171,16 @@ async fn a_network_drop_loses_and_duplicates_nothing() {
     node.finish().await;
 }
 
+/// A send whose answer is lost on the way back: the client sends it again with the same
+/// idempotency key, and the message is stored and shown once.
+#[tokio::test]
+async fn a_send_whose_answer_is_lost_is_stored_once() {
+    let _one = BROWSER.lock().await;
+    let node = start().await;
+    scenario(&node, "resend.mjs", &[]).await;
+    node.finish().await;
+}
+
 /// A mini-app command in a group: command suggestions, the consent sheet, a card whose button
 /// updates it in place.
 #[tokio::test]

@@ -32,8 +32,8 @@ export function whenSignedOut(f) {
 }
 
 /** Calls the API; resolves with the JSON body (null when empty), rejects with an ApiError. */
-export async function api(method, path, body) {
-  const headers = { accept: 'application/json', 'accept-language': locale() };
+export async function api(method, path, body, extra = {}) {
+  const headers = { accept: 'application/json', 'accept-language': locale(), ...extra };
   const tok = token();
   if (tok) headers.authorization = `Bearer ${tok}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
@@ -57,9 +57,33 @@ export async function api(method, path, body) {
 }
 
 export const get = (p) => api('GET', p);
-export const post = (p, b = {}) => api('POST', p, b);
+export const post = (p, b = {}, headers = {}) => api('POST', p, b, headers);
 export const put = (p, b = {}) => api('PUT', p, b);
 export const del = (p) => api('DELETE', p);
 
 /** `s` safe inside a path segment. */
 export const seg = (s) => encodeURIComponent(s);
+
+/** A fresh idempotency key: 128 random bits in hex (`crypto.randomUUID` needs a secure context;
+ * `getRandomValues` does not). */
+export function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Whether a failed call may have been lost on the way (no answer, or a gateway's): worth sending
+ * again with the same idempotency key. */
+export const retriable = (e) => e instanceof ApiError && (e.status === 0 || e.status === 502 || e.status === 503 || e.status === 504);
+
+/** `POST`s `body` with an `Idempotency-Key`, sending it again (same key) after a lost answer,
+ * up to `tries` times with growing pauses: the server stores it once whatever happened. */
+export async function postOnce(p, body, key, { tries = 4, pause = 500 } = {}) {
+  for (let i = 1; ; i++) {
+    try {
+      return await post(p, body, { 'idempotency-key': key });
+    } catch (e) {
+      if (i >= tries || !retriable(e)) throw e;
+      await new Promise((r) => setTimeout(r, pause * 2 ** (i - 1)));
+    }
+  }
+}

@@ -5,7 +5,7 @@
 // and, compact, in the app panel side sheet.
 
 import { h, mount, dialog, field, busy, toast } from '../dom.js';
-import { get, post, put, del, seg } from '../api.js';
+import { get, post, put, del, seg, newKey, postOnce } from '../api.js';
 import { t, when, dateTime } from '../i18n.js';
 import { state, on, addMessage, messagesOf, titleOf } from '../store.js';
 import * as live from '../live.js';
@@ -161,6 +161,8 @@ export function chatView(convId, { onChange = () => {}, compact = false } = {}) 
   });
 
   const error = h('p', { class: 'error', role: 'alert', hidden: true });
+  /** The text being sent and its idempotency key, until it is stored. */
+  let unsent = null;
   const form = h('form', {
     class: 'composer',
     onsubmit: (e) => {
@@ -168,9 +170,13 @@ export function chatView(convId, { onChange = () => {}, compact = false } = {}) 
       const text = input.value.trim();
       if (!text) return;
       error.hidden = true;
+      // One key per text composed: sending it again (after a failure) cannot store it twice.
+      if (!unsent || unsent.text !== text) unsent = { text, key: newKey() };
+      const { key } = unsent;
       busy(send, async () => {
         try {
-          const m = await post(`/api/v1/conversations/${seg(convId)}/messages`, { content: { type: 'text', text } });
+          const m = await postOnce(`/api/v1/conversations/${seg(convId)}/messages`, { content: { type: 'text', text } }, key);
+          if (unsent && unsent.key === key) unsent = null;
           input.value = '';
           suggest();
           if (addMessage(m)) { place(m); scrollDown(); }
