@@ -190,8 +190,9 @@ enum Keys {
     /// Assume no keyed message of the batch is stored yet (a retry is rare): no lookups; the
     /// rows go in with `ON CONFLICT .. DO NOTHING` on the key's unique index, and if any was
     /// stored already the attempt answers `None` and the caller rolls it back and runs the
-    /// batch again with [`Keys::LookedUp`]. A lookup is a round trip per key through the pool,
-    /// which cost PostgreSQL a third of its keyed send rate (BENCHMARKS.md).
+    /// batch again with [`Keys::LookedUp`]. On PostgreSQL a lookup is a round trip per key,
+    /// which cost a third of its keyed send rate (BENCHMARKS.md); on SQLite it is one more
+    /// search of the key's index per message, which the INSERT makes anyway.
     Assumed,
     /// Look every key up first (a stored message answers its repeats).
     LookedUp,
@@ -663,7 +664,7 @@ async fn commit_in(
             sql.push(')');
         }
         if keys == Keys::Assumed {
-            sql.push_str(KEY_CONFLICT_IGNORED);
+            sql.push_str(key_conflict_ignored!());
         }
         let mut q = sqlx::query(AssertSqlSafe(sql));
         for (i, msg) in chunk {
@@ -691,9 +692,15 @@ async fn commit_in(
 }
 
 /// Skips a row whose idempotency key is stored already (the partial unique index
-/// `messages_idempotency`); any other conflict still fails the statement.
-const KEY_CONFLICT_IGNORED: &str = " ON CONFLICT (conversation_id, sender_id, idempotency_key) \
-     WHERE idempotency_key IS NOT NULL DO NOTHING";
+/// `messages_idempotency`); any other conflict still fails the statement. A macro so that both
+/// sinks' statements are `const` text.
+macro_rules! key_conflict_ignored {
+    () => {
+        " ON CONFLICT (conversation_id, sender_id, idempotency_key) \
+         WHERE idempotency_key IS NOT NULL DO NOTHING"
+    };
+}
+use key_conflict_ignored;
 
 async fn find_by_key(
     tx: &mut Transaction<'_, Any>,

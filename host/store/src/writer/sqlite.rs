@@ -15,8 +15,8 @@
 //! on this machine's disk every two seconds: the p99 of the open-loop benchmark.)
 
 use super::{
-    Command, Done, Outcomes, Plan, Sink, budgeted, by_conversation, content_json, number, plan,
-    repeated, resolve,
+    Command, Done, Keys, Outcomes, Plan, Sink, budgeted, by_conversation, content_json,
+    key_conflict_ignored, number, plan, repeated, resolve,
 };
 use crate::apps::{INVOCATION_INSERT_COLUMNS, InvocationRecord};
 use crate::messages::{
@@ -104,8 +104,16 @@ struct SqliteSink {
 
 const ADVANCE: &str =
     "UPDATE conversations SET last_seq = last_seq + ?2 WHERE id = ?1 RETURNING last_seq";
-const INSERT: &str = "INSERT INTO messages (conversation_id, seq, id, sender_kind, sender_id, \
-     sender_name, content, created_at, idempotency_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+/// The message row's INSERT (a macro so both statements below are `const` text).
+macro_rules! insert_message {
+    () => {
+        "INSERT INTO messages (conversation_id, seq, id, sender_kind, sender_id, sender_name, \
+         content, created_at, idempotency_key) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+    };
+}
+const INSERT: &str = insert_message!();
+/// [`INSERT`] that skips a row whose idempotency key is stored (for [`Keys::Assumed`]).
+const INSERT_NEW_KEYS: &str = concat!(insert_message!(), key_conflict_ignored!());
 
 impl Sink for SqliteSink {
     async fn commit(
@@ -114,13 +122,40 @@ impl Sink for SqliteSink {
         records: &[&InvocationRecord],
     ) -> Result<Vec<Result<Appended>>> {
         self.let_others_in();
+        for keys in [Keys::Assumed, Keys::LookedUp] {
+            if let Some(outcomes) = self.attempt(batch, records, keys)? {
+                return Ok(outcomes);
+            }
+        }
+        Err(StoreError::Corrupt(
+            "a batch whose keys were looked up found one stored".into(),
+        ))
+    }
+}
+
+impl SqliteSink {
+    /// Writes the batch in one transaction and commits it; or, when `keys` is
+    /// [`Keys::Assumed`] and a keyed message turns out to be stored already, rolls it back and
+    /// answers `None` (see [`Keys`]).
+    fn attempt(
+        &mut self,
+        batch: &[&NewMessage],
+        records: &[&InvocationRecord],
+        keys: Keys,
+    ) -> Result<Option<Vec<Result<Appended>>>> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut outcomes: Outcomes = (0..batch.len()).map(|_| None).collect();
 
-        // 1. Idempotency: earlier messages with the same key, stored or earlier in this batch.
+        // 1. Idempotency: earlier messages with the same key, stored or earlier in this batch
+        // (stored ones only when looked up; assumed absent, the INSERT finds them).
         let Plan { same_as, lookups } = plan(batch);
+        let lookups = if keys == Keys::LookedUp {
+            lookups
+        } else {
+            Vec::new()
+        };
         let mut stored = HashMap::new();
         if !lookups.is_empty() {
             let mut find = tx.prepare_cached(&self.find_by_key)?;
@@ -185,10 +220,14 @@ impl Sink for SqliteSink {
 
         // 4. The rows.
         {
-            let mut insert = tx.prepare_cached(INSERT)?;
+            let mut insert = tx.prepare_cached(if keys == Keys::Assumed {
+                INSERT_NEW_KEYS
+            } else {
+                INSERT
+            })?;
             for (i, msg) in &fresh {
                 let (kind, sender_id, sender_name) = sender_columns(&msg.sender);
-                insert.execute(params![
+                let inserted = insert.execute(params![
                     msg.conversation.as_str(),
                     msg.seq,
                     msg.id.as_str(),
@@ -199,6 +238,10 @@ impl Sink for SqliteSink {
                     msg.created_at_ms,
                     batch[*i].idempotency_key.as_deref(),
                 ])?;
+                if inserted == 0 {
+                    // Its key is stored already; dropping `tx` rolls the batch back.
+                    return Ok(None);
+                }
             }
         }
         // 5. The invocation records that came with the batch.
@@ -229,11 +272,9 @@ impl Sink for SqliteSink {
             }
         }
         tx.commit()?;
-        Ok(resolve(batch, outcomes, &same_as, fresh, &stored))
+        Ok(Some(resolve(batch, outcomes, &same_as, fresh, &stored)))
     }
-}
 
-impl SqliteSink {
     /// Fairness to the store's other writers. Between two batches this writer holds SQLite's
     /// write lock almost all the time under load, and a connection that finds it taken polls
     /// with sleeps of up to 100 ms (SQLite's busy handler): left alone, it would almost never
