@@ -172,9 +172,7 @@ impl Sink for PoolSink {
                     None => tx.rollback().await?,
                 }
             }
-            Err(StoreError::Corrupt(
-                "a batch whose keys were looked up found one stored".into(),
-            ))
+            Err(stored_after_lookup())
         }
         .await;
         if result.is_err() {
@@ -182,6 +180,12 @@ impl Sink for PoolSink {
         }
         result
     }
+}
+
+/// What a sink answers if even the attempt with [`Keys::LookedUp`] reports a stored key (it
+/// cannot: that attempt's INSERT has no `ON CONFLICT` and fails instead).
+fn stored_after_lookup() -> StoreError {
+    StoreError::Corrupt("a batch whose keys were looked up found one stored".into())
 }
 
 /// How [`commit_in`] treats idempotency keys already in the store.

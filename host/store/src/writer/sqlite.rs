@@ -127,9 +127,7 @@ impl Sink for SqliteSink {
                 return Ok(outcomes);
             }
         }
-        Err(StoreError::Corrupt(
-            "a batch whose keys were looked up found one stored".into(),
-        ))
+        Err(super::stored_after_lookup())
     }
 }
 
