@@ -200,3 +200,107 @@ async fn polls_with_consent_live_tally_and_revocation() {
         assert_eq!(tally(&card), "eggs: 0 · toast: 0", "{}", node.backend());
     });
 }
+
+/// A button press sent again with the same `Idempotency-Key` (its answer was lost) reaches the
+/// app once; the same key for another press is refused by name; a new key is a new press.
+#[tokio::test]
+async fn a_press_sent_again_with_its_key_reaches_the_app_once() {
+    on_every_backend!(|node| {
+        let team = node.developer("team").await;
+        let r = team
+            .submit(
+                "polls",
+                POLLS_MANIFEST,
+                &minihost_guest_artifacts::read(minihost_guest_artifacts::POLLS).unwrap(),
+            )
+            .await;
+        assert_eq!(r.0, 201, "{r:?}");
+        node.reviewer("rita")
+            .await
+            .approve_and_release("polls", "1.0.0")
+            .await;
+        let bob = node.user("bob").await;
+        let alice = node.user("alice").await;
+        let g = bob.group("friends", &["alice"]).await;
+        let r = bob
+            .put(&format!("/api/v1/conversations/{g}/apps/polls"), &json!({}))
+            .await;
+        assert_eq!(r.0, 201, "{r:?}");
+        let mut bob_ws = bob.ws_live().await;
+        let mut alice_ws = alice.ws_live().await;
+        bob.say(&g, "/poll Lunch? | pizza | sushi").await;
+        bob_ws.next_of("consent_request").await;
+        let r = bob
+            .put(
+                "/api/v1/me/grants/polls",
+                &json!({"scopes": ["messages.send", "storage"]}),
+            )
+            .await;
+        assert_eq!(r.0, 200, "{r:?}");
+        let card = next_app_card(&mut bob_ws).await;
+        let path = format!(
+            "/api/v1/conversations/{g}/messages/{}/actions",
+            card["id"].as_str().unwrap()
+        );
+        // Alice's first vote asks her consent (no key: as before).
+        vote(&alice, &mut alice_ws, &path, "opt-1", true).await;
+        next_update(&mut bob_ws, "pizza: 0 · sushi: 1").await;
+        let press = |key: &'static str, button: &'static str| {
+            alice.send(
+                alice
+                    .raw(reqwest::Method::POST, &path)
+                    .header("Idempotency-Key", key)
+                    .json(&json!({"button": button})),
+            )
+        };
+        let actions = || async {
+            let log = team.get("/api/v1/apps/polls/invocations?limit=50").await.1;
+            log.as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["event_kind"] == "action")
+                .count()
+        };
+
+        // The presses that reached the app so far, once their records have landed.
+        let settled = async |at_least: usize| {
+            let mut seen = 0;
+            for _ in 0..200 {
+                seen = actions().await;
+                if seen >= at_least {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            seen
+        };
+        let before = settled(1).await;
+
+        // Alice presses "close" (only the poll's creator may): the app answers her with an
+        // error. Sent again with the same key, it is answered 202 and not delivered again.
+        assert_eq!(press("c1", "close").await.0, 202);
+        let err = alice_ws.next_of("app_error").await;
+        assert!(
+            err["message"].as_str().unwrap().contains("creator"),
+            "{err}"
+        );
+        assert_eq!(press("c1", "close").await.0, 202, "{}", node.backend());
+        // The same key for another press is refused by name, and not delivered.
+        let reused = press("c1", "opt-0").await;
+        assert_eq!(reused.0, 422, "{reused:?}");
+        assert_eq!(reused.1["error"]["code"], "idempotency_key_reused");
+        // A new key is a new press: her vote counts.
+        assert_eq!(press("v1", "opt-0").await.0, 202);
+        next_update(&mut bob_ws, "pizza: 1 · sushi: 0").await;
+        // Two more presses reached the app (the close and the vote).
+        assert_eq!(settled(before + 2).await, before + 2, "{}", node.backend());
+        assert!(
+            alice_ws
+                .quiet_for(std::time::Duration::from_millis(300))
+                .await
+                .is_none_or(|f| f["type"] != "app_error"),
+            "a repeated press reached the app"
+        );
+        assert_eq!(actions().await, before + 2, "{}", node.backend());
+    });
+}

@@ -6,15 +6,15 @@
 use crate::auth::AuthUser;
 use crate::conversations::member_conversation;
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, idempotency_key};
 use crate::platform::{ActionInput, Sideloaded};
 use crate::state::AppState;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use minihost_core::ConversationKind;
-use minihost_store::{Install, InvocationRecord};
+use minihost_store::{ActionClaim, Install, InvocationRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
@@ -391,19 +391,39 @@ pub(crate) struct Action {
     inputs: BTreeMap<String, String>,
 }
 
+impl Action {
+    /// What tells two presses apart under one idempotency key: a SHA-256 of the button and the
+    /// inputs (in key order).
+    fn hash(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for part in
+            std::iter::once(&self.button).chain(self.inputs.iter().flat_map(|(k, v)| [k, v]))
+        {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages/{message}/actions", operation_id = "press_button",
-    params(crate::openapi::params::Conversation, crate::openapi::params::Message), security(("session" = [])),
+    params(crate::openapi::params::Conversation, crate::openapi::params::Message,
+        ("Idempotency-Key" = Option<String>, Header, description = "Retry-safe key: a repeat of the same press with the same key is answered 202 and not delivered again (for a day); the same key with another button or inputs is 422 idempotency_key_reused")),
+    security(("session" = [])),
     request_body(content = Action, example = json!({"button": "yes", "inputs": {"comment": "after noon"}})),
-    responses((status = 202, description = "Delivered to the app"),
+    responses((status = 202, description = "Delivered to the app (or, with an Idempotency-Key already used for this press, delivered before)"),
               (status = 404, description = "No such card, or not a member"),
-              (status = 422, description = "Not a card from an app, or no such button on the card"),
+              (status = 422, description = "Not a card from an app, no such button on the card, a bad Idempotency-Key, or one used for another press (code idempotency_key_reused)"),
               crate::openapi::errors::JsonBody, crate::openapi::errors::Session, crate::openapi::errors::Server))]
 pub(crate) async fn action(
     State(state): State<AppState>,
     AuthUser(me): AuthUser,
     Path((id, message)): Path<(String, String)>,
+    headers: HeaderMap,
     ApiJson(body): ApiJson<Action>,
 ) -> Result<StatusCode, ApiError> {
+    let key = idempotency_key(&headers)?;
     let platform = state.platform()?;
     let conv = member_conversation(&state, &id, &me).await?;
     let card = state
@@ -411,8 +431,31 @@ pub(crate) async fn action(
         .message(&conv.id, &message)
         .await?
         .ok_or(ApiError::NotFound("message"))?;
+    let hash = body.hash();
     let input = ActionInput::from_card(&card, body.button, body.inputs)?;
-    platform.action(&me, &card, input).await?;
+    // With a key, the press is claimed first: a repeat (its answer was lost) is not delivered
+    // again; if delivering fails, the claim is dropped so that sending it again tries again.
+    if let Some(key) = &key {
+        let now = minihost_core::now_millis();
+        let claim = state
+            .store
+            .claim_action_key(me.id.as_str(), card.id.as_str(), key, &hash, now)
+            .await?;
+        if claim == ActionClaim::Repeat {
+            return Ok(StatusCode::ACCEPTED);
+        }
+    }
+    if let Err(e) = platform.action(&me, &card, input).await {
+        if let Some(key) = &key
+            && let Err(release) = state
+                .store
+                .release_action_key(me.id.as_str(), card.id.as_str(), key)
+                .await
+        {
+            tracing::warn!(error = %release, "could not release a failed press's key");
+        }
+        return Err(e);
+    }
     Ok(StatusCode::ACCEPTED)
 }
 

@@ -5,7 +5,9 @@
 use crate::error::ApiError;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
 use axum::http::request::Parts;
+use minihost_core::Limits;
 use serde::de::DeserializeOwned;
 use std::error::Error as StdError;
 
@@ -182,6 +184,27 @@ fn tidy(message: &str) -> String {
         other => other,
     };
     format!("{head}, expected {plain}")
+}
+
+/// The `Idempotency-Key` header of a request, validated (1 to
+/// [`Limits::MAX_IDEMPOTENCY_KEY_BYTES`] visible ASCII characters), if it has one.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(v) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = v
+        .to_str()
+        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
+    if key.is_empty() || key.len() > Limits::MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(ApiError::invalid(
+            "Idempotency-Key",
+            format!(
+                "must be 1 to {} characters",
+                Limits::MAX_IDEMPOTENCY_KEY_BYTES
+            ),
+        ));
+    }
+    Ok(Some(key.to_owned()))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 use crate::auth::{AuthUser, CachedAuthUser};
 use crate::conversations::{member_conversation, member_conversation_cached};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiQuery, idempotency_key};
 use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -30,26 +30,6 @@ pub(crate) struct SendMessage {
     /// `{"type": "text", "text": "..."}`.
     #[schema(value_type = crate::schemas::ContentDoc)]
     content: Content,
-}
-
-/// The idempotency key of a request, validated.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(v) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = v
-        .to_str()
-        .map_err(|_| ApiError::invalid("Idempotency-Key", "must be visible ASCII"))?;
-    if key.is_empty() || key.len() > Limits::MAX_IDEMPOTENCY_KEY_BYTES {
-        return Err(ApiError::invalid(
-            "Idempotency-Key",
-            format!(
-                "must be 1 to {} characters",
-                Limits::MAX_IDEMPOTENCY_KEY_BYTES
-            ),
-        ));
-    }
-    Ok(Some(key.to_owned()))
 }
 
 #[utoipa::path(post, path = "/api/v1/conversations/{id}/messages", operation_id = "send_message",

@@ -5,6 +5,7 @@
 //! writer ([`writer`]) so that many concurrent sends share one durable commit; users' answers
 //! to payment requests likewise through the payment writer (`payment_writer.rs`).
 
+mod action_keys;
 mod app_users;
 mod apps;
 mod budgets;
@@ -38,6 +39,7 @@ mod webhooks;
 pub mod writer;
 mod ws_tickets;
 
+pub use action_keys::{ACTION_KEY_TTL_MS, ActionClaim};
 pub use apps::{AppRecord, AppVersion, Install, InvocationRecord, VersionStatus};
 pub use budgets::{Budget, SendBucket};
 pub use conversations::{Conversation, ConversationSummary, Member};

@@ -90,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "cursor_bounds",
         include_str!("../migrations/0021_cursor_bounds.sql"),
     ),
+    (
+        22,
+        "action_keys",
+        include_str!("../migrations/0022_action_keys.sql"),
+    ),
 ];
 
 /// Applies every migration not yet recorded in `schema_migrations`.

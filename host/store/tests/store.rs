@@ -1231,3 +1231,61 @@ async fn sqlite_checkpoints_run_beside_the_writer() {
     assert!(wal <= 64 * 1024 * 1024 + 1_000_000, "WAL of {wal} bytes");
     store.close().await;
 }
+
+/// A button press's idempotency key: new once, then a repeat for the same body, refused for
+/// another; released (the press failed), it is new again; a day later it is forgotten.
+#[tokio::test]
+async fn action_keys_are_claimed_once_per_press() {
+    use minihost_store::{ACTION_KEY_TTL_MS, ActionClaim};
+    on_every_backend!(|store, db| {
+        let now = 1_000_000;
+        let claim = |key: &'static str, hash: &'static str, at: i64| {
+            let store = store.clone();
+            async move { store.claim_action_key("u_1", "m_1", key, hash, at).await }
+        };
+        assert_eq!(
+            claim("k", "h1", now).await.unwrap(),
+            ActionClaim::New,
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            claim("k", "h1", now + 1).await.unwrap(),
+            ActionClaim::Repeat
+        );
+        assert!(matches!(
+            claim("k", "h2", now + 2).await,
+            Err(StoreError::IdempotencyKeyReused)
+        ));
+        // Another key, or the same key on another message or from another user, is new.
+        assert_eq!(claim("k2", "h1", now).await.unwrap(), ActionClaim::New);
+        assert_eq!(
+            store
+                .claim_action_key("u_1", "m_2", "k", "h1", now)
+                .await
+                .unwrap(),
+            ActionClaim::New
+        );
+        assert_eq!(
+            store
+                .claim_action_key("u_2", "m_1", "k", "h1", now)
+                .await
+                .unwrap(),
+            ActionClaim::New
+        );
+        store.release_action_key("u_1", "m_1", "k").await.unwrap();
+        assert_eq!(claim("k", "h2", now + 3).await.unwrap(), ActionClaim::New);
+        // A day after its claim a key is forgotten: the same key is a new press.
+        let later = now + 3 + ACTION_KEY_TTL_MS;
+        assert_eq!(
+            claim("k", "h1", later).await.unwrap(),
+            ActionClaim::New,
+            "{}",
+            db.name
+        );
+        assert_eq!(
+            claim("k", "h1", later + 1).await.unwrap(),
+            ActionClaim::Repeat
+        );
+    });
+}

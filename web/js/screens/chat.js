@@ -102,7 +102,8 @@ export function chatView(convId, { onChange = () => {}, compact = false } = {}) 
 
   async function press(m, button, inputs) {
     try {
-      await post(`/api/v1/conversations/${seg(m.conversation)}/messages/${seg(m.id)}/actions`, { button, inputs });
+      // A key per press: resent after a lost answer, the press still reaches the app once.
+      await postOnce(`/api/v1/conversations/${seg(m.conversation)}/messages/${seg(m.id)}/actions`, { button, inputs }, newKey());
     } catch (err) {
       toast(err.message, 'error');
     }
