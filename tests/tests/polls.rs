@@ -29,6 +29,20 @@ fn tally(card: &Value) -> String {
         .to_owned()
 }
 
+/// The polls plugin submitted for review by developer `team` (who is returned).
+async fn submit_polls(node: &minihost_tests::TestNode) -> Client {
+    let team = node.developer("team").await;
+    let r = team
+        .submit(
+            "polls",
+            POLLS_MANIFEST,
+            &minihost_guest_artifacts::read(minihost_guest_artifacts::POLLS).unwrap(),
+        )
+        .await;
+    assert_eq!(r.0, 201, "{r:?}");
+    team
+}
+
 /// Votes as `voter`, answering the consent request that the first vote raises.
 async fn vote(voter: &Client, ws: &mut Ws, path: &str, button: &str, first: bool) {
     let r = voter.post(path, &json!({"button": button})).await;
@@ -59,15 +73,7 @@ async fn next_update(ws: &mut Ws, expect: &str) -> Value {
 async fn polls_with_consent_live_tally_and_revocation() {
     on_every_backend!(|node| {
         // The platform team publishes polls through the same review as everyone.
-        let team = node.developer("team").await;
-        let r = team
-            .submit(
-                "polls",
-                POLLS_MANIFEST,
-                &minihost_guest_artifacts::read(minihost_guest_artifacts::POLLS).unwrap(),
-            )
-            .await;
-        assert_eq!(r.0, 201, "{r:?}");
+        let team = submit_polls(&node).await;
         let rita = node.reviewer("rita").await;
         assert_eq!(rita.get("/api/v1/review/queue").await.1[0]["app"], "polls");
         rita.approve_and_release("polls", "1.0.0").await;
@@ -206,15 +212,7 @@ async fn polls_with_consent_live_tally_and_revocation() {
 #[tokio::test]
 async fn a_press_sent_again_with_its_key_reaches_the_app_once() {
     on_every_backend!(|node| {
-        let team = node.developer("team").await;
-        let r = team
-            .submit(
-                "polls",
-                POLLS_MANIFEST,
-                &minihost_guest_artifacts::read(minihost_guest_artifacts::POLLS).unwrap(),
-            )
-            .await;
-        assert_eq!(r.0, 201, "{r:?}");
+        let team = submit_polls(&node).await;
         node.reviewer("rita")
             .await
             .approve_and_release("polls", "1.0.0")
