@@ -43,6 +43,17 @@ async fn submit_polls(node: &minihost_tests::TestNode) -> Client {
     team
 }
 
+/// `who` answers the polls app's consent request with both scopes.
+async fn grant_polls(who: &Client) {
+    let r = who
+        .put(
+            "/api/v1/me/grants/polls",
+            &json!({"scopes": ["messages.send", "storage"]}),
+        )
+        .await;
+    assert_eq!(r.0, 200, "{r:?}");
+}
+
 /// Votes as `voter`, answering the consent request that the first vote raises.
 async fn vote(voter: &Client, ws: &mut Ws, path: &str, button: &str, first: bool) {
     let r = voter.post(path, &json!({"button": button})).await;
@@ -50,13 +61,7 @@ async fn vote(voter: &Client, ws: &mut Ws, path: &str, button: &str, first: bool
     if first {
         let ask = ws.next_of("consent_request").await;
         assert_eq!(ask["app"], "polls");
-        let r = voter
-            .put(
-                "/api/v1/me/grants/polls",
-                &json!({"scopes": ["messages.send", "storage"]}),
-            )
-            .await;
-        assert_eq!(r.0, 200, "{r:?}");
+        grant_polls(voter).await;
     }
 }
 
@@ -104,13 +109,7 @@ async fn polls_with_consent_live_tally_and_revocation() {
             .collect();
         assert_eq!(scopes[0].0, "messages.send");
         assert!(scopes[1].1.contains("who voted"), "{scopes:?}");
-        let r = bob
-            .put(
-                "/api/v1/me/grants/polls",
-                &json!({"scopes": ["messages.send", "storage"]}),
-            )
-            .await;
-        assert_eq!(r.0, 200);
+        grant_polls(&bob).await;
         let card = next_app_card(&mut bob_ws).await;
         assert_eq!(
             card["sender"]["name"], "Polls",
@@ -195,13 +194,7 @@ async fn polls_with_consent_live_tally_and_revocation() {
         bob.say(&g, "/poll Breakfast? | eggs | toast").await;
         let ask = bob_ws.next_of("consent_request").await;
         assert_eq!(ask["app"], "polls", "{ask}");
-        let r = bob
-            .put(
-                "/api/v1/me/grants/polls",
-                &json!({"scopes": ["messages.send", "storage"]}),
-            )
-            .await;
-        assert_eq!(r.0, 200, "{r:?}");
+        grant_polls(&bob).await;
         let card = next_app_card(&mut bob_ws).await;
         assert_eq!(tally(&card), "eggs: 0 · toast: 0", "{}", node.backend());
     });
@@ -228,13 +221,7 @@ async fn a_press_sent_again_with_its_key_reaches_the_app_once() {
         let mut alice_ws = alice.ws_live().await;
         bob.say(&g, "/poll Lunch? | pizza | sushi").await;
         bob_ws.next_of("consent_request").await;
-        let r = bob
-            .put(
-                "/api/v1/me/grants/polls",
-                &json!({"scopes": ["messages.send", "storage"]}),
-            )
-            .await;
-        assert_eq!(r.0, 200, "{r:?}");
+        grant_polls(&bob).await;
         let card = next_app_card(&mut bob_ws).await;
         let path = format!(
             "/api/v1/conversations/{g}/messages/{}/actions",
