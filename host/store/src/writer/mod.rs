@@ -417,7 +417,8 @@ struct Plan<'a> {
     lookups: Vec<(usize, &'a str, &'a str)>,
 }
 
-fn plan<'a>(batch: &[&'a NewMessage]) -> Plan<'a> {
+/// The batch's plan; with [`Keys::Assumed`] it lists no lookups (the INSERT finds stored keys).
+fn plan<'a>(batch: &[&'a NewMessage], keys: Keys) -> Plan<'a> {
     let mut first_with_key: HashMap<(&str, &str, &str), usize> = HashMap::new();
     let mut same_as: Vec<Option<usize>> = vec![None; batch.len()];
     let mut lookups = Vec::new();
@@ -432,7 +433,9 @@ fn plan<'a>(batch: &[&'a NewMessage]) -> Plan<'a> {
             continue;
         }
         first_with_key.insert(k, i);
-        lookups.push((i, sender_id, key));
+        if keys == Keys::LookedUp {
+            lookups.push((i, sender_id, key));
+        }
     }
     Plan { same_as, lookups }
 }
@@ -582,12 +585,7 @@ async fn commit_in(
 
     // 1. Idempotency: earlier messages with the same key, stored or earlier in this batch
     // (stored ones only when looked up; assumed absent, the INSERT finds them).
-    let Plan { same_as, lookups } = plan(batch);
-    let lookups = if keys == Keys::LookedUp {
-        lookups
-    } else {
-        Vec::new()
-    };
+    let Plan { same_as, lookups } = plan(batch, keys);
     let mut stored = HashMap::new();
     for (i, sender_id, key) in lookups {
         let m = batch[i];
@@ -752,7 +750,7 @@ mod tests {
         let conv = ConversationId::from_string("c1");
         let (odd, even) = (request(&conv, "odd"), request(&conv, "even"));
         let batch = [&odd, &even, &odd];
-        let Plan { same_as, lookups } = plan(&batch);
+        let Plan { same_as, lookups } = plan(&batch, Keys::LookedUp);
         assert_eq!(same_as, vec![None, Some(0), Some(0)]);
         assert_eq!(lookups.len(), 1);
         let existing = Message {

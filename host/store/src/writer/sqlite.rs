@@ -148,12 +148,7 @@ impl SqliteSink {
 
         // 1. Idempotency: earlier messages with the same key, stored or earlier in this batch
         // (stored ones only when looked up; assumed absent, the INSERT finds them).
-        let Plan { same_as, lookups } = plan(batch);
-        let lookups = if keys == Keys::LookedUp {
-            lookups
-        } else {
-            Vec::new()
-        };
+        let Plan { same_as, lookups } = plan(batch, keys);
         let mut stored = HashMap::new();
         if !lookups.is_empty() {
             let mut find = tx.prepare_cached(&self.find_by_key)?;
