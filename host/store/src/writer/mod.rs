@@ -484,8 +484,8 @@ fn by_conversation<'a>(
             None => per_conv.push((&m.conversation, vec![i])),
         }
     }
-    // Counters are locked in id order, whichever node's writer takes them: two writers whose
-    // batches share conversations (several nodes on one PostgreSQL) then never deadlock.
+    // Counters are advanced in id order (on PostgreSQL the statement also locks them in that
+    // order, whichever node's writer runs it: see `commit_in`).
     per_conv.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
     per_conv
 }
@@ -619,18 +619,7 @@ async fn commit_in(
     let per_conv = by_conversation(batch, &outcomes, &same_as);
     let mut last_of: HashMap<String, i64> = HashMap::new();
     for group in per_conv.chunks(64) {
-        let mut sql = String::from("UPDATE conversations SET last_seq = last_seq + CASE id");
-        for k in 0..group.len() {
-            sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * k + 1, 2 * k + 2));
-        }
-        sql.push_str(" ELSE 0 END WHERE id IN (");
-        for k in 0..group.len() {
-            if k > 0 {
-                sql.push(',');
-            }
-            sql.push_str(&format!("${}", 2 * k + 1));
-        }
-        sql.push_str(") RETURNING id, last_seq");
+        let sql = advance_sql(backend, group.len());
         let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(sql));
         for (conv, idx) in group {
             q = q
@@ -691,6 +680,34 @@ async fn commit_in(
     // 5. The invocation records that came with the batch.
     crate::apps::insert_invocations(tx, records).await?;
     Ok(Some(resolve(batch, outcomes, &same_as, fresh, &stored)))
+}
+
+/// The statement that advances `n` conversations' counters at once (parameters: each
+/// conversation's id and how many messages it takes, in the batch's id order) and returns
+/// `(id, last_seq)` after the advance.
+fn advance_sql(backend: Backend, n: usize) -> String {
+    let mut sql = String::from("UPDATE conversations SET last_seq = last_seq + CASE id");
+    for k in 0..n {
+        sql.push_str(&format!(" WHEN ${} THEN ${}", 2 * k + 1, 2 * k + 2));
+    }
+    let ids: Vec<String> = (0..n).map(|k| format!("${}", 2 * k + 1)).collect();
+    let ids = ids.join(",");
+    if backend == Backend::Postgres {
+        // The rows are locked in id order (bytewise, as `by_conversation` sorts them, also
+        // across statements of 64) before any is updated (a plain `WHERE id IN` locks
+        // them in the order its scan meets them, heap order for a bitmap or sequential scan,
+        // which updates keep changing): two writers whose batches share conversations
+        // (several nodes on one PostgreSQL) then wait for each other instead of deadlocking.
+        sql.push_str(&format!(
+            " ELSE 0 END WHERE id IN (SELECT id FROM conversations WHERE id IN ({ids}) \
+             ORDER BY id COLLATE \"C\" FOR UPDATE) RETURNING id, last_seq"
+        ));
+    } else {
+        sql.push_str(&format!(
+            " ELSE 0 END WHERE id IN ({ids}) RETURNING id, last_seq"
+        ));
+    }
+    sql
 }
 
 /// Skips a row whose idempotency key is stored already (the partial unique index
@@ -773,5 +790,90 @@ mod tests {
             Err(e) => panic!("the stored body was refused: {e}"),
         }
         assert!(matches!(got[2], Err(StoreError::IdempotencyKeyReused)));
+    }
+
+    /// On PostgreSQL the counters' statement locks its rows in id order whatever order the
+    /// table keeps them in: here the heap holds them in reverse (inserted c3, c2, c1); another
+    /// transaction holds c2; the statement, waiting for c2, holds c1 and not yet c3. (Locking
+    /// in heap order it would hold c3 and not c1: two writers locking in different orders can
+    /// deadlock.)
+    #[cfg(feature = "testing")]
+    #[tokio::test]
+    async fn postgres_counters_are_locked_in_id_order() {
+        use sqlx::{Connection as _, PgConnection};
+        let Some(server) = crate::testing::postgres_server() else {
+            return;
+        };
+        let db = crate::testing::TestDb::postgres(&server).await.unwrap();
+        let store = db.open(None).await.unwrap();
+        crate::testing::tamper(
+            &store,
+            "INSERT INTO conversations (id, kind, created_at) \
+             VALUES ('c3', 'group', 0), ('c2', 'group', 0), ('c1', 'group', 0)",
+        )
+        .await
+        .unwrap();
+        let url = db.url().unwrap().to_owned();
+        let mut holder = PgConnection::connect(&url).await.unwrap();
+        sqlx::raw_sql("BEGIN; SELECT id FROM conversations WHERE id = 'c2' FOR UPDATE")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let mut writer = PgConnection::connect(&url).await.unwrap();
+        let advance = tokio::spawn(async move {
+            let mut tx = writer.begin().await.unwrap();
+            let mut q = sqlx::query_as::<_, (String, i64)>(AssertSqlSafe(advance_sql(
+                Backend::Postgres,
+                3,
+            )));
+            for (id, n) in [("c1", 1_i64), ("c2", 2), ("c3", 3)] {
+                q = q.bind(id).bind(n);
+            }
+            let mut rows = q.fetch_all(&mut *tx).await.unwrap();
+            tx.rollback().await.unwrap();
+            rows.sort();
+            rows
+        });
+        // Once the statement waits for c2's lock, see which of c1 and c3 it holds.
+        let mut probe = PgConnection::connect(&url).await.unwrap();
+        for tries in 0.. {
+            assert!(tries < 1_000, "the statement never waited for c2's lock");
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut probe)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let mut free = Vec::new();
+        for id in ["c1", "c3"] {
+            let mut tx = probe.begin().await.unwrap();
+            let got = sqlx::query(AssertSqlSafe(format!(
+                "SELECT id FROM conversations WHERE id = '{id}' FOR UPDATE NOWAIT"
+            )))
+            .execute(&mut *tx)
+            .await;
+            if got.is_ok() {
+                free.push(id);
+            }
+            tx.rollback().await.unwrap();
+        }
+        assert_eq!(free, vec!["c3"], "c1 locked first, c3 not yet");
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let rows = advance.await.unwrap();
+        assert_eq!(
+            rows,
+            vec![("c1".into(), 1), ("c2".into(), 2), ("c3".into(), 3)]
+        );
+        store.close().await;
+        db.cleanup().await.unwrap();
     }
 }
